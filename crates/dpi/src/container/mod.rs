@@ -1,0 +1,1 @@
+//! The dokumentpakke: ASiC-E container, manifest, XAdES, CMS, extensions.
