@@ -1,1 +1,49 @@
 //! The dokumentpakke: ASiC-E container, manifest, XAdES, CMS, extensions.
+
+mod ber;
+pub mod cms;
+mod error;
+
+pub use error::ContainerError;
+
+/// Limits applied while reading untrusted dokumentpakker. `Default` follows dpi-spec §5/§8.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Maximum zip size, and maximum sum of inflated entry sizes (30 MB).
+    pub max_total_bytes: usize,
+    /// Maximum number of zip entries.
+    pub max_entries: usize,
+    /// Maximum inflated size of one entry.
+    pub max_entry_bytes: usize,
+    /// Maximum ratio inflated/compressed for one entry (checked on bytes actually inflated)…
+    pub max_compression_ratio: u64,
+    /// …for entries inflating to more than this many bytes (small entries are exempt).
+    pub ratio_exempt_bytes: usize,
+    /// Maximum size of one XML document (manifest, signatures, extension) before parsing.
+    pub max_xml_bytes: usize,
+    /// Maximum number of XML nodes in one document.
+    pub max_xml_nodes: u32,
+    /// Maximum BER nesting depth in CMS.
+    pub max_ber_depth: usize,
+    /// Maximum number of BER nodes in CMS.
+    pub max_ber_nodes: usize,
+    /// Maximum number of vedlegg (attachments) in the manifest.
+    pub max_attachments: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_total_bytes: 30 * 1024 * 1024,
+            max_entries: 512,
+            max_entry_bytes: 30 * 1024 * 1024,
+            max_compression_ratio: 100,
+            ratio_exempt_bytes: 1024 * 1024,
+            max_xml_bytes: 1024 * 1024,
+            max_xml_nodes: 100_000,
+            max_ber_depth: 32,
+            max_ber_nodes: 200_000,
+            max_attachments: 200,
+        }
+    }
+}
