@@ -19,3 +19,10 @@ pub struct RoleEnv {
     /// Whether synthetic test identities are accepted.
     pub fnr_policy: domain::FnrPolicy,
 }
+
+mod server;
+
+pub use server::{
+    AppOptions, LogFormat, ReadinessCheck, app, init_tracing, metrics_handle, serve,
+    shutdown_signal,
+};

@@ -29,7 +29,11 @@ pub struct Problem {
 pub type ApiResult<T> = Result<T, Problem>;
 
 impl Problem {
-    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, title: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        title: impl Into<String>,
+    ) -> Self {
         let code = code.into();
         Self {
             kind: format!("https://samspill.invalid/problems/{code}"),
