@@ -163,7 +163,7 @@ fn valid_date(day: u8, month: u8, yy: u8) -> bool {
         4 | 6 | 9 | 11 => 30,
         // The century is not certain from the digits alone (and the 2032 scheme widens the
         // individual numbers), so 29 February is accepted in every year divisible by four.
-        2 if yy % 4 == 0 => 29,
+        2 if yy.is_multiple_of(4) => 29,
         2 => 28,
         _ => return false,
     };
