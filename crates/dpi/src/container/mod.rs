@@ -1,8 +1,12 @@
 //! The dokumentpakke: ASiC-E container, manifest, XAdES, CMS, extensions.
 
 mod ber;
+mod c14n;
 pub mod cms;
 mod error;
+pub mod xades;
+mod xml;
+mod zipio;
 
 pub use error::ContainerError;
 
@@ -46,4 +50,23 @@ impl Default for Limits {
             max_attachments: 200,
         }
     }
+}
+
+/// Reads a zip under `limits` and verifies its `META-INF/signatures.xml` over every file outside
+/// `META-INF/`. Lower level than [`read_asice`]: no manifest checks.
+pub fn verify_zip_signature(
+    zip: &[u8],
+    limits: &Limits,
+) -> Result<xades::VerifiedSignature, ContainerError> {
+    let entries = zipio::read(zip, limits)?;
+    let sig = entries
+        .iter()
+        .find(|e| e.name == "META-INF/signatures.xml")
+        .ok_or_else(|| ContainerError::MissingEntry("META-INF/signatures.xml".into()))?;
+    let files = entries
+        .iter()
+        .filter(|e| !e.name.starts_with("META-INF/") && e.name != "mimetype")
+        .map(|e| (e.name.clone(), e.data.as_slice()))
+        .collect();
+    xades::verify(&sig.data, &files, limits)
 }
