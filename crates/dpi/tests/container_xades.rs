@@ -24,7 +24,7 @@ fn digdir_packages_verify() {
             .entries_by_nid(openssl::nid::Nid::COMMONNAME)
             .next()
             .unwrap();
-        assert_eq!(cn.data().to_string(), orgcert_cn);
+        assert_eq!(cn.data().to_string().unwrap(), orgcert_cn);
         assert_eq!(s.chain.len(), 3);
         assert_eq!(
             s.mime_types.get("manifest.xml").map(String::as_str),

@@ -510,7 +510,7 @@ pub(crate) fn java_dn(name: &X509NameRef) -> String {
             Ok("emailAddress") => "EMAILADDRESS".to_string(),
             _ => format!("OID.{}", e.object()),
         };
-        let value = e.data().to_string();
+        let value = e.data().to_string().unwrap_or_default();
         let needs_quotes = value.is_empty()
             || value.starts_with(' ')
             || value.ends_with(' ')
