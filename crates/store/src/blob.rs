@@ -1,0 +1,238 @@
+//! Content-addressed blob store over `object_store` (local folder, S3-compatible, memory).
+//!
+//! A blob is stored under `sha256/<hex of its SHA-256>`, so a [`BlobRef`] is both its name and
+//! its integrity check: `put` of the same bytes is a no-op, and `get` re-hashes what it read
+//! and refuses bytes that do not match the reference.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{BlobBackendKind, BlobConfig};
+use crate::error::{StoreError, StoreResult};
+
+/// Names a stored blob by content: lowercase hex SHA-256 and length in bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// Lowercase hex SHA-256 of the content (64 characters).
+    pub sha256: String,
+    /// Content length in bytes.
+    pub size: u64,
+}
+
+impl BlobRef {
+    /// The reference `bytes` would be stored under.
+    pub fn of(bytes: &[u8]) -> BlobRef {
+        BlobRef {
+            sha256: hex::encode(Sha256::digest(bytes)),
+            size: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The storage key, `sha256/<hex>`.
+    pub fn key(&self) -> String {
+        format!("sha256/{}", self.sha256)
+    }
+
+    /// Checks that `sha256` is 64 lowercase hex digits, so it is safe as a path component.
+    pub fn validate(&self) -> StoreResult<()> {
+        let ok = self.sha256.len() == 64
+            && self
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(())
+        } else {
+            Err(StoreError::BlobRefMalformed(format!(
+                "sha256 must be 64 lowercase hex digits, got {:?}",
+                self.sha256
+            )))
+        }
+    }
+
+    fn path(&self) -> StoreResult<ObjectPath> {
+        self.validate()?;
+        Ok(ObjectPath::from(self.key()))
+    }
+}
+
+/// The blob store handle; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    inner: Arc<dyn ObjectStore>,
+    backend: BlobBackendKind,
+    local_root: Option<PathBuf>,
+}
+
+impl BlobStore {
+    /// Opens the configured backend (creating the local root folder if missing).
+    pub fn from_config(config: &BlobConfig) -> StoreResult<BlobStore> {
+        config.validate()?;
+        match config.backend {
+            BlobBackendKind::Memory => Ok(BlobStore::memory()),
+            BlobBackendKind::Local => BlobStore::local(&config.path),
+            BlobBackendKind::S3 => {
+                let s3 = &config.s3;
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(&s3.bucket)
+                    .with_region(&s3.region)
+                    .with_allow_http(s3.allow_http);
+                if let Some(endpoint) = &s3.endpoint {
+                    builder = builder.with_endpoint(endpoint);
+                }
+                if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+                    builder = builder
+                        .with_access_key_id(id)
+                        .with_secret_access_key(secret.expose_secret());
+                }
+                Ok(BlobStore {
+                    inner: Arc::new(builder.build()?),
+                    backend: BlobBackendKind::S3,
+                    local_root: None,
+                })
+            }
+        }
+    }
+
+    /// Blobs as files under `root`.
+    pub fn local(root: impl Into<PathBuf>) -> StoreResult<BlobStore> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        let root = std::fs::canonicalize(&root)?;
+        Ok(BlobStore {
+            inner: Arc::new(LocalFileSystem::new_with_prefix(&root)?),
+            backend: BlobBackendKind::Local,
+            local_root: Some(root),
+        })
+    }
+
+    /// Blobs in process memory.
+    pub fn memory() -> BlobStore {
+        BlobStore {
+            inner: Arc::new(InMemory::new()),
+            backend: BlobBackendKind::Memory,
+            local_root: None,
+        }
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> BlobBackendKind {
+        self.backend
+    }
+
+    /// For the local backend: the file that holds `blob` (tests, operators).
+    pub fn local_path(&self, blob: &BlobRef) -> Option<PathBuf> {
+        let root = self.local_root.as_ref()?;
+        blob.validate().ok()?;
+        Some(root.join("sha256").join(&blob.sha256))
+    }
+
+    /// The underlying object store (listing, tooling, tests that tamper with content).
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    /// Stores `bytes` and returns their reference. Storing content that is already there
+    /// (same hash and size) writes nothing.
+    pub async fn put(&self, bytes: impl Into<Bytes>) -> StoreResult<BlobRef> {
+        let bytes: Bytes = bytes.into();
+        let blob = BlobRef::of(&bytes);
+        let path = blob.path()?;
+        match self.inner.head(&path).await {
+            Ok(meta) if meta.size == blob.size => return Ok(blob),
+            // A different size under a content address means damage: overwrite with good bytes.
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.inner.put(&path, PutPayload::from(bytes)).await?;
+        Ok(blob)
+    }
+
+    /// Reads a blob and checks that it still hashes to its reference.
+    pub async fn get(&self, blob: &BlobRef) -> StoreResult<Bytes> {
+        let path = blob.path()?;
+        let bytes = match self.inner.get(&path).await {
+            Ok(result) => result.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(StoreError::BlobNotFound(blob.key()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let actual = BlobRef::of(&bytes);
+        if actual != *blob {
+            tracing::error!(key = %blob.key(), actual = %actual.sha256, "blob content does not match its address");
+            return Err(StoreError::BlobCorrupt {
+                key: blob.key(),
+                actual: actual.sha256,
+                actual_size: actual.size,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Whether a blob with this reference is stored (by key and size; content is checked by `get`).
+    pub async fn exists(&self, blob: &BlobRef) -> StoreResult<bool> {
+        match self.inner.head(&blob.path()?).await {
+            Ok(meta) => Ok(meta.size == blob.size),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a blob; removing a missing blob is not an error.
+    pub async fn delete(&self, blob: &BlobRef) -> StoreResult<()> {
+        match self.inner.delete(&blob.path()?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Readiness check: one metadata request that must answer "found" or "not found".
+    pub async fn ping(&self) -> StoreResult<()> {
+        match self
+            .inner
+            .head(&ObjectPath::from("sha256/readiness-probe"))
+            .await
+        {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_ref_of_known_content() {
+        let r = BlobRef::of(b"abc");
+        assert_eq!(
+            r.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(r.size, 3);
+        assert_eq!(r.key(), format!("sha256/{}", r.sha256));
+    }
+
+    #[test]
+    fn malformed_refs_are_refused_before_touching_storage() {
+        for bad in ["../../etc/passwd", "ABC", &"A".repeat(64), &"0".repeat(63)] {
+            let r = BlobRef {
+                sha256: bad.to_owned(),
+                size: 1,
+            };
+            assert_eq!(r.validate().unwrap_err().code(), "blob_ref_malformed");
+        }
+    }
+}

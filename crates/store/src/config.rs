@@ -1,0 +1,455 @@
+//! Configuration the `samspill` binary embeds as its `[database]` and `[blobs]` tables.
+//!
+//! Defaults are the embedded single-node mode: SQLite under `./data` and blobs in `./data/blobs`.
+//! `validate()` names the offending key with those table names (`database.url`, `blobs.s3.bucket`).
+
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::{StoreError, StoreResult};
+
+/// Where and how to reach the SQL database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Connection URL; the scheme picks the backend: `sqlite://<path>` (file and parent folder are
+    /// created if missing) or `postgres://user@host:port/dbname`. Keep passwords out of it: use
+    /// `password`.
+    pub url: String,
+    /// PostgreSQL password, merged into `url` at connect time so the URL can be logged as is.
+    pub password: Option<SecretString>,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// Connections kept open even when idle.
+    pub min_connections: u32,
+    /// How long a request waits for a free pooled connection before failing, in milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// SQLite only: how long a writer waits for the database lock before `SQLITE_BUSY`, in ms.
+    pub busy_timeout_ms: u64,
+    /// Apply pending migrations when the binary starts (`samspill migrate` does it explicitly).
+    pub auto_migrate: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://./data/samspill.sqlite".to_owned(),
+            password: None,
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout_ms: 30_000,
+            busy_timeout_ms: 5_000,
+            auto_migrate: true,
+        }
+    }
+}
+
+/// The database backends this build speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// SQLite file (embedded mode).
+    Sqlite,
+    /// PostgreSQL server (scale-out mode).
+    Postgres,
+}
+
+impl Backend {
+    /// Lower-case name, as used by `SAMSPILL_TEST_BACKEND` and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// Backend named by a URL's scheme.
+    pub fn from_url(url: &str) -> StoreResult<Backend> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            other => Err(StoreError::UnsupportedUrl(other.to_owned())),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// A config for `url` with every other setting at its default.
+    pub fn with_url(url: impl Into<String>) -> Self {
+        DatabaseConfig {
+            url: url.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The backend the URL selects.
+    pub fn backend(&self) -> StoreResult<Backend> {
+        Backend::from_url(&self.url).map_err(|e| StoreError::config("database.url", e.to_string()))
+    }
+
+    /// Checks every setting and names the first wrong key.
+    pub fn validate(&self) -> StoreResult<()> {
+        let backend = self.backend()?;
+        if backend == Backend::Postgres {
+            let url = Url::parse(&self.url)
+                .map_err(|e| StoreError::config("database.url", format!("not a URL: {e}")))?;
+            if url.host_str().unwrap_or_default().is_empty() {
+                return Err(StoreError::config(
+                    "database.url",
+                    "PostgreSQL URL has no host",
+                ));
+            }
+        } else {
+            if sqlite_path(&self.url).is_empty() {
+                return Err(StoreError::config(
+                    "database.url",
+                    "SQLite URL has no file path",
+                ));
+            }
+            if self.password.is_some() {
+                return Err(StoreError::config(
+                    "database.password",
+                    "only meaningful for PostgreSQL",
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(StoreError::config(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.min_connections > self.max_connections {
+            return Err(StoreError::config(
+                "database.min_connections",
+                "must not exceed database.max_connections",
+            ));
+        }
+        if self.acquire_timeout_ms == 0 {
+            return Err(StoreError::config(
+                "database.acquire_timeout_ms",
+                "must be positive",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The URL actually handed to the driver: the password merged in for PostgreSQL.
+    pub(crate) fn connect_url(&self) -> StoreResult<String> {
+        match (&self.password, self.backend()?) {
+            (Some(password), Backend::Postgres) => {
+                let mut url = Url::parse(&self.url)
+                    .map_err(|e| StoreError::config("database.url", format!("not a URL: {e}")))?;
+                url.set_password(Some(password.expose_secret()))
+                    .map_err(|()| StoreError::config("database.url", "cannot carry a password"))?;
+                Ok(url.to_string())
+            }
+            _ => Ok(self.url.clone()),
+        }
+    }
+
+    /// The URL with any embedded password replaced by `***`, for logs.
+    pub fn redacted_url(&self) -> String {
+        match Url::parse(&self.url) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            _ => self.url.clone(),
+        }
+    }
+}
+
+/// The file path part of a `sqlite:` URL (`sqlite://a/b.db?mode=rwc` → `a/b.db`).
+pub(crate) fn sqlite_path(url: &str) -> &str {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    rest.split('?').next().unwrap_or_default()
+}
+
+/// Which blob backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobBackendKind {
+    /// Files under `blobs.path` (embedded mode).
+    #[default]
+    Local,
+    /// An S3-compatible object store (`blobs.s3.*`).
+    S3,
+    /// Process memory; lost on restart. For tests and demos.
+    Memory,
+}
+
+/// Where letter documents and other large immutable bytes are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobConfig {
+    /// `local` (default), `s3` or `memory`.
+    pub backend: BlobBackendKind,
+    /// Root folder for the `local` backend; created if missing.
+    pub path: PathBuf,
+    /// Settings for the `s3` backend.
+    pub s3: S3Config,
+}
+
+impl Default for BlobConfig {
+    fn default() -> Self {
+        BlobConfig {
+            backend: BlobBackendKind::Local,
+            path: PathBuf::from("./data/blobs"),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+/// An S3-compatible endpoint (AWS, MinIO, Garage, Ceph RGW, ...). Path-style requests are used.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// Base URL of the service, e.g. `https://s3.example.no`; empty means AWS for `region`.
+    pub endpoint: Option<String>,
+    /// Bucket that holds the blobs; must exist.
+    pub bucket: String,
+    /// Region name used for request signing (`us-east-1` works for most non-AWS servers).
+    pub region: String,
+    /// Access key id; leave both keys empty to use the environment's AWS credentials.
+    pub access_key_id: Option<String>,
+    /// Secret access key belonging to `access_key_id`.
+    pub secret_access_key: Option<SecretString>,
+    /// Allow a plain `http://` endpoint (local test servers only).
+    pub allow_http: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            endpoint: None,
+            bucket: String::new(),
+            region: "us-east-1".to_owned(),
+            access_key_id: None,
+            secret_access_key: None,
+            allow_http: false,
+        }
+    }
+}
+
+impl BlobConfig {
+    /// In-memory blobs (tests).
+    pub fn memory() -> Self {
+        BlobConfig {
+            backend: BlobBackendKind::Memory,
+            ..Default::default()
+        }
+    }
+
+    /// Local folder blobs at `path`.
+    pub fn local(path: impl Into<PathBuf>) -> Self {
+        BlobConfig {
+            backend: BlobBackendKind::Local,
+            path: path.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Checks the settings of the selected backend and names the first wrong key.
+    pub fn validate(&self) -> StoreResult<()> {
+        match self.backend {
+            BlobBackendKind::Memory => Ok(()),
+            BlobBackendKind::Local => {
+                if self.path.as_os_str().is_empty() {
+                    return Err(StoreError::config("blobs.path", "must not be empty"));
+                }
+                Ok(())
+            }
+            BlobBackendKind::S3 => self.s3.validate(),
+        }
+    }
+}
+
+impl S3Config {
+    fn validate(&self) -> StoreResult<()> {
+        if self.bucket.trim().is_empty() {
+            return Err(StoreError::config(
+                "blobs.s3.bucket",
+                "required for the s3 backend",
+            ));
+        }
+        if self.region.trim().is_empty() {
+            return Err(StoreError::config(
+                "blobs.s3.region",
+                "required for the s3 backend",
+            ));
+        }
+        if let Some(endpoint) = &self.endpoint {
+            let url = Url::parse(endpoint)
+                .map_err(|e| StoreError::config("blobs.s3.endpoint", format!("not a URL: {e}")))?;
+            match url.scheme() {
+                "https" => {}
+                "http" if self.allow_http => {}
+                "http" => {
+                    return Err(StoreError::config(
+                        "blobs.s3.endpoint",
+                        "plain http needs blobs.s3.allow_http = true",
+                    ));
+                }
+                other => {
+                    return Err(StoreError::config(
+                        "blobs.s3.endpoint",
+                        format!("unsupported scheme `{other}`"),
+                    ));
+                }
+            }
+        }
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(_), None) => Err(StoreError::config(
+                "blobs.s3.secret_access_key",
+                "required when blobs.s3.access_key_id is set",
+            )),
+            (None, Some(_)) => Err(StoreError::config(
+                "blobs.s3.access_key_id",
+                "required when blobs.s3.secret_access_key is set",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_embedded_mode_and_valid() {
+        let db = DatabaseConfig::default();
+        assert_eq!(db.url, "sqlite://./data/samspill.sqlite");
+        assert_eq!(db.backend().unwrap(), Backend::Sqlite);
+        db.validate().unwrap();
+        let blobs = BlobConfig::default();
+        assert_eq!(blobs.backend, BlobBackendKind::Local);
+        assert_eq!(blobs.path, PathBuf::from("./data/blobs"));
+        blobs.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = serde_json::from_str::<DatabaseConfig>(r#"{"url":"sqlite://x.db","max_conn":3}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("max_conn"), "{err}");
+        let err =
+            serde_json::from_str::<BlobConfig>(r#"{"s3":{"bucket":"b","key":"k"}}"#).unwrap_err();
+        assert!(err.to_string().contains("key"), "{err}");
+    }
+
+    #[test]
+    fn partial_config_keeps_defaults() {
+        let db: DatabaseConfig =
+            serde_json::from_str(r#"{"url":"postgres://app@db.internal/samspill"}"#).unwrap();
+        assert_eq!(db.backend().unwrap(), Backend::Postgres);
+        assert_eq!(db.max_connections, 10);
+        db.validate().unwrap();
+        let blobs: BlobConfig = serde_json::from_str(
+            r#"{"backend":"s3","s3":{"endpoint":"https://s3.example.no","bucket":"letters"}}"#,
+        )
+        .unwrap();
+        assert_eq!(blobs.backend, BlobBackendKind::S3);
+        assert_eq!(blobs.s3.region, "us-east-1");
+        blobs.validate().unwrap();
+    }
+
+    #[test]
+    fn validate_names_the_key() {
+        let cases: Vec<(StoreError, &str)> =
+            vec![
+            (
+                DatabaseConfig::with_url("mysql://x/y").validate().unwrap_err(),
+                "database.url",
+            ),
+            (
+                DatabaseConfig {
+                    max_connections: 0,
+                    ..Default::default()
+                }
+                .validate()
+                .unwrap_err(),
+                "database.max_connections",
+            ),
+            (
+                DatabaseConfig {
+                    password: Some(SecretString::from("pw")),
+                    ..Default::default()
+                }
+                .validate()
+                .unwrap_err(),
+                "database.password",
+            ),
+            (
+                BlobConfig {
+                    backend: BlobBackendKind::S3,
+                    ..Default::default()
+                }
+                .validate()
+                .unwrap_err(),
+                "blobs.s3.bucket",
+            ),
+            (
+                serde_json::from_str::<BlobConfig>(
+                    r#"{"backend":"s3","s3":{"bucket":"b","endpoint":"http://127.0.0.1:9000"}}"#,
+                )
+                .unwrap()
+                .validate()
+                .unwrap_err(),
+                "blobs.s3.endpoint",
+            ),
+            (
+                serde_json::from_str::<BlobConfig>(
+                    r#"{"backend":"s3","s3":{"bucket":"b","access_key_id":"AK"}}"#,
+                )
+                .unwrap()
+                .validate()
+                .unwrap_err(),
+                "blobs.s3.secret_access_key",
+            ),
+        ];
+        for (err, key) in cases {
+            assert_eq!(err.code(), "config_invalid");
+            assert!(
+                err.to_string().contains(&format!("`{key}`")),
+                "{err} should name {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_printed_and_password_is_merged() {
+        let db: DatabaseConfig = serde_json::from_str(
+            r#"{"url":"postgres://app@db.internal:5432/samspill","password":"hunter2"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{db:?}").contains("hunter2"));
+        assert_eq!(
+            db.connect_url().unwrap(),
+            "postgres://app:hunter2@db.internal:5432/samspill"
+        );
+        let with_pw = DatabaseConfig::with_url("postgres://app:hunter2@db/x");
+        assert_eq!(with_pw.redacted_url(), "postgres://app:***@db/x");
+        let s3: S3Config = serde_json::from_str(
+            r#"{"bucket":"b","access_key_id":"AK","secret_access_key":"SK-secret"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{s3:?}").contains("SK-secret"));
+    }
+
+    #[test]
+    fn sqlite_path_strips_scheme_and_query() {
+        assert_eq!(
+            sqlite_path("sqlite://./data/a.sqlite?mode=rwc"),
+            "./data/a.sqlite"
+        );
+        assert_eq!(sqlite_path("sqlite:/abs/b.db"), "/abs/b.db");
+    }
+}

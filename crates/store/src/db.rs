@@ -1,0 +1,189 @@
+//! The database handle: one `sqlx::AnyPool` whose backend is picked from the URL at run time.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
+
+use crate::config::{Backend, DatabaseConfig, sqlite_path};
+use crate::error::StoreResult;
+use crate::sql::{self, JobSql};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A pooled database connection handle; cheap to clone.
+///
+/// Write queries once with `$n` placeholders and the portable column types (see the crate
+/// docs) and run them on [`Db::pool`]; branch on [`Db::backend`] only where the dialects
+/// really differ.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    /// The URL the pool was opened with (password merged in), for extra connections such as
+    /// PostgreSQL `LISTEN`.
+    url: Arc<SecretString>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .field("pool_size", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens a pool as configured. For SQLite the file and its parent folder are created if
+    /// missing, the journal is switched to WAL, and every connection gets `busy_timeout`,
+    /// `foreign_keys = ON` and `synchronous = NORMAL`. Does not migrate: call [`Db::migrate`].
+    pub async fn connect(config: &DatabaseConfig) -> StoreResult<Db> {
+        config.validate()?;
+        sqlx::any::install_default_drivers();
+        let backend = config.backend()?;
+        let mut url = config.connect_url()?;
+        let mut options = AnyPoolOptions::new()
+            .max_connections(config.max_connections)
+            .min_connections(config.min_connections)
+            .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms));
+        if backend == Backend::Sqlite {
+            url = prepare_sqlite_file(&url)?;
+            // journal_mode is stored in the file, so one connection sets it for all.
+            let mut conn = AnyConnection::connect(&url).await?;
+            conn.execute("PRAGMA journal_mode = WAL").await?;
+            conn.close().await?;
+            let busy = config.busy_timeout_ms;
+            options = options.after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(AssertSqlSafe(format!("PRAGMA busy_timeout = {busy}")))
+                        .await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await?;
+        tracing::debug!(backend = backend.name(), url = %config.redacted_url(), "database pool opened");
+        Ok(Db {
+            pool,
+            backend,
+            url: Arc::new(SecretString::from(url)),
+        })
+    }
+
+    /// Shorthand for [`Db::connect`] with default pool settings.
+    pub async fn connect_url(url: &str) -> StoreResult<Db> {
+        Db::connect(&DatabaseConfig::with_url(url)).await
+    }
+
+    /// Applies the embedded migrations of this backend's dialect that are not applied yet.
+    /// Idempotent; safe to run from several processes at once (sqlx takes a lock on PostgreSQL).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Versions of the migrations embedded for `backend`, in order (for tooling and tests).
+    pub fn embedded_migrations(backend: Backend) -> Vec<(i64, String)> {
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| (m.version, m.description.to_string()))
+            .collect()
+    }
+
+    /// Readiness check: one round trip to the database.
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.pool.execute("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// The pool, for queries of other crates.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which backend this handle talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection URL including any password; do not log it.
+    pub fn url(&self) -> &SecretString {
+        &self.url
+    }
+
+    /// Closes the pool, waiting for checked-out connections to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn job_sql(&self) -> &'static JobSql {
+        match self.backend {
+            Backend::Sqlite => &sql::SQLITE,
+            Backend::Postgres => &sql::POSTGRES,
+        }
+    }
+
+    pub(crate) fn expose_url(&self) -> &str {
+        self.url.expose_secret()
+    }
+}
+
+/// Creates the parent folder of a SQLite file and makes sure the URL asks for creation
+/// (`mode=rwc`) unless the caller chose a mode.
+fn prepare_sqlite_file(url: &str) -> StoreResult<String> {
+    let path = sqlite_path(url);
+    if path == ":memory:" || url.contains("mode=memory") {
+        return Ok(url.to_owned());
+    }
+    if let Some(parent) = Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)?;
+    }
+    if url.contains("mode=") {
+        return Ok(url.to_owned());
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{sep}mode=rwc"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_url_gets_create_mode_and_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a/b/c.sqlite");
+        let url = format!("sqlite://{}", file.display());
+        let prepared = prepare_sqlite_file(&url).unwrap();
+        assert_eq!(prepared, format!("{url}?mode=rwc"));
+        assert!(dir.path().join("a/b").is_dir());
+        let explicit = format!("sqlite://{}?mode=ro", file.display());
+        assert_eq!(prepare_sqlite_file(&explicit).unwrap(), explicit);
+    }
+
+    #[test]
+    fn both_dialects_embed_the_same_migrations() {
+        let sqlite = Db::embedded_migrations(Backend::Sqlite);
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, Db::embedded_migrations(Backend::Postgres));
+    }
+}

@@ -1,0 +1,113 @@
+//! Every SQL statement of this crate, one table per dialect.
+//!
+//! Portable rules: `$n` placeholders (SQLite reads them as numbered parameters), ids as TEXT,
+//! times as BIGINT epoch-ms, JSON as TEXT, `ON CONFLICT` and `RETURNING` (SQLite ≥ 3.35).
+//! Only job claiming differs: PostgreSQL locks with `FOR UPDATE SKIP LOCKED`; SQLite has a
+//! single writer and claims inside `BEGIN IMMEDIATE` so the read and the write see the same
+//! snapshot (a deferred transaction could fail with `SQLITE_BUSY_SNAPSHOT` under WAL).
+
+macro_rules! job_columns {
+    () => {
+        "id, queue, payload, dedup_key, state, attempts, max_attempts, run_at, lease_until, \
+         locked_by, last_error, created_at, updated_at"
+    };
+}
+
+/// Statements of the job queue for one dialect.
+#[derive(Debug)]
+pub(crate) struct JobSql {
+    /// Statement that opens the claim transaction.
+    pub begin_claim: &'static str,
+    /// $1 queue, $2 now: marks running jobs whose lease expired after their last attempt as dead.
+    pub reap_expired: &'static str,
+    /// $1 queue, $2 now, $3 lease_until, $4 worker id; returns the claimed row.
+    pub claim: &'static str,
+    /// $1 id, $2 queue, $3 payload, $4 dedup_key, $5 max_attempts, $6 run_at, $7 now.
+    pub insert: &'static str,
+    /// $1 queue, $2 dedup_key.
+    pub id_by_dedup: &'static str,
+    /// $1 id.
+    pub select: &'static str,
+    /// $1 id, $2 worker, $3 attempts, $4 now.
+    pub complete: &'static str,
+    /// $1 id, $2 worker, $3 attempts, $4 state ('queued' | 'dead'), $5 run_at, $6 error, $7 now.
+    pub fail: &'static str,
+    /// $1 id, $2 worker, $3 attempts, $4 lease_until, $5 now.
+    pub heartbeat: &'static str,
+    /// $1 id, $2 now.
+    pub requeue_dead: &'static str,
+    /// Rows of (queue, state, n).
+    pub counts: &'static str,
+    /// $1 queue name; wakes `LISTEN`ing workers. `None` where the backend has no notifications.
+    pub notify: Option<&'static str>,
+}
+
+/// Channel workers `LISTEN` on (PostgreSQL); the payload is the queue name.
+pub(crate) const NOTIFY_CHANNEL: &str = "samspill_jobs";
+
+const INSERT: &str = "INSERT INTO jobs (id, queue, payload, dedup_key, state, attempts, max_attempts, \
+     run_at, created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7) \
+     ON CONFLICT (queue, dedup_key) DO NOTHING";
+const ID_BY_DEDUP: &str = "SELECT id FROM jobs WHERE queue = $1 AND dedup_key = $2";
+const SELECT: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+const COMPLETE: &str = "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = $4 \
+     WHERE id = $1 AND state = 'running' AND locked_by = $2 AND attempts = $3";
+const FAIL: &str = "UPDATE jobs SET state = $4, run_at = $5, last_error = $6, lease_until = NULL, \
+     locked_by = NULL, updated_at = $7 \
+     WHERE id = $1 AND state = 'running' AND locked_by = $2 AND attempts = $3";
+const HEARTBEAT: &str = "UPDATE jobs SET lease_until = $4, updated_at = $5 \
+     WHERE id = $1 AND state = 'running' AND locked_by = $2 AND attempts = $3";
+const REQUEUE_DEAD: &str = "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, \
+     lease_until = NULL, locked_by = NULL, updated_at = $2 WHERE id = $1 AND state = 'dead'";
+const COUNTS: &str = "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state";
+
+pub(crate) const SQLITE: JobSql = JobSql {
+    begin_claim: "BEGIN IMMEDIATE",
+    reap_expired: "UPDATE jobs SET state = 'dead', lease_until = NULL, locked_by = NULL, \
+         last_error = 'lease_expired: the worker stopped renewing its lease on the last attempt', \
+         updated_at = $2 \
+         WHERE queue = $1 AND state = 'running' AND lease_until <= $2 AND attempts >= max_attempts",
+    claim: concat!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $3, \
+         locked_by = $4, updated_at = $2 \
+         WHERE id = (SELECT id FROM jobs WHERE queue = $1 AND \
+         ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until <= $2)) \
+         ORDER BY run_at, created_at LIMIT 1) RETURNING ",
+        job_columns!()
+    ),
+    insert: INSERT,
+    id_by_dedup: ID_BY_DEDUP,
+    select: SELECT,
+    complete: COMPLETE,
+    fail: FAIL,
+    heartbeat: HEARTBEAT,
+    requeue_dead: REQUEUE_DEAD,
+    counts: COUNTS,
+    notify: None,
+};
+
+pub(crate) const POSTGRES: JobSql = JobSql {
+    begin_claim: "BEGIN",
+    reap_expired: "UPDATE jobs SET state = 'dead', lease_until = NULL, locked_by = NULL, \
+         last_error = 'lease_expired: the worker stopped renewing its lease on the last attempt', \
+         updated_at = $2 \
+         WHERE id IN (SELECT id FROM jobs WHERE queue = $1 AND state = 'running' \
+         AND lease_until <= $2 AND attempts >= max_attempts FOR UPDATE SKIP LOCKED)",
+    claim: concat!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $3, \
+         locked_by = $4, updated_at = $2 \
+         WHERE id = (SELECT id FROM jobs WHERE queue = $1 AND \
+         ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until <= $2)) \
+         ORDER BY run_at, created_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ",
+        job_columns!()
+    ),
+    insert: INSERT,
+    id_by_dedup: ID_BY_DEDUP,
+    select: SELECT,
+    complete: COMPLETE,
+    fail: FAIL,
+    heartbeat: HEARTBEAT,
+    requeue_dead: REQUEUE_DEAD,
+    counts: COUNTS,
+    notify: Some("SELECT pg_notify('samspill_jobs', $1)"),
+};

@@ -1,0 +1,213 @@
+//! Test support (cargo feature `testing`): a brand-new migrated database per call and fresh
+//! blob stores, for the tests of this and every other crate.
+//!
+//! The backend comes from `SAMSPILL_TEST_BACKEND` (`sqlite`, the default: a temp file; or
+//! `postgres`: `CREATE DATABASE samspill_test_<random>` through the admin URL in
+//! `SAMSPILL_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, dropped
+//! again when the [`TestDb`] is dropped). Helpers panic on setup failure: they are for tests.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::ops::Deref;
+
+use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
+use tempfile::TempDir;
+use url::Url;
+
+use crate::blob::BlobStore;
+use crate::config::{Backend, BlobBackendKind, DatabaseConfig};
+use crate::db::Db;
+
+/// Env var naming the test database backend.
+pub const BACKEND_ENV: &str = "SAMSPILL_TEST_BACKEND";
+/// Env var with the PostgreSQL admin URL used to create and drop test databases.
+pub const PG_URL_ENV: &str = "SAMSPILL_TEST_PG_URL";
+/// Admin URL when [`PG_URL_ENV`] is unset.
+pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Pool size of test databases: enough for real concurrency, small enough that many test
+/// databases fit under PostgreSQL's default `max_connections = 100`.
+const TEST_POOL_SIZE: u32 = 6;
+
+/// The backend named by `SAMSPILL_TEST_BACKEND` (default SQLite). Panics on an unknown name.
+pub fn test_backend() -> Backend {
+    match std::env::var(BACKEND_ENV).as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => Backend::Sqlite,
+        Ok("postgres") | Ok("postgresql") => Backend::Postgres,
+        Ok(other) => panic!("{BACKEND_ENV}={other}: expected sqlite or postgres"),
+    }
+}
+
+/// The PostgreSQL admin URL for test databases.
+pub fn pg_admin_url() -> String {
+    std::env::var(PG_URL_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_PG_URL.to_owned())
+}
+
+/// Whether the PostgreSQL admin URL answers (for suites that run on both backends).
+pub async fn postgres_available() -> bool {
+    sqlx::any::install_default_drivers();
+    match AnyConnection::connect(&pg_admin_url()).await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+enum Guard {
+    Sqlite(#[allow(dead_code)] TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+/// A fresh, migrated database that disappears when dropped. Derefs to [`Db`].
+pub struct TestDb {
+    db: Db,
+    url: String,
+    guard: Guard,
+}
+
+impl std::fmt::Debug for TestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDb")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deref for TestDb {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        &self.db
+    }
+}
+
+impl TestDb {
+    /// The database handle.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// A URL another process (or a second pool) can open the same database with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// A fresh migrated database on the backend named by `SAMSPILL_TEST_BACKEND`.
+pub async fn fresh_db() -> TestDb {
+    fresh_db_on(test_backend()).await
+}
+
+/// A fresh migrated database on `backend`.
+pub async fn fresh_db_on(backend: Backend) -> TestDb {
+    sqlx::any::install_default_drivers();
+    let (url, guard) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::Builder::new()
+                .prefix("samspill-test-db-")
+                .tempdir()
+                .expect("create temp dir for the test database");
+            let url = format!("sqlite://{}", dir.path().join("test.sqlite").display());
+            (url, Guard::Sqlite(dir))
+        }
+        Backend::Postgres => {
+            let admin_url = pg_admin_url();
+            let name = format!("samspill_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+            let mut admin = AnyConnection::connect(&admin_url)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL admin URL {admin_url}: {e}"));
+            admin
+                .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .expect("CREATE DATABASE for the test");
+            let _ = admin.close().await;
+            let mut url = Url::parse(&admin_url).expect("admin URL parses");
+            url.set_path(&format!("/{name}"));
+            (url.to_string(), Guard::Postgres { admin_url, name })
+        }
+    };
+    let config = DatabaseConfig {
+        max_connections: TEST_POOL_SIZE,
+        ..DatabaseConfig::with_url(url.clone())
+    };
+    let db = Db::connect(&config)
+        .await
+        .expect("connect to the test database");
+    db.migrate().await.expect("migrate the test database");
+    TestDb { db, url, guard }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Guard::Postgres { admin_url, name } = &self.guard {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime, which cannot be blocked on; a short-lived
+            // thread with its own runtime does the best-effort DROP.
+            let handle = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    if let Ok(mut admin) = AnyConnection::connect(&admin_url).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        if let Err(e) = admin.execute(AssertSqlSafe(sql)).await {
+                            eprintln!("warning: could not drop test database {name}: {e}");
+                        }
+                        let _ = admin.close().await;
+                    }
+                });
+            });
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A fresh blob store; the local backend lives in a temp folder removed on drop.
+pub struct TestBlobs {
+    store: BlobStore,
+    _dir: Option<TempDir>,
+}
+
+impl std::fmt::Debug for TestBlobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestBlobs")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deref for TestBlobs {
+    type Target = BlobStore;
+    fn deref(&self) -> &BlobStore {
+        &self.store
+    }
+}
+
+/// A fresh, empty blob store of `kind` (`local` or `memory`; S3 needs a server, see
+/// [`BlobStore::from_config`]).
+pub fn fresh_blobs(kind: BlobBackendKind) -> TestBlobs {
+    match kind {
+        BlobBackendKind::Memory => TestBlobs {
+            store: BlobStore::memory(),
+            _dir: None,
+        },
+        BlobBackendKind::Local => {
+            let dir = tempfile::Builder::new()
+                .prefix("samspill-test-blobs-")
+                .tempdir()
+                .expect("create temp dir for test blobs");
+            let store = BlobStore::local(dir.path()).expect("open local blob store");
+            TestBlobs {
+                store,
+                _dir: Some(dir),
+            }
+        }
+        BlobBackendKind::S3 => panic!("fresh_blobs: S3 needs a configured server"),
+    }
+}

@@ -1,0 +1,193 @@
+//! A small polling worker loop over [`Jobs`].
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use time::OffsetDateTime;
+
+use crate::config::Backend;
+use crate::error::StoreResult;
+use crate::jobs::{FailOutcome, Job, Jobs};
+use crate::sql::NOTIFY_CHANNEL;
+
+/// How a worker loop claims and polls.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Identifies this worker in `jobs.locked_by` (e.g. `host:pid:n`).
+    pub worker_id: String,
+    /// Lease per claim; renewed every third of it while the handler runs.
+    pub lease: Duration,
+    /// First sleep after finding the queue empty.
+    pub poll_min: Duration,
+    /// Longest sleep between polls (the sleep doubles up to this while the queue stays empty).
+    pub poll_max: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            worker_id: format!("worker-{}-{}", std::process::id(), uuid::Uuid::new_v4()),
+            lease: Duration::from_secs(60),
+            poll_min: Duration::from_millis(50),
+            poll_max: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What a worker loop did before it stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Jobs the handler finished with `Ok`.
+    pub completed: u64,
+    /// Jobs the handler failed that were queued for retry.
+    pub retried: u64,
+    /// Jobs the handler failed on their last attempt.
+    pub dead: u64,
+    /// Jobs whose lease was taken over before the handler finished.
+    pub lease_lost: u64,
+}
+
+/// Runs `handler` for jobs of `queue` one at a time until `shutdown` resolves; a job that is
+/// being handled when shutdown comes is finished first. `Ok` completes the job, `Err` fails it
+/// (retry or dead per the queue's policy). Claims use the real clock. On PostgreSQL the loop
+/// also wakes on `NOTIFY` from [`Jobs::enqueue`]; otherwise it polls with backoff. Database
+/// errors are logged and retried after the poll delay, so the loop survives restarts of the
+/// database. Run several loops for parallelism.
+pub async fn run_worker<F, Fut, E>(
+    jobs: Jobs,
+    queue: &str,
+    options: WorkerOptions,
+    mut handler: F,
+    shutdown: impl Future<Output = ()>,
+) -> StoreResult<WorkerStats>
+where
+    F: FnMut(Job) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    tokio::pin!(shutdown);
+    let mut stats = WorkerStats::default();
+    let mut listener = listen(&jobs).await;
+    let mut delay = options.poll_min;
+    loop {
+        let claimed = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            claimed = jobs.claim(queue, &options.worker_id, options.lease, OffsetDateTime::now_utc()) => claimed,
+        };
+        match claimed {
+            Ok(Some(job)) => {
+                handle_one(&jobs, &options, &mut handler, job, &mut stats).await;
+                delay = options.poll_min;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(queue, error = %e, code = e.code(), "claiming a job failed"),
+        }
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(delay) => {}
+            woke = wait_notification(&mut listener, queue) => {
+                if !woke {
+                    listener = None;
+                }
+            }
+        }
+        delay = (delay * 2).min(options.poll_max);
+    }
+    Ok(stats)
+}
+
+async fn handle_one<F, Fut, E>(
+    jobs: &Jobs,
+    options: &WorkerOptions,
+    handler: &mut F,
+    job: Job,
+    stats: &mut WorkerStats,
+) where
+    F: FnMut(Job) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let work = handler(job.clone());
+    tokio::pin!(work);
+    let period = (options.lease / 3).max(Duration::from_millis(10));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = ticker.tick() => {
+                if let Err(e) = jobs.heartbeat(&job, options.lease, OffsetDateTime::now_utc()).await {
+                    tracing::warn!(job = %job.id, error = %e, "lease renewal failed");
+                }
+            }
+        }
+    };
+    let outcome = match result {
+        Ok(()) => jobs.complete(&job).await.map(|()| {
+            stats.completed += 1;
+        }),
+        Err(e) => {
+            let message = e.to_string();
+            jobs.fail(&job, &message, OffsetDateTime::now_utc())
+                .await
+                .map(|outcome| match outcome {
+                    FailOutcome::Retry { run_at } => {
+                        tracing::info!(job = %job.id, attempt = job.attempts, %run_at, error = %message, "job failed, will retry");
+                        stats.retried += 1;
+                    }
+                    FailOutcome::Dead => {
+                        tracing::error!(job = %job.id, attempts = job.attempts, error = %message, "job dead");
+                        stats.dead += 1;
+                    }
+                })
+        }
+    };
+    if let Err(e) = outcome {
+        if e.code() == "job_lease_lost" {
+            stats.lease_lost += 1;
+        }
+        tracing::warn!(job = %job.id, error = %e, "could not record job outcome");
+    }
+}
+
+async fn listen(jobs: &Jobs) -> Option<PgListener> {
+    if jobs.db().backend() != Backend::Postgres {
+        return None;
+    }
+    let mut listener = match PgListener::connect(jobs.db().expose_url()).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::info!(error = %e, "LISTEN unavailable, polling only");
+            return None;
+        }
+    };
+    match listener.listen(NOTIFY_CHANNEL).await {
+        Ok(()) => Some(listener),
+        Err(e) => {
+            tracing::info!(error = %e, "LISTEN unavailable, polling only");
+            None
+        }
+    }
+}
+
+/// Resolves when a notification for `queue` arrives (`true`), or the listener broke (`false`);
+/// never resolves without a listener.
+async fn wait_notification(listener: &mut Option<PgListener>, queue: &str) -> bool {
+    let Some(l) = listener.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        match l.recv().await {
+            Ok(n) if n.payload() == queue => return true,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::info!(error = %e, "LISTEN connection lost, polling only");
+                return false;
+            }
+        }
+    }
+}

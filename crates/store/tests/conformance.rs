@@ -1,0 +1,814 @@
+//! Conformance suite (garage-style `test_suite`): the same tests run on every database backend
+//! (SQLite always; PostgreSQL when reachable, and required with `SAMSPILL_TEST_BACKEND=postgres`)
+//! and on every blob backend (local folder, memory). Prints per backend how many ran.
+//!
+//! This binary has its own `main` because it doubles as the child process of the
+//! "claimer killed with SIGKILL" test: started with `CHILD_ENV` set, it claims one job and
+//! then hangs until killed.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use futures::FutureExt;
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Serialize};
+use store::testing::{TestDb, fresh_blobs, fresh_db_on, postgres_available, test_backend};
+use store::{
+    Backend, BlobBackendKind, BlobRef, BlobStore, Db, FailOutcome, JobState, Jobs, NewJob,
+    RetryPolicy, WorkerOptions, run_worker,
+};
+use time::OffsetDateTime;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const CHILD_ENV: &str = "SAMSPILL_STORE_CHILD_DB_URL";
+const CHILD_QUEUE_ENV: &str = "SAMSPILL_STORE_CHILD_QUEUE";
+const CHILD_NOW_ENV: &str = "SAMSPILL_STORE_CHILD_NOW_MS";
+const CHILD_LEASE: Duration = Duration::from_secs(30);
+
+type BoxFut<'a> = Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
+type DbTest = for<'a> fn(&'a TestDb) -> BoxFut<'a>;
+type BlobTest = for<'a> fn(&'a BlobStore) -> BoxFut<'a>;
+
+macro_rules! suite {
+    ($ty:ty; $($name:ident),* $(,)?) => {
+        vec![$((stringify!($name), { fn w(x: &$ty) -> BoxFut<'_> { Box::pin($name(x)) } w as fn(&$ty) -> BoxFut<'_> })),*]
+    };
+}
+
+fn db_tests() -> Vec<(&'static str, DbTest)> {
+    suite![TestDb;
+        migrations_are_idempotent,
+        ping_answers,
+        enqueue_dedup_key_is_idempotent,
+        payload_round_trips,
+        concurrent_claimers_never_double_claim,
+        backoff_schedule_doubles_and_caps,
+        backoff_jitter_stays_in_bounds,
+        dead_letter_after_max_attempts_and_requeue,
+        lease_expiry_lets_another_worker_reclaim,
+        lease_expired_on_last_attempt_goes_dead,
+        killed_claimer_process_job_is_retried,
+        worker_loop_processes_and_retries,
+    ]
+}
+
+fn sqlite_only_tests() -> Vec<(&'static str, DbTest)> {
+    suite![TestDb; sqlite_file_created_with_wal_and_foreign_keys]
+}
+
+fn blob_tests() -> Vec<(&'static str, BlobTest)> {
+    suite![BlobStore;
+        blob_put_get_round_trip,
+        blob_put_is_idempotent,
+        blob_tampered_content_is_refused,
+        blob_exists_and_delete,
+    ]
+}
+
+fn local_blob_tests() -> Vec<(&'static str, BlobTest)> {
+    suite![BlobStore; blob_tampered_file_on_disk_is_refused]
+}
+
+fn main() -> ExitCode {
+    if let Ok(url) = std::env::var(CHILD_ENV) {
+        return child_claimer(&url);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (passed, failed) = rt.block_on(run_all());
+    println!("conformance: {passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, label: &str, name: &str, result: Result<()>) {
+        match result {
+            Ok(()) => {
+                println!("test {label}::{name} ... ok");
+                self.passed += 1;
+            }
+            Err(e) => {
+                println!("test {label}::{name} ... FAILED: {e:#}");
+                self.failed.push(format!("{label}::{name}"));
+            }
+        }
+    }
+}
+
+async fn run_all() -> (usize, usize) {
+    let mut tally = Tally::default();
+    let mut backends = vec![Backend::Sqlite];
+    if postgres_available().await {
+        backends.push(Backend::Postgres);
+    } else if test_backend() == Backend::Postgres {
+        tally.record(
+            "postgres",
+            "reachable",
+            Err(anyhow!(
+                "SAMSPILL_TEST_BACKEND=postgres but PostgreSQL is not reachable"
+            )),
+        );
+    } else {
+        println!("SKIPPED: postgres not reachable (set SAMSPILL_TEST_PG_URL); ran sqlite only");
+    }
+    for backend in backends {
+        let mut tests = db_tests();
+        if backend == Backend::Sqlite {
+            tests.extend(sqlite_only_tests());
+        }
+        let before = tally.passed + tally.failed.len();
+        for (name, test) in &tests {
+            let db = fresh_db_on(backend).await;
+            let result = std::panic::AssertUnwindSafe(test(&db)).catch_unwind().await;
+            tally.record(backend.name(), name, flatten(result));
+        }
+        let ran = tally.passed + tally.failed.len() - before;
+        println!("conformance: {ran} tests on {}", backend.name());
+    }
+    for kind in [BlobBackendKind::Local, BlobBackendKind::Memory] {
+        let label = match kind {
+            BlobBackendKind::Local => "blobs-local",
+            BlobBackendKind::Memory => "blobs-memory",
+            BlobBackendKind::S3 => "blobs-s3",
+        };
+        let mut tests = blob_tests();
+        if kind == BlobBackendKind::Local {
+            tests.extend(local_blob_tests());
+        }
+        for (name, test) in &tests {
+            let blobs = fresh_blobs(kind);
+            let result = std::panic::AssertUnwindSafe(test(&blobs))
+                .catch_unwind()
+                .await;
+            tally.record(label, name, flatten(result));
+        }
+        println!("conformance: {} tests on {label}", tests.len());
+    }
+    for f in &tally.failed {
+        println!("failed: {f}");
+    }
+    (tally.passed, tally.failed.len())
+}
+
+fn flatten(result: std::thread::Result<Result<()>>) -> Result<()> {
+    match result {
+        Ok(r) => r,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            Err(anyhow!("panicked: {msg}"))
+        }
+    }
+}
+
+/// A fixed, whole-second "now" so schedules are exact.
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc())
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+// ---------------------------------------------------------------- database tests
+
+async fn migrations_are_idempotent(db: &TestDb) -> Result<()> {
+    db.migrate().await?;
+    db.migrate().await?;
+    let applied: i64 = store::sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(db.pool())
+        .await?;
+    let embedded = Db::embedded_migrations(db.backend()).len();
+    ensure!(
+        usize::try_from(applied)? == embedded,
+        "{applied} applied vs {embedded} embedded"
+    );
+    let jobs: i64 = store::sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+        .fetch_one(db.pool())
+        .await?;
+    ensure!(jobs == 0);
+    Ok(())
+}
+
+async fn ping_answers(db: &TestDb) -> Result<()> {
+    db.ping().await?;
+    db.close().await;
+    ensure!(db.ping().await.is_err(), "ping on a closed pool must fail");
+    Ok(())
+}
+
+async fn enqueue_dedup_key_is_idempotent(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone());
+    let now = t0();
+    let a = jobs
+        .enqueue("deliver", &"first", Some("msg-1"), now)
+        .await?;
+    let b = jobs
+        .enqueue("deliver", &"second", Some("msg-1"), now)
+        .await?;
+    ensure!(a.inserted && !b.inserted, "{a:?} {b:?}");
+    ensure!(a.id == b.id, "same dedup key must give the same job");
+    let kept = jobs.get(a.id).await?.context("job exists")?;
+    ensure!(
+        kept.payload == serde_json::json!("first"),
+        "payload of the first enqueue wins"
+    );
+    let other_queue = jobs.enqueue("receipts", &1, Some("msg-1"), now).await?;
+    ensure!(
+        other_queue.inserted && other_queue.id != a.id,
+        "dedup is per queue"
+    );
+    let n1 = jobs.enqueue("deliver", &2, None, now).await?;
+    let n2 = jobs.enqueue("deliver", &2, None, now).await?;
+    ensure!(
+        n1.inserted && n2.inserted && n1.id != n2.id,
+        "no key, no dedup"
+    );
+    let counts = jobs.counts().await?;
+    ensure!(
+        counts.get("deliver").map(|c| c.queued) == Some(3),
+        "{counts:?}"
+    );
+    ensure!(
+        counts.get("receipts").map(|c| c.queued) == Some(1),
+        "{counts:?}"
+    );
+    Ok(())
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Letter {
+    to: String,
+    pages: u32,
+    tags: Vec<String>,
+}
+
+async fn payload_round_trips(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone());
+    let letter = Letter {
+        to: "Blåbærsyltetøy kommune — «Min side»".into(),
+        pages: 3,
+        tags: vec!["lenke".into(), "\u{1F4EC}".into()],
+    };
+    let now = t0();
+    let e = jobs.enqueue("deliver", &letter, None, now).await?;
+    let job = jobs
+        .claim("deliver", "w1", secs(60), now)
+        .await?
+        .context("claimable")?;
+    ensure!(job.id == e.id && job.state == JobState::Running && job.attempts == 1);
+    ensure!(job.payload_as::<Letter>()? == letter);
+    ensure!(
+        job.lease_until == Some(now + secs(60)),
+        "{:?}",
+        job.lease_until
+    );
+    ensure!(job.run_at == now);
+    Ok(())
+}
+
+async fn concurrent_claimers_never_double_claim(db: &TestDb) -> Result<()> {
+    const JOBS: usize = 200;
+    const CLAIMERS: usize = 8;
+    let jobs = Jobs::new(db.db().clone());
+    let now = t0();
+    let mut ids = HashSet::new();
+    for i in 0..JOBS {
+        ids.insert(jobs.enqueue("bulk", &i, None, now).await?.id);
+    }
+    let mut handles = Vec::new();
+    for w in 0..CLAIMERS {
+        let jobs = jobs.clone();
+        handles.push(tokio::spawn(async move {
+            let worker = format!("claimer-{w}");
+            let mut mine = Vec::new();
+            while let Some(job) = jobs.claim("bulk", &worker, secs(300), now).await? {
+                mine.push(job.id);
+                jobs.complete(&job).await?;
+            }
+            Ok::<_, anyhow::Error>(mine)
+        }));
+    }
+    let mut seen = Vec::new();
+    let mut per_worker = Vec::new();
+    for h in handles {
+        let mine = h.await??;
+        per_worker.push(mine.len());
+        seen.extend(mine);
+    }
+    println!(
+        "  {} claims per claimer on {}: {per_worker:?}",
+        JOBS,
+        db.backend().name()
+    );
+    let unique: HashSet<_> = seen.iter().copied().collect();
+    ensure!(seen.len() == JOBS, "{} claims for {JOBS} jobs", seen.len());
+    ensure!(unique == ids, "claimed set differs from enqueued set");
+    let counts = jobs.counts().await?;
+    let bulk = counts.get("bulk").copied().unwrap_or_default();
+    ensure!(
+        bulk.done == 200 && bulk.queued == 0 && bulk.running == 0,
+        "{bulk:?}"
+    );
+    let max_attempts: i64 = store::sqlx::query_scalar("SELECT MAX(attempts) FROM jobs")
+        .fetch_one(db.pool())
+        .await?;
+    ensure!(max_attempts == 1, "a job was claimed more than once");
+    Ok(())
+}
+
+async fn backoff_schedule_doubles_and_caps(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone()).with_policy(RetryPolicy {
+        max_attempts: 5,
+        base_delay: secs(10),
+        max_delay: secs(25),
+        jitter: 0.0,
+    });
+    let mut now = t0();
+    let id = jobs.enqueue("q", &"x", None, now).await?.id;
+    for (attempt, expected) in [(1u32, 10u64), (2, 20), (3, 25), (4, 25)] {
+        let job = jobs
+            .claim("q", "w", secs(60), now)
+            .await?
+            .context("due job is claimable")?;
+        ensure!(
+            job.id == id && job.attempts == attempt,
+            "attempt {}",
+            job.attempts
+        );
+        let outcome = jobs.fail(&job, &format!("boom {attempt}"), now).await?;
+        let due = now + secs(expected);
+        ensure!(
+            outcome == FailOutcome::Retry { run_at: due },
+            "{outcome:?} at attempt {attempt}"
+        );
+        let stored = jobs.get(id).await?.context("exists")?;
+        ensure!(stored.state == JobState::Queued && stored.run_at == due);
+        ensure!(stored.last_error.as_deref() == Some(format!("boom {attempt}").as_str()));
+        ensure!(stored.lease_until.is_none() && stored.locked_by.is_none());
+        let early = due - Duration::from_millis(1);
+        ensure!(
+            jobs.claim("q", "w", secs(60), early).await?.is_none(),
+            "claimable before its retry time"
+        );
+        now = due;
+    }
+    Ok(())
+}
+
+async fn backoff_jitter_stays_in_bounds(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone()).with_policy(RetryPolicy {
+        max_attempts: 100,
+        base_delay: secs(8),
+        max_delay: secs(3600),
+        jitter: 0.5,
+    });
+    let now = t0();
+    let mut delays = Vec::new();
+    for i in 0..20 {
+        jobs.enqueue("j", &i, None, now).await?;
+        let job = jobs.claim("j", "w", secs(60), now).await?.context("due")?;
+        match jobs.fail(&job, "e", now).await? {
+            FailOutcome::Retry { run_at } => {
+                let d = run_at - now;
+                ensure!(
+                    d >= time::Duration::seconds(4) && d <= time::Duration::seconds(8),
+                    "delay {d} outside [4s, 8s]"
+                );
+                delays.push(d);
+            }
+            FailOutcome::Dead => bail!("not dead after one attempt"),
+        }
+    }
+    let distinct: HashSet<_> = delays.iter().map(|d| d.whole_milliseconds()).collect();
+    ensure!(
+        distinct.len() > 1,
+        "jitter produced identical delays: {delays:?}"
+    );
+    Ok(())
+}
+
+async fn dead_letter_after_max_attempts_and_requeue(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone()).with_policy(RetryPolicy {
+        max_attempts: 10,
+        base_delay: secs(1),
+        max_delay: secs(1),
+        jitter: 0.0,
+    });
+    let mut now = t0();
+    let id = jobs
+        .enqueue_job(NewJob::new("dlq", &"poison")?.run_at(now).max_attempts(3))
+        .await?
+        .id;
+    for attempt in 1..=3u32 {
+        let job = jobs
+            .claim("dlq", "w", secs(60), now)
+            .await?
+            .context("claimable")?;
+        ensure!(job.attempts == attempt && job.max_attempts == 3);
+        let outcome = jobs.fail(&job, "still broken", now).await?;
+        if attempt < 3 {
+            ensure!(matches!(outcome, FailOutcome::Retry { .. }), "{outcome:?}");
+        } else {
+            ensure!(outcome == FailOutcome::Dead, "{outcome:?}");
+        }
+        now += secs(2);
+    }
+    let dead = jobs.get(id).await?.context("exists")?;
+    ensure!(dead.state == JobState::Dead && dead.attempts == 3);
+    ensure!(dead.last_error.as_deref() == Some("still broken"));
+    ensure!(
+        jobs.claim("dlq", "w", secs(60), now + secs(86_400))
+            .await?
+            .is_none()
+    );
+    ensure!(jobs.counts().await?.get("dlq").map(|c| c.dead) == Some(1));
+    ensure!(jobs.requeue_dead(id, now).await?, "requeue of a dead job");
+    ensure!(
+        !jobs.requeue_dead(id, now).await?,
+        "second requeue is a no-op"
+    );
+    let again = jobs
+        .claim("dlq", "w", secs(60), now)
+        .await?
+        .context("claimable again")?;
+    ensure!(
+        again.id == id && again.attempts == 1,
+        "fresh budget after requeue"
+    );
+    jobs.complete(&again).await?;
+    ensure!(jobs.get(id).await?.map(|j| j.state) == Some(JobState::Done));
+    Ok(())
+}
+
+async fn lease_expiry_lets_another_worker_reclaim(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone());
+    let now = t0();
+    let id = jobs.enqueue("lease", &"x", None, now).await?.id;
+    let by_a = jobs
+        .claim("lease", "a", secs(10), now)
+        .await?
+        .context("a claims")?;
+    let until = jobs.heartbeat(&by_a, secs(10), now + secs(5)).await?;
+    ensure!(until == now + secs(15));
+    ensure!(
+        jobs.claim("lease", "b", secs(10), now + secs(12))
+            .await?
+            .is_none(),
+        "heartbeat must keep the job leased"
+    );
+    let by_b = jobs
+        .claim("lease", "b", secs(10), now + secs(16))
+        .await?
+        .context("b reclaims after expiry")?;
+    ensure!(by_b.id == id && by_b.attempts == 2 && by_b.locked_by.as_deref() == Some("b"));
+    for (what, err) in [
+        ("complete", jobs.complete(&by_a).await.err()),
+        ("fail", jobs.fail(&by_a, "late", now + secs(17)).await.err()),
+        (
+            "heartbeat",
+            jobs.heartbeat(&by_a, secs(10), now + secs(17)).await.err(),
+        ),
+    ] {
+        let code = err.map(|e| e.code());
+        ensure!(
+            code == Some("job_lease_lost"),
+            "{what} by the old worker: {code:?}"
+        );
+    }
+    jobs.complete(&by_b).await?;
+    let done = jobs.get(id).await?.context("exists")?;
+    ensure!(done.state == JobState::Done && done.attempts == 2);
+    Ok(())
+}
+
+async fn lease_expired_on_last_attempt_goes_dead(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone());
+    let now = t0();
+    let id = jobs
+        .enqueue_job(NewJob::new("last", &"x")?.run_at(now).max_attempts(1))
+        .await?
+        .id;
+    jobs.claim("last", "a", secs(10), now)
+        .await?
+        .context("claim")?;
+    ensure!(
+        jobs.claim("last", "b", secs(10), now + secs(11))
+            .await?
+            .is_none()
+    );
+    let job = jobs.get(id).await?.context("exists")?;
+    ensure!(job.state == JobState::Dead, "{:?}", job.state);
+    ensure!(
+        job.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("lease_expired"))
+    );
+    Ok(())
+}
+
+async fn killed_claimer_process_job_is_retried(db: &TestDb) -> Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    let jobs = Jobs::new(db.db().clone());
+    let now = t0();
+    let id = jobs.enqueue("crash", &"x", None, now).await?.id;
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .env(CHILD_ENV, db.url())
+        .env(CHILD_QUEUE_ENV, "crash")
+        .env(CHILD_NOW_ENV, store::to_ms(now).to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    // A guard against a hung child, not a timing assertion.
+    let line = tokio::time::timeout(secs(120), lines.next_line())
+        .await
+        .context("child did not report within 120 s")??
+        .context("child exited without output")?;
+    ensure!(line == format!("claimed {id}"), "child said {line:?}");
+    child.start_kill()?; // SIGKILL on Unix
+    let status = child.wait().await?;
+    ensure!(
+        status.signal() == Some(9),
+        "child ended with {status:?}, not SIGKILL"
+    );
+
+    let orphan = jobs.get(id).await?.context("exists")?;
+    ensure!(orphan.state == JobState::Running && orphan.attempts == 1);
+    ensure!(
+        orphan
+            .locked_by
+            .as_deref()
+            .is_some_and(|w| w.starts_with("child-"))
+    );
+    let before_expiry = now + CHILD_LEASE - Duration::from_millis(1);
+    ensure!(
+        jobs.claim("crash", "rescuer", secs(10), before_expiry)
+            .await?
+            .is_none()
+    );
+    let rescued = jobs
+        .claim("crash", "rescuer", secs(10), now + CHILD_LEASE)
+        .await?
+        .context("claimable once the dead child's lease expired")?;
+    ensure!(rescued.id == id && rescued.attempts == 2);
+    jobs.complete(&rescued).await?;
+    ensure!(jobs.get(id).await?.map(|j| j.state) == Some(JobState::Done));
+    Ok(())
+}
+
+/// Child process body: claim one job, report it, hang until SIGKILL.
+fn child_claimer(url: &str) -> ExitCode {
+    let run = async {
+        let queue = std::env::var(CHILD_QUEUE_ENV)?;
+        let now = store::from_ms(std::env::var(CHILD_NOW_ENV)?.parse()?)?;
+        let db = Db::connect_url(url).await?;
+        let jobs = Jobs::new(db);
+        let worker = format!("child-{}", std::process::id());
+        let job = jobs
+            .claim(&queue, &worker, CHILD_LEASE, now)
+            .await?
+            .context("nothing to claim")?;
+        println!("claimed {}", job.id);
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        loop {
+            tokio::time::sleep(secs(3600)).await;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), anyhow::Error>(())
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(_) => return ExitCode::FAILURE,
+    };
+    match rt.block_on(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("error {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn worker_loop_processes_and_retries(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone()).with_policy(RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(20),
+        jitter: 0.0,
+    });
+    let now = OffsetDateTime::now_utc();
+    let mut ids = Vec::new();
+    for i in 0..5u32 {
+        ids.push(jobs.enqueue("work", &i, None, now).await?.id);
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handled = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = handled.clone();
+    let worker = tokio::spawn(run_worker(
+        jobs.clone(),
+        "work",
+        WorkerOptions {
+            worker_id: "loop".into(),
+            lease: secs(30),
+            poll_min: Duration::from_millis(10),
+            poll_max: Duration::from_millis(100),
+        },
+        move |job| {
+            let seen = seen.clone();
+            async move {
+                let n: u32 = job.payload_as()?;
+                if let Ok(mut v) = seen.lock() {
+                    v.push((n, job.attempts));
+                }
+                // Job 3 fails on its first attempt and succeeds on the retry.
+                if n == 3 && job.attempts == 1 {
+                    return Err(anyhow!("transient"));
+                }
+                Ok::<(), anyhow::Error>(())
+            }
+        },
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    // Enqueued after the worker started: on PostgreSQL this one arrives via NOTIFY or poll.
+    ids.push(
+        jobs.enqueue("work", &5u32, None, OffsetDateTime::now_utc())
+            .await?
+            .id,
+    );
+    let mut done = 0;
+    for _ in 0..600 {
+        done = jobs.counts().await?.get("work").map_or(0, |c| c.done);
+        if done == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(());
+    let stats = worker.await??;
+    ensure!(done == 6, "only {done} of 6 jobs done");
+    ensure!(
+        stats.completed == 6 && stats.retried == 1 && stats.dead == 0,
+        "{stats:?}"
+    );
+    let handled = handled.lock().map_err(|_| anyhow!("poisoned"))?.clone();
+    ensure!(handled.len() == 7, "{handled:?}");
+    ensure!(
+        handled.contains(&(3, 1)) && handled.contains(&(3, 2)),
+        "{handled:?}"
+    );
+    for id in ids {
+        ensure!(jobs.get(id).await?.map(|j| j.state) == Some(JobState::Done));
+    }
+    Ok(())
+}
+
+async fn sqlite_file_created_with_wal_and_foreign_keys(_db: &TestDb) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("nested/deeper/samspill.sqlite");
+    let db = Db::connect_url(&format!("sqlite://{}", file.display())).await?;
+    db.migrate().await?;
+    ensure!(file.is_file(), "database file created with its folders");
+    let mode: String = store::sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(db.pool())
+        .await?;
+    ensure!(mode.eq_ignore_ascii_case("wal"), "journal_mode {mode}");
+    let fk: i64 = store::sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(db.pool())
+        .await?;
+    ensure!(fk == 1, "foreign_keys {fk}");
+    let busy: i64 = store::sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(db.pool())
+        .await?;
+    ensure!(busy == 5000, "busy_timeout {busy}");
+    db.close().await;
+    // Reopening an existing file keeps the data.
+    let again = Db::connect_url(&format!("sqlite://{}", file.display())).await?;
+    again.migrate().await?;
+    again.close().await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- blob tests
+
+async fn blob_put_get_round_trip(blobs: &BlobStore) -> Result<()> {
+    let big: Vec<u8> = (0..1_048_576u32).map(|i| (i % 251) as u8).collect();
+    for content in [Vec::new(), b"%PDF-1.7 brev".to_vec(), big] {
+        let r = blobs.put(content.clone()).await?;
+        ensure!(r == BlobRef::of(&content));
+        ensure!(blobs.get(&r).await?.as_ref() == content.as_slice());
+    }
+    let missing = BlobRef::of(b"never stored");
+    let err = blobs.get(&missing).await.err().map(|e| e.code());
+    ensure!(err == Some("blob_not_found"), "{err:?}");
+    Ok(())
+}
+
+async fn blob_put_is_idempotent(blobs: &BlobStore) -> Result<()> {
+    use futures::TryStreamExt;
+    let a = blobs.put(&b"same bytes"[..]).await?;
+    let meta1 = blobs.object_store().head(&a.key().into()).await?;
+    let b = blobs.put(&b"same bytes"[..]).await?;
+    let meta2 = blobs.object_store().head(&b.key().into()).await?;
+    ensure!(a == b);
+    ensure!(
+        meta1.e_tag == meta2.e_tag && meta1.last_modified == meta2.last_modified,
+        "re-upload rewrote the object"
+    );
+    let listed: Vec<_> = blobs.object_store().list(None).try_collect().await?;
+    ensure!(listed.len() == 1, "{} objects after two puts", listed.len());
+    ensure!(listed.first().map(|m| m.location.to_string()) == Some(a.key()));
+    Ok(())
+}
+
+async fn blob_tampered_content_is_refused(blobs: &BlobStore) -> Result<()> {
+    let r = blobs.put(&b"original letter"[..]).await?;
+    blobs
+        .object_store()
+        .put(&r.key().into(), b"forged  letter!".to_vec().into())
+        .await?;
+    let err = blobs
+        .get(&r)
+        .await
+        .err()
+        .context("tampered blob must not be returned")?;
+    ensure!(err.code() == "blob_corrupt", "{err}");
+    ensure!(err.to_string().contains(&r.sha256));
+    // A reference with the right hash but a wrong size is refused too.
+    let good = blobs.put(&b"other"[..]).await?;
+    let wrong_size = BlobRef {
+        size: good.size + 1,
+        ..good.clone()
+    };
+    ensure!(blobs.get(&wrong_size).await.err().map(|e| e.code()) == Some("blob_corrupt"));
+    Ok(())
+}
+
+async fn blob_exists_and_delete(blobs: &BlobStore) -> Result<()> {
+    let r = blobs.put(&b"to be deleted"[..]).await?;
+    ensure!(blobs.exists(&r).await?);
+    ensure!(!blobs.exists(&BlobRef::of(b"absent")).await?);
+    blobs.delete(&r).await?;
+    ensure!(!blobs.exists(&r).await?);
+    blobs.delete(&r).await?; // deleting twice is fine
+    ensure!(blobs.get(&r).await.err().map(|e| e.code()) == Some("blob_not_found"));
+    blobs.ping().await?;
+    Ok(())
+}
+
+async fn blob_tampered_file_on_disk_is_refused(blobs: &BlobStore) -> Result<()> {
+    let r = blobs.put(&b"vedtak om barnehageplass"[..]).await?;
+    let path = blobs.local_path(&r).context("local backend has files")?;
+    let mut bytes = std::fs::read(&path)?;
+    let first = bytes.first_mut().context("non-empty")?;
+    *first ^= 0x01; // same length, one bit flipped
+    std::fs::write(&path, &bytes)?;
+    let err = blobs
+        .get(&r)
+        .await
+        .err()
+        .context("bit flip must be detected")?;
+    ensure!(err.code() == "blob_corrupt", "{err}");
+    std::fs::remove_file(&path)?;
+    ensure!(blobs.get(&r).await.err().map(|e| e.code()) == Some("blob_not_found"));
+    // Putting the content again repairs the store.
+    blobs.put(&b"vedtak om barnehageplass"[..]).await?;
+    ensure!(blobs.get(&r).await?.as_ref() == b"vedtak om barnehageplass");
+    Ok(())
+}
