@@ -13,6 +13,10 @@
 
 pub mod container;
 pub mod jws;
+// pub mod letter; (enabled once container::asice lands)
+pub mod receipt;
+#[doc(hidden)]
+pub mod testkit;
 pub mod message;
 pub mod token;
 pub mod trust;
@@ -45,4 +49,20 @@ pub(crate) fn b64_url_decode(s: &str) -> Option<Vec<u8>> {
 
 pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {
     openssl::sha::sha256(b)
+}
+
+/// One finding while opening a letter or receipt: a stable snake_case `code` and a detail.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Issue {
+    pub code: String,
+    pub detail: String,
+}
+
+impl Issue {
+    pub fn new(code: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            detail: detail.into(),
+        }
+    }
 }
