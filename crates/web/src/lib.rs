@@ -2,6 +2,7 @@
 //! environment, health/readiness/metrics endpoints, request ids, tracing, limits and
 //! graceful shutdown.
 
+pub mod auth;
 mod problem;
 
 pub use problem::{ApiResult, Problem};
