@@ -10,21 +10,40 @@ use serde::Serialize;
 
 /// An API error: HTTP status, a stable snake_case `code` clients can branch on, a short
 /// human title and an optional detail. Serialised as `application/problem+json`.
-#[derive(Debug, Clone, Serialize)]
+///
+/// Kept under clippy's `result_large_err` size so handlers can return it directly.
+#[derive(Debug, Clone)]
 pub struct Problem {
-    #[serde(rename = "type")]
-    pub kind: String,
     pub title: String,
     pub status: u16,
     pub code: Cow<'static, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
     /// Extra members (RFC 9457 §3.2), e.g. a list of validation errors.
-    #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
-    pub extensions: serde_json::Map<String, serde_json::Value>,
+    pub extensions: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
+
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("type", &format!("{PROBLEM_BASE}{}", self.code))?;
+        map.serialize_entry("title", &self.title)?;
+        map.serialize_entry("status", &self.status)?;
+        map.serialize_entry("code", &self.code)?;
+        if let Some(detail) = &self.detail {
+            map.serialize_entry("detail", detail)?;
+        }
+        if let Some(ext) = &self.extensions {
+            for (k, v) in ext.iter() {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Problem type URIs are `<base><code>`; the codes are documented per service.
+const PROBLEM_BASE: &str = "https://samspill.invalid/problems/";
 
 pub type ApiResult<T> = Result<T, Problem>;
 
@@ -34,15 +53,12 @@ impl Problem {
         code: impl Into<Cow<'static, str>>,
         title: impl Into<String>,
     ) -> Self {
-        let code = code.into();
         Self {
-            kind: format!("https://samspill.invalid/problems/{code}"),
             title: title.into(),
             status: status.as_u16(),
-            code,
+            code: code.into(),
             detail: None,
-            instance: None,
-            extensions: serde_json::Map::new(),
+            extensions: None,
         }
     }
 
@@ -53,7 +69,9 @@ impl Problem {
 
     pub fn with_extension(mut self, key: &str, value: impl Serialize) -> Self {
         if let Ok(v) = serde_json::to_value(value) {
-            self.extensions.insert(key.to_owned(), v);
+            self.extensions
+                .get_or_insert_with(Default::default)
+                .insert(key.to_owned(), v);
         }
         self
     }
