@@ -1,0 +1,244 @@
+//! Verification of incoming RS256 JWTs: the generic [`JwtVerifier`] (issuer + JWKS) and the
+//! Maskinporten-specific [`MaskinportenVerifier`] that services plug into
+//! [`web::auth::Org`].
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use domain::ActorId;
+use serde_json::{Map, Value};
+use web::{
+    Problem,
+    auth::{BoxFuture, OrgPrincipal, TokenVerifier},
+};
+
+use crate::jwks::{JwksCache, JwksError};
+
+/// Why a token was refused. Codes are stable and end up in problem+json bodies.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VerifyError {
+    #[error("token is malformed: {0}")]
+    Malformed(String),
+    #[error("unsupported algorithm")]
+    Alg,
+    #[error("token has no kid")]
+    NoKid,
+    #[error("{0}")]
+    Key(#[from] JwksError),
+    #[error("signature does not verify")]
+    Signature,
+    #[error("token is from another issuer")]
+    Issuer,
+    #[error("token is for another audience")]
+    Audience,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not valid yet")]
+    NotYetValid,
+    #[error("token lacks a required claim: {0}")]
+    Claim(&'static str),
+    #[error("token lacks the scope {0}")]
+    Scope(String),
+}
+
+impl VerifyError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed(_) => "malformed_token",
+            VerifyError::Alg => "unsupported_alg",
+            VerifyError::NoKid => "missing_kid",
+            VerifyError::Key(JwksError::UnknownKid(_)) => "unknown_kid",
+            VerifyError::Key(JwksError::Unavailable(..)) => "jwks_unavailable",
+            VerifyError::Signature => "invalid_signature",
+            VerifyError::Issuer => "wrong_issuer",
+            VerifyError::Audience => "wrong_audience",
+            VerifyError::Expired => "token_expired",
+            VerifyError::NotYetValid => "token_not_yet_valid",
+            VerifyError::Claim(_) => "missing_claim",
+            VerifyError::Scope(_) => "insufficient_scope",
+        }
+    }
+
+    /// As an HTTP problem: 401 for bad tokens, 403 for a missing scope, 503 when the JWKS
+    /// cannot be fetched (the token may well be good).
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            VerifyError::Scope(_) => Problem::forbidden(self.code(), self.to_string()),
+            VerifyError::Key(JwksError::Unavailable(..)) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                self.code(),
+                "Token issuer unavailable",
+            ),
+            _ => Problem::unauthorized(self.code(), self.to_string()),
+        }
+    }
+}
+
+/// Verifies RS256/384/512 JWTs from one issuer.
+#[derive(Debug, Clone)]
+pub struct JwtVerifier {
+    issuer: String,
+    audience: Option<String>,
+    jwks: JwksCache,
+    /// Allowed clock skew in seconds for `exp`, `nbf` and `iat`.
+    pub leeway_secs: i64,
+}
+
+impl JwtVerifier {
+    /// `issuer` must match `iss` exactly (Maskinporten: with trailing slash; ID-porten:
+    /// without). `audience`, when set, must be in `aud`.
+    pub fn new(issuer: impl Into<String>, jwks: JwksCache, audience: Option<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience,
+            jwks,
+            leeway_secs: 5,
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn jwks(&self) -> &JwksCache {
+        &self.jwks
+    }
+
+    /// Verify and return the claims.
+    pub async fn verify(&self, token: &str) -> Result<Map<String, Value>, VerifyError> {
+        let d =
+            pki::jose::decode(token.trim()).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        d.alg().map_err(|_| VerifyError::Alg)?;
+        let kid = d.kid().ok_or(VerifyError::NoKid)?;
+        let key = self.jwks.key(kid).await?;
+        if !d.verify(&key).unwrap_or(false) {
+            return Err(VerifyError::Signature);
+        }
+        let claims = d.claims;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(VerifyError::Issuer);
+        }
+        let now = crate::now_unix();
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or(VerifyError::Claim("exp"))?;
+        if exp + self.leeway_secs <= now {
+            return Err(VerifyError::Expired);
+        }
+        for name in ["nbf", "iat"] {
+            if let Some(t) = claims.get(name) {
+                let t = t.as_i64().ok_or(VerifyError::Claim("iat"))?;
+                if t - self.leeway_secs > now {
+                    return Err(VerifyError::NotYetValid);
+                }
+            }
+        }
+        if let Some(aud) = &self.audience {
+            let ok = match claims.get("aud") {
+                Some(Value::String(s)) => s == aud,
+                Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(aud.as_str())),
+                _ => false,
+            };
+            if !ok {
+                return Err(VerifyError::Audience);
+            }
+        }
+        Ok(claims)
+    }
+}
+
+/// The space-separated `scope` claim as a list.
+pub fn scopes_of(claims: &Map<String, Value>) -> Vec<String> {
+    claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn actor(claims: &Map<String, Value>, name: &str) -> Option<ActorId> {
+    let id = claims.get(name)?.get("ID")?.as_str()?;
+    ActorId::parse(id).ok()
+}
+
+/// Settings for verifying Maskinporten tokens.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskinportenVerifierConfig {
+    /// Maskinporten's issuer with trailing slash, e.g. `https://test.maskinporten.no/`.
+    pub issuer: String,
+    /// JWKS; default `{issuer}jwk` (the real service's location).
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Required `aud` (the `resource` the token was asked for); none = not checked.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+/// Verifier of Maskinporten access tokens; a [`web::auth::TokenVerifier`].
+#[derive(Debug, Clone)]
+pub struct MaskinportenVerifier {
+    inner: JwtVerifier,
+}
+
+impl MaskinportenVerifier {
+    pub fn new(cfg: &MaskinportenVerifierConfig, http: reqwest::Client) -> Self {
+        let jwks_uri = cfg
+            .jwks_uri
+            .clone()
+            .unwrap_or_else(|| format!("{}jwk", cfg.issuer));
+        Self {
+            inner: JwtVerifier::new(
+                cfg.issuer.clone(),
+                JwksCache::new(jwks_uri, http),
+                cfg.audience.clone(),
+            ),
+        }
+    }
+
+    /// Build on an already configured generic verifier (e.g. a tuned JWKS cache).
+    pub fn from_jwt_verifier(inner: JwtVerifier) -> Self {
+        Self { inner }
+    }
+
+    pub fn jwt_verifier(&self) -> &JwtVerifier {
+        &self.inner
+    }
+
+    /// As the trait object [`web::auth::HasTokenVerifier`] hands out.
+    pub fn into_dyn(self) -> Arc<dyn TokenVerifier> {
+        Arc::new(self)
+    }
+
+    /// Verify and map to the principal services authorize on.
+    pub async fn principal(&self, token: &str) -> Result<OrgPrincipal, VerifyError> {
+        let claims = self.inner.verify(token).await?;
+        let consumer = actor(&claims, "consumer").ok_or(VerifyError::Claim("consumer"))?;
+        let supplier = match claims.get("supplier") {
+            None => None,
+            Some(_) => Some(actor(&claims, "supplier").ok_or(VerifyError::Claim("supplier"))?),
+        };
+        Ok(OrgPrincipal {
+            consumer,
+            supplier,
+            scopes: scopes_of(&claims),
+            client_id: claims
+                .get("client_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            token: token.trim().to_owned(),
+        })
+    }
+}
+
+impl TokenVerifier for MaskinportenVerifier {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<OrgPrincipal, Problem>> {
+        Box::pin(async move {
+            self.principal(token).await.map_err(|e| {
+                tracing::info!(code = e.code(), error = %e, "bearer token refused");
+                e.to_problem()
+            })
+        })
+    }
+}
