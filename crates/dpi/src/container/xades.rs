@@ -638,3 +638,59 @@ pub fn sign(
     let sig = B64.encode(s.sign_to_vec().map_err(write_err)?);
     Ok(build(&props_digest, &sig).into_bytes())
 }
+
+/// Helpers for hostile-input tests (ours and other crates'): re-sign a modified signature so
+/// that checks behind the SignatureValue can be reached. Not for production use.
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+
+    /// Recomputes the SignatureValue (RSA-SHA256) over the current SignedInfo of `sig_xml` with
+    /// `key`, leaving everything else byte for byte as it is.
+    pub fn resign(sig_xml: &[u8], key: &PKey<Private>) -> Result<Vec<u8>, ContainerError> {
+        let text = std::str::from_utf8(sig_xml).map_err(write_err)?;
+        let unlimited = Limits {
+            max_xml_bytes: usize::MAX,
+            max_xml_nodes: u32::MAX,
+            ..Limits::default()
+        };
+        let doc = xml::parse(sig_xml, &unlimited, "signatures.xml")?;
+        let si = doc
+            .descendants()
+            .find(|n| is(*n, DSIG_NS, "SignedInfo"))
+            .ok_or_else(|| ContainerError::Write("no SignedInfo".into()))?;
+        let version = si
+            .children()
+            .find(|n| is(*n, DSIG_NS, "CanonicalizationMethod"))
+            .and_then(|n| n.attribute("Algorithm"))
+            .and_then(Version::from_uri)
+            .unwrap_or(Version::V10);
+        let canonical = c14n::canonicalize(si, version)?;
+        let mut s = Signer::new(MessageDigest::sha256(), key).map_err(write_err)?;
+        s.update(&canonical).map_err(write_err)?;
+        let value = B64.encode(s.sign_to_vec().map_err(write_err)?);
+        let sv = doc
+            .descendants()
+            .find(|n| is(*n, DSIG_NS, "SignatureValue"))
+            .ok_or_else(|| ContainerError::Write("no SignatureValue".into()))?;
+        let r = sv.range();
+        let inner_start = text
+            .get(r.clone())
+            .and_then(|t| t.find('>'))
+            .map(|i| r.start + i + 1);
+        let inner_end = text
+            .get(r.clone())
+            .and_then(|t| t.rfind("</"))
+            .map(|i| r.start + i);
+        match (inner_start, inner_end) {
+            (Some(a), Some(b)) if a <= b => Ok(format!(
+                "{}{}{}",
+                text.get(..a).unwrap_or(""),
+                value,
+                text.get(b..).unwrap_or("")
+            )
+            .into_bytes()),
+            _ => Err(ContainerError::Write("SignatureValue position".into())),
+        }
+    }
+}
