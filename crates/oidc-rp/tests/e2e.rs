@@ -1,0 +1,422 @@
+//! End to end over real HTTP on loopback: the ID-porten stand-in and two apps using this
+//! relying party, driven by a cookie-keeping HTTP client that fills in the real login form.
+//! App A uses client_secret_basic; app B uses private_key_jwt and PAR.
+
+use std::sync::Arc;
+
+use axum::{Router, routing::get};
+use idporten::{ClientRegistration, Fixtures, TestPerson, synthetic_pid};
+use oidc_rp::{Citizen, CitizenHigh, ClientAuth, MemoryStore, Rp, RpConfig};
+use reqwest::Client;
+use serde_json::Value;
+
+struct World {
+    _dir: tempfile::TempDir,
+    idp: String,
+    a: String,
+    b: String,
+    pid: String,
+}
+
+fn registration(id: &str, origin: &str) -> ClientRegistration {
+    ClientRegistration {
+        client_id: id.into(),
+        name: Some(id.into()),
+        client_secret: Some(format!("{id}-secret")),
+        jwks: None,
+        token_endpoint_auth_method: None,
+        redirect_uris: vec![format!("{origin}/auth/callback")],
+        post_logout_redirect_uris: vec![format!("{origin}/")],
+        frontchannel_logout_uri: Some(format!("{origin}/auth/frontchannel-logout")),
+        scopes: vec!["openid".into(), "profile".into()],
+        sector: None,
+    }
+}
+
+async fn me(c: Citizen) -> String {
+    format!("{} {} {}", c.pid, c.acr.as_str(), c.sid.unwrap_or_default())
+}
+
+async fn secure(CitizenHigh(c): CitizenHigh) -> String {
+    format!("secure {}", c.acr.as_str())
+}
+
+fn app(rp: Rp) -> Router {
+    Router::new()
+        .route("/", get(|| async { "home" }))
+        .route("/me", get(me))
+        .route("/secure", get(secure))
+        .with_state(rp.clone())
+        .nest("/auth", oidc_rp::router(rp))
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let (li, la, lb) = (
+        bind().await.unwrap(),
+        bind().await.unwrap(),
+        bind().await.unwrap(),
+    );
+    let o = |l: &tokio::net::TcpListener| format!("http://{}", l.local_addr().unwrap());
+    let (idp_origin, a, b) = (o(&li), o(&la), o(&lb));
+    let idp = format!("{idp_origin}/idporten");
+
+    // App B authenticates with a key pair instead of a secret.
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let key_file = dir.path().join("b.pem");
+    std::fs::write(&key_file, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let mut reg_b = registration("app-b", &b);
+    reg_b.client_secret = None;
+    reg_b.jwks =
+        Some(serde_json::json!({"keys": [oidc_rp::jose::public_jwk(&key, "b-1").unwrap()]}));
+
+    let pid = synthetic_pid(17, 5, 94).unwrap().as_string();
+    let fx = Fixtures {
+        clients: vec![registration("app-a", &a), reg_b],
+        persons: vec![TestPerson {
+            pid: pid.clone(),
+            name: "Kari Nordmann".into(),
+        }],
+    };
+    let idp_dir = dir.path().join("idp");
+    std::fs::create_dir_all(&idp_dir).unwrap();
+    std::fs::write(
+        idp_dir.join("idporten-fixtures.toml"),
+        toml::to_string(&fx).unwrap(),
+    )
+    .unwrap();
+    let env = web::RoleEnv {
+        data_dir: idp_dir,
+        public_url: idp.parse().unwrap(),
+        fnr_policy: domain::FnrPolicy::PERMISSIVE,
+    };
+    let idp_router = idporten::router(&idporten::Config::default(), &env)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        axum::serve(li, Router::new().nest("/idporten", idp_router))
+            .await
+            .unwrap()
+    });
+
+    let cfg = |id: &str, origin: &str, auth: ClientAuth, cookie: &str| RpConfig {
+        issuer: idp.clone(),
+        client_id: id.into(),
+        client_auth: auth,
+        redirect_uri: format!("{origin}/auth/callback"),
+        post_logout_redirect_uri: Some(format!("{origin}/")),
+        base_path: "/auth".into(),
+        default_return_to: "/".into(),
+        // Apps share the host 127.0.0.1 in this test, and cookies ignore ports.
+        cookie_name: cookie.into(),
+        cookie_secure: false,
+        ..RpConfig::default()
+    };
+    let rp_a = Rp::new(
+        cfg(
+            "app-a",
+            &a,
+            ClientAuth::ClientSecretBasic {
+                secret: "app-a-secret".into(),
+            },
+            "a_session",
+        ),
+        Arc::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let mut cfg_b = cfg(
+        "app-b",
+        &b,
+        ClientAuth::PrivateKeyJwt {
+            key_file,
+            kid: Some("b-1".into()),
+        },
+        "b_session",
+    );
+    cfg_b.use_par = true;
+    cfg_b.ui_locales = Some("nn".into());
+    let rp_b = Rp::new(cfg_b, Arc::new(MemoryStore::new())).unwrap();
+    tokio::spawn(async move { axum::serve(la, app(rp_a)).await.unwrap() });
+    tokio::spawn(async move { axum::serve(lb, app(rp_b)).await.unwrap() });
+    World {
+        _dir: dir,
+        idp,
+        a,
+        b,
+        pid,
+    }
+}
+
+fn browser() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// Follows redirects like a browser; returns the final URL and its response.
+async fn walk(http: &Client, mut url: String) -> (String, reqwest::Response) {
+    for _ in 0..20 {
+        let r = http
+            .get(&url)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        if r.status().is_redirection() {
+            let loc = r.headers()["location"].to_str().unwrap().to_owned();
+            url = url::Url::parse(&url)
+                .unwrap()
+                .join(&loc)
+                .unwrap()
+                .to_string();
+            continue;
+        }
+        return (url, r);
+    }
+    panic!("redirect loop");
+}
+
+fn attr(page: &str, marker: &str) -> String {
+    let i = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} not in\n{page}"))
+        + marker.len();
+    let end = page[i..].find('"').unwrap() + i;
+    page[i..end].replace("&amp;", "&")
+}
+
+/// Fills in the stand-in's login form and follows the answer back into the app.
+async fn log_in(http: &Client, page: &str, pid: &str, acr: &str) -> (String, reqwest::Response) {
+    let action = attr(page, "method=\"post\" action=\"");
+    let rid = attr(page, "name=\"rid\" value=\"");
+    let r = http
+        .post(&action)
+        .form(&[
+            ("rid", rid.as_str()),
+            ("pid", pid),
+            ("acr", acr),
+            ("action", "login"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "login form accepted");
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    walk(http, loc).await
+}
+
+#[tokio::test]
+async fn login_step_up_sso_logout_and_frontchannel() {
+    let w = world().await;
+    let http = browser();
+
+    // 1. Not logged in: app A sends the browser to ID-porten; log in at substantial.
+    let (url, r) = walk(&http, format!("{}/me", w.a)).await;
+    assert!(url.starts_with(&format!("{}/authorize", w.idp)), "{url}");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("app-a"));
+    let (url, r) = log_in(&http, &page, &w.pid, "idporten-loa-substantial").await;
+    assert_eq!(url, format!("{}/me", w.a), "back where we started");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.starts_with(&format!("{} idporten-loa-substantial ", w.pid)),
+        "{body}"
+    );
+    let sid = body.rsplit(' ').next().unwrap().to_owned();
+    assert!(!sid.is_empty());
+
+    // 2. A page that needs high: step-up at ID-porten, then back to that page.
+    let (url, r) = walk(&http, format!("{}/secure", w.a)).await;
+    assert!(url.contains("acr_values=idporten-loa-high"), "{url}");
+    let page = r.text().await.unwrap();
+    assert!(!page.contains("value=\"idporten-loa-substantial\""));
+    let (url, r) = log_in(&http, &page, &w.pid, "idporten-loa-high").await;
+    assert_eq!(url, format!("{}/secure", w.a));
+    assert_eq!(r.text().await.unwrap(), "secure idporten-loa-high");
+    let (_, r) = walk(&http, format!("{}/me", w.a)).await;
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("{} idporten-loa-high {sid}", w.pid),
+        "same ID-porten session"
+    );
+
+    // 3. App B (private_key_jwt + PAR): single sign-on, no form, same sid.
+    let (url, r) = walk(&http, format!("{}/me", w.b)).await;
+    assert_eq!(url, format!("{}/me", w.b));
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("{} idporten-loa-high {sid}", w.pid)
+    );
+
+    // API callers get 401 problem+json instead of a redirect.
+    let r = Client::new()
+        .get(format!("{}/me", w.a))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "login_required");
+
+    // 4. Logout in app A: to ID-porten's end-session page, which frames every client's
+    //    front-channel logout URL; the browser loads them, as it would the iframes.
+    let (url, r) = walk(&http, format!("{}/auth/logout", w.a)).await;
+    assert!(url.starts_with(&format!("{}/logout", w.idp)), "{url}");
+    let page = r.text().await.unwrap();
+    let frames: Vec<String> = page
+        .match_indices("<iframe src=\"")
+        .map(|(i, m)| {
+            let rest = &page[i + m.len()..];
+            rest[..rest.find('"').unwrap()].replace("&amp;", "&")
+        })
+        .collect();
+    assert_eq!(frames.len(), 2, "{page}");
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.starts_with(&format!("{}/auth/frontchannel-logout?", w.b)))
+    );
+    for f in &frames {
+        let r = http.get(f).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{f}");
+    }
+    let back = attr(&page, "<a href=\"");
+    let (_, r) = walk(&http, back).await;
+    assert_eq!(r.text().await.unwrap(), "home");
+
+    // 5. Both apps' sessions are gone, and so is the single sign-on session.
+    for app in [&w.a, &w.b] {
+        let (url, r) = walk(&http, format!("{app}/me")).await;
+        assert!(
+            url.starts_with(&format!("{}/authorize", w.idp)),
+            "{app}: {url}"
+        );
+        assert!(
+            r.text().await.unwrap().contains("name=\"rid\""),
+            "login form again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn frontchannel_needs_the_right_issuer_and_ends_only_that_sid() {
+    let w = world().await;
+    let (alice, bob) = (browser(), browser());
+    for http in [&alice, &bob] {
+        let (_, r) = walk(http, format!("{}/me", w.b)).await;
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("lang=\"nn\""),
+            "ui_locales passed through PAR"
+        );
+        log_in(http, &page, &w.pid, "idporten-loa-substantial").await;
+    }
+    let sid_of = |http: Client| {
+        let url = format!("{}/me", w.b);
+        async move {
+            let (_, r) = walk(&http, url).await;
+            r.text()
+                .await
+                .unwrap()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let alice_sid = sid_of(alice.clone()).await;
+    let bob_sid = sid_of(bob.clone()).await;
+    assert_ne!(alice_sid, bob_sid);
+
+    let fc = format!("{}/auth/frontchannel-logout", w.b);
+    let r = Client::new()
+        .get(&fc)
+        .query(&[("iss", "https://evil.example"), ("sid", alice_sid.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = Client::new()
+        .get(&fc)
+        .query(&[("iss", w.idp.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(sid_of(alice.clone()).await, alice_sid, "still logged in");
+
+    // The IdP's call carries no cookies of the citizen; the sid alone ends the session.
+    let r = Client::new()
+        .get(&fc)
+        .query(&[("iss", w.idp.as_str()), ("sid", alice_sid.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Alice's app session is gone (her ID-porten session is not: only the IdP ends that).
+    let r = alice
+        .get(format!("{}/me", w.b))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/auth/login?return_to=%2Fme");
+    assert_eq!(sid_of(bob).await, bob_sid, "bob is untouched");
+}
+
+#[tokio::test]
+async fn callback_refuses_forged_state_cancel_and_open_redirects() {
+    let w = world().await;
+    let http = browser();
+    // A callback the browser never started.
+    let r = http
+        .get(format!("{}/auth/callback?code=x&state=forged", w.a))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .get(format!("{}/auth/callback?code=x", w.a))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Cancel at ID-porten: access_denied comes back and is shown, not a session.
+    let (_, r) = walk(&http, format!("{}/me", w.a)).await;
+    let page = r.text().await.unwrap();
+    let action = attr(&page, "method=\"post\" action=\"");
+    let rid = attr(&page, "name=\"rid\" value=\"");
+    let r = http
+        .post(&action)
+        .form(&[("rid", rid.as_str()), ("action", "cancel")])
+        .send()
+        .await
+        .unwrap();
+    let (_, r) = walk(&http, r.headers()["location"].to_str().unwrap().to_owned()).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("access_denied"));
+
+    // return_to pointing elsewhere is replaced by the default.
+    let (_, r) = walk(
+        &http,
+        format!("{}/auth/login?return_to=//evil.example/x", w.a),
+    )
+    .await;
+    let page = r.text().await.unwrap();
+    let (url, r) = log_in(&http, &page, &w.pid, "idporten-loa-substantial").await;
+    assert_eq!(url, format!("{}/", w.a));
+    assert_eq!(r.text().await.unwrap(), "home");
+    // Replaying the finished callback does nothing.
+    let r = http
+        .get(format!("{}/auth/callback?code=x&state=again", w.a))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
