@@ -130,40 +130,32 @@ impl Registry {
     }
 }
 
-/// A valid orgnr from an 8-digit prefix, stepping forward until the mod-11 check digit exists.
-pub fn orgnr_near(prefix: u32) -> Organisasjonsnummer {
-    let mut p = prefix;
-    loop {
-        let mut digits = [0u8; 8];
-        let mut x = p;
-        for d in digits.iter_mut().rev() {
-            *d = (x % 10) as u8;
-            x /= 10;
-        }
-        if let Some(o) = Organisasjonsnummer::from_prefix(digits) {
-            return o;
-        }
-        p += 1;
-    }
-}
+pub use pki::demo::orgnr_near;
 
-/// The organizations of the default fixtures, shared with other stand-ins and the demo.
+/// The clients of the default fixtures; orgnrs come from [`pki::demo`].
 pub mod defaults {
-    use super::*;
+    use domain::Organisasjonsnummer;
 
     /// "Samspill kommune": sends letters and runs Min side.
     pub fn kommune() -> Organisasjonsnummer {
-        orgnr_near(94_000_000)
+        pki::demo::kommune()
     }
     /// "Samspill databehandler": sends on behalf of the kommune (delegation).
     pub fn databehandler() -> Organisasjonsnummer {
-        orgnr_near(94_100_000)
+        pki::demo::databehandler()
     }
     pub const KOMMUNE_CLIENT: &str = "samspill-kommune";
     pub const DATABEHANDLER_CLIENT: &str = "samspill-databehandler";
+    pub const FORMIDLER_CLIENT: &str = "samspill-formidler";
+    pub const DIGIPOST_CLIENT: &str = "samspill-digipost";
+    pub const EBOKS_CLIENT: &str = "samspill-eboks";
+    pub const PRINT_CLIENT: &str = "samspill-utskrift";
     /// Name of the pki signing key registered (by `kid`) on the kommune client.
     pub const KOMMUNE_KEY: &str = "maskinporten-client-samspill-kommune";
 }
+
+/// Scope of the hops between the access point and the mailbox/print providers (docs/CHAIN.md).
+pub const SCOPE_FORMIDLING: &str = "samspill:dpi.formidling";
 
 /// Fixtures generated on first start: a kommune client (certificate or registered key) and a
 /// databehandler with a delegation from the kommune.
@@ -196,6 +188,26 @@ pub fn default_fixtures(pki: &pki::TestPki) -> anyhow::Result<Fixtures> {
                 allow_certificate: true,
                 keys: vec![],
             },
+            cert_client(
+                defaults::FORMIDLER_CLIENT,
+                pki::demo::formidler(),
+                "Samspill formidler: aksesspunkt (C2/C3)",
+            ),
+            cert_client(
+                defaults::DIGIPOST_CLIENT,
+                pki::demo::digipost(),
+                "Postkasseleverandør A",
+            ),
+            cert_client(
+                defaults::EBOKS_CLIENT,
+                pki::demo::eboks(),
+                "Postkasseleverandør B",
+            ),
+            cert_client(
+                defaults::PRINT_CLIENT,
+                pki::demo::print(),
+                "Utskriftsleverandør",
+            ),
         ],
         delegations: vec![Delegation {
             consumer: defaults::kommune(),
@@ -203,6 +215,17 @@ pub fn default_fixtures(pki: &pki::TestPki) -> anyhow::Result<Fixtures> {
             scopes: all,
         }],
     })
+}
+
+fn cert_client(id: &str, orgnr: Organisasjonsnummer, description: &str) -> ClientRegistration {
+    ClientRegistration {
+        client_id: id.into(),
+        orgnr,
+        description: description.into(),
+        scopes: vec![SCOPE_FORMIDLING.to_owned()],
+        allow_certificate: true,
+        keys: vec![],
+    }
 }
 
 /// Read the fixture file, writing the default first if it does not exist.

@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub use fixtures::{
-    ClientKey, ClientRegistration, Delegation, Fixtures, SCOPE_DPI_SEND, SCOPE_KRR_DIGITALPOST,
-    SCOPE_KRR_KONTAKTINFO, defaults, orgnr_near,
+    ClientKey, ClientRegistration, Delegation, Fixtures, SCOPE_DPI_SEND, SCOPE_FORMIDLING,
+    SCOPE_KRR_DIGITALPOST, SCOPE_KRR_KONTAKTINFO, defaults, orgnr_near,
 };
 
 /// The grant type Maskinporten accepts.
