@@ -16,6 +16,7 @@ use std::time::Duration;
 use domain::JobId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
@@ -291,6 +292,14 @@ impl Jobs {
 
     /// Adds a fully specified job (or finds the one with the same dedup key).
     pub async fn enqueue_job(&self, job: NewJob) -> StoreResult<Enqueued> {
+        let mut conn = self.db.pool().acquire().await?;
+        self.enqueue_in(&mut conn, job).await
+    }
+
+    /// Adds a job on `conn`, typically the caller's open transaction (`&mut *tx`): the job
+    /// then exists if and only if the caller's own writes commit (transactional outbox). On
+    /// PostgreSQL the wake-up notification is delivered at commit.
+    pub async fn enqueue_in(&self, conn: &mut AnyConnection, job: NewJob) -> StoreResult<Enqueued> {
         let sql = self.db.job_sql();
         let id = JobId::new();
         let max_attempts = job.max_attempts.unwrap_or(self.policy.max_attempts).max(1);
@@ -302,20 +311,16 @@ impl Jobs {
             .bind(i64::from(max_attempts))
             .bind(to_ms(job.run_at))
             .bind(to_ms(OffsetDateTime::now_utc()))
-            .execute(self.db.pool())
+            .execute(&mut *conn)
             .await?
             .rows_affected()
             == 1;
         if inserted {
             if let Some(notify) = sql.notify {
-                // Only a wake-up hint; pollers find the job anyway.
-                if let Err(e) = sqlx::query(notify)
+                sqlx::query(notify)
                     .bind(job.queue.as_str())
-                    .execute(self.db.pool())
-                    .await
-                {
-                    tracing::debug!(error = %e, "job notify failed");
-                }
+                    .execute(&mut *conn)
+                    .await?;
             }
             return Ok(Enqueued { id, inserted: true });
         }
@@ -326,7 +331,7 @@ impl Jobs {
         let existing: String = sqlx::query_scalar(sql.id_by_dedup)
             .bind(job.queue.as_str())
             .bind(key)
-            .fetch_one(self.db.pool())
+            .fetch_one(&mut *conn)
             .await?;
         Ok(Enqueued {
             id: JobId::parse(&existing).map_err(|e| StoreError::row("jobs", format!("id: {e}")))?,
@@ -465,6 +470,18 @@ impl Jobs {
             .fetch_optional(self.db.pool())
             .await?;
         row.as_ref().map(Job::from_row).transpose()
+    }
+
+    /// Deletes `done` jobs last updated before `older_than`; returns how many. Their dedup
+    /// keys become free again, so keep them at least as long as a duplicate may arrive.
+    pub async fn purge_done(&self, older_than: OffsetDateTime) -> StoreResult<u64> {
+        let sql = self.db.job_sql();
+        let deleted = sqlx::query(sql.purge_done)
+            .bind(to_ms(older_than))
+            .execute(self.db.pool())
+            .await?
+            .rows_affected();
+        Ok(deleted)
     }
 
     /// Job counts per queue and state.

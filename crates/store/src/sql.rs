@@ -38,6 +38,8 @@ pub(crate) struct JobSql {
     pub requeue_dead: &'static str,
     /// Rows of (queue, state, n).
     pub counts: &'static str,
+    /// $1 cutoff: deletes done jobs last updated before it.
+    pub purge_done: &'static str,
     /// $1 queue name; wakes `LISTEN`ing workers. `None` where the backend has no notifications.
     pub notify: Option<&'static str>,
 }
@@ -60,6 +62,7 @@ const HEARTBEAT: &str = "UPDATE jobs SET lease_until = $4, updated_at = $5 \
 const REQUEUE_DEAD: &str = "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, \
      lease_until = NULL, locked_by = NULL, updated_at = $2 WHERE id = $1 AND state = 'dead'";
 const COUNTS: &str = "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state";
+const PURGE_DONE: &str = "DELETE FROM jobs WHERE state = 'done' AND updated_at < $1";
 
 pub(crate) const SQLITE: JobSql = JobSql {
     begin_claim: "BEGIN IMMEDIATE",
@@ -83,6 +86,7 @@ pub(crate) const SQLITE: JobSql = JobSql {
     heartbeat: HEARTBEAT,
     requeue_dead: REQUEUE_DEAD,
     counts: COUNTS,
+    purge_done: PURGE_DONE,
     notify: None,
 };
 
@@ -109,5 +113,6 @@ pub(crate) const POSTGRES: JobSql = JobSql {
     heartbeat: HEARTBEAT,
     requeue_dead: REQUEUE_DEAD,
     counts: COUNTS,
+    purge_done: PURGE_DONE,
     notify: Some("SELECT pg_notify('samspill_jobs', $1)"),
 };

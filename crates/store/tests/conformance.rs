@@ -1,10 +1,12 @@
 //! Conformance suite (garage-style `test_suite`): the same tests run on every database backend
 //! (SQLite always; PostgreSQL when reachable, and required with `SAMSPILL_TEST_BACKEND=postgres`)
-//! and on every blob backend (local folder, memory). Prints per backend how many ran.
+//! and on every blob backend (local folder, memory, and S3 through moto's server when the
+//! Python in `SAMSPILL_PYTHON` has `moto[server]`). Test names are `<backend>::<test>`, and a
+//! plain `cargo test` run prints how many tests each backend got.
 //!
-//! This binary has its own `main` because it doubles as the child process of the
-//! "claimer killed with SIGKILL" test: started with `CHILD_ENV` set, it claims one job and
-//! then hangs until killed.
+//! The binary uses `libtest-mimic` (so `cargo test` and nextest both drive it) and doubles as
+//! the child process of the "claimer killed with SIGKILL" test: started with `CHILD_ENV` set,
+//! it claims one job and then hangs until killed.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -14,13 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use futures::FutureExt;
+use libtest_mimic::{Arguments, Failed, Trial};
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use store::testing::{TestDb, fresh_blobs, fresh_db_on, postgres_available, test_backend};
 use store::{
-    Backend, BlobBackendKind, BlobRef, BlobStore, Db, FailOutcome, JobState, Jobs, NewJob,
-    RetryPolicy, WorkerOptions, run_worker,
+    Backend, BlobBackendKind, BlobConfig, BlobRef, BlobStore, Db, FailOutcome, JobState, Jobs,
+    NewJob, RetryPolicy, WorkerOptions, run_worker,
 };
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -45,6 +47,8 @@ fn db_tests() -> Vec<(&'static str, DbTest)> {
         migrations_are_idempotent,
         ping_answers,
         enqueue_dedup_key_is_idempotent,
+        enqueue_in_transaction_commits_or_vanishes_with_it,
+        purge_done_keeps_unfinished_jobs,
         payload_round_trips,
         concurrent_claimers_never_double_claim,
         backoff_schedule_doubles_and_caps,
@@ -78,113 +82,175 @@ fn main() -> ExitCode {
     if let Ok(url) = std::env::var(CHILD_ENV) {
         return child_claimer(&url);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    let args = Arguments::from_args();
+    // Under nextest every test is its own process run with `--exact <name>`: probe only what
+    // the selected tests need (listing always probes so the ignored flags are right).
+    let needs = |prefix: &str| {
+        args.list || !args.exact || args.filter.as_deref().is_none_or(|f| f.starts_with(prefix))
+    };
+    let (pg_up, python) = match probe_environment(needs("postgres::"), needs("blobs_s3::")) {
+        Ok(found) => found,
         Err(e) => {
-            eprintln!("runtime: {e}");
+            eprintln!("conformance: cannot probe the environment: {e:#}");
             return ExitCode::FAILURE;
         }
     };
-    let (passed, failed) = rt.block_on(run_all());
-    println!("conformance: {passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-#[derive(Default)]
-struct Tally {
-    passed: usize,
-    failed: Vec<String>,
-}
-
-impl Tally {
-    fn record(&mut self, label: &str, name: &str, result: Result<()>) {
-        match result {
-            Ok(()) => {
-                println!("test {label}::{name} ... ok");
-                self.passed += 1;
-            }
-            Err(e) => {
-                println!("test {label}::{name} ... FAILED: {e:#}");
-                self.failed.push(format!("{label}::{name}"));
-            }
-        }
-    }
-}
-
-async fn run_all() -> (usize, usize) {
-    let mut tally = Tally::default();
-    let mut backends = vec![Backend::Sqlite];
-    if postgres_available().await {
-        backends.push(Backend::Postgres);
-    } else if test_backend() == Backend::Postgres {
-        tally.record(
-            "postgres",
-            "reachable",
-            Err(anyhow!(
-                "SAMSPILL_TEST_BACKEND=postgres but PostgreSQL is not reachable"
-            )),
-        );
-    } else {
-        println!("SKIPPED: postgres not reachable (set SAMSPILL_TEST_PG_URL); ran sqlite only");
-    }
-    for backend in backends {
+    // PostgreSQL is required when it is the selected test backend; otherwise its tests are
+    // listed as ignored when no server answers, so the gap is visible.
+    let pg_required = test_backend() == Backend::Postgres;
+    let mut trials = Vec::new();
+    let mut plan = Vec::new();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
         let mut tests = db_tests();
         if backend == Backend::Sqlite {
             tests.extend(sqlite_only_tests());
         }
-        let before = tally.passed + tally.failed.len();
-        for (name, test) in &tests {
-            let db = fresh_db_on(backend).await;
-            let result = std::panic::AssertUnwindSafe(test(&db)).catch_unwind().await;
-            tally.record(backend.name(), name, flatten(result));
+        let skip = backend == Backend::Postgres && !pg_up && !pg_required;
+        plan.push((backend.name().to_owned(), tests.len(), skip));
+        for (name, test) in tests {
+            trials.push(
+                Trial::test(format!("{}::{name}", backend.name()), move || {
+                    block_on(async {
+                        let db = fresh_db_on(backend).await;
+                        test(&db).await
+                    })
+                })
+                .with_ignored_flag(skip),
+            );
         }
-        let ran = tally.passed + tally.failed.len() - before;
-        println!("conformance: {ran} tests on {}", backend.name());
     }
-    for kind in [BlobBackendKind::Local, BlobBackendKind::Memory] {
-        let label = match kind {
-            BlobBackendKind::Local => "blobs-local",
-            BlobBackendKind::Memory => "blobs-memory",
-            BlobBackendKind::S3 => "blobs-s3",
-        };
+    for kind in ["local", "memory", "s3"] {
         let mut tests = blob_tests();
-        if kind == BlobBackendKind::Local {
+        if kind == "local" {
             tests.extend(local_blob_tests());
         }
-        for (name, test) in &tests {
-            let blobs = fresh_blobs(kind);
-            let result = std::panic::AssertUnwindSafe(test(&blobs))
-                .catch_unwind()
-                .await;
-            tally.record(label, name, flatten(result));
+        let skip = kind == "s3" && python.is_none();
+        plan.push((format!("blobs-{kind}"), tests.len(), skip));
+        for (name, test) in tests {
+            let python = python.clone();
+            trials.push(
+                Trial::test(format!("blobs_{kind}::{name}"), move || {
+                    block_on(async move {
+                        match kind {
+                            "local" => test(&fresh_blobs(BlobBackendKind::Local)).await,
+                            "memory" => test(&fresh_blobs(BlobBackendKind::Memory)).await,
+                            _ => {
+                                let python = python.context("python with moto")?;
+                                let server = MotoServer::start(&python).await?;
+                                test(&server.blobs).await
+                            }
+                        }
+                    })
+                })
+                .with_ignored_flag(skip),
+            );
         }
-        println!("conformance: {} tests on {label}", tests.len());
     }
-    for f in &tally.failed {
-        println!("failed: {f}");
+    if !args.list && args.filter.is_none() {
+        for (backend, n, skip) in &plan {
+            if *skip {
+                println!("conformance: {n} tests on {backend} SKIPPED (not available here)");
+            } else {
+                println!("conformance: {n} tests on {backend}");
+            }
+        }
     }
-    (tally.passed, tally.failed.len())
+    libtest_mimic::run(&args, trials).exit_code()
 }
 
-fn flatten(result: std::thread::Result<Result<()>>) -> Result<()> {
-    match result {
-        Ok(r) => r,
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
-            Err(anyhow!("panicked: {msg}"))
+/// Is PostgreSQL reachable, and which Python has moto's S3 server (for the s3 blob tests)?
+fn probe_environment(pg: bool, s3: bool) -> Result<(bool, Option<String>)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let pg_up = pg && rt.block_on(postgres_available());
+    if !s3 {
+        return Ok((pg_up, None));
+    }
+    let python = std::env::var("SAMSPILL_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".to_owned());
+    let has_moto = std::process::Command::new(&python)
+        .args(["-c", "import moto.server"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    Ok((pg_up, has_moto.then_some(python)))
+}
+
+/// Runs one async test body on its own multi-threaded runtime (the claim tests need real
+/// parallelism) and maps errors and panics to a test failure.
+fn block_on(test: impl Future<Output = Result<()>>) -> Result<(), Failed> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(format!("runtime: {e}")))?;
+    rt.block_on(test)
+        .map_err(|e| Failed::from(format!("{e:#}")))
+}
+
+/// moto's S3-compatible server (PyPI `moto[server]`) on a free loopback port, killed on drop.
+struct MotoServer {
+    _child: tokio::process::Child,
+    blobs: BlobStore,
+}
+
+impl MotoServer {
+    async fn start(python: &str) -> Result<MotoServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = tokio::process::Command::new(python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("start moto server")?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let mut up = false;
+        // A bound on start-up, not a timing assertion.
+        for _ in 0..300 {
+            if http.get(&endpoint).send().await.is_ok() {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        ensure!(up, "moto server did not start on {endpoint}");
+        let bucket = "samspill-test";
+        let created = http.put(format!("{endpoint}/{bucket}")).send().await?;
+        ensure!(
+            created.status().is_success(),
+            "create bucket: {}",
+            created.status()
+        );
+        let config: BlobConfig = serde_json::from_value(serde_json::json!({
+            "backend": "s3",
+            "s3": {
+                "endpoint": endpoint,
+                "bucket": bucket,
+                "access_key_id": "test-key",
+                "secret_access_key": "test-secret",
+                "allow_http": true,
+            }
+        }))?;
+        let blobs = BlobStore::from_config(&config)?;
+        Ok(MotoServer {
+            _child: child,
+            blobs,
+        })
     }
 }
 
@@ -262,6 +328,78 @@ async fn enqueue_dedup_key_is_idempotent(db: &TestDb) -> Result<()> {
         counts.get("receipts").map(|c| c.queued) == Some(1),
         "{counts:?}"
     );
+    Ok(())
+}
+
+async fn enqueue_in_transaction_commits_or_vanishes_with_it(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone());
+    store::sqlx::query("CREATE TABLE outbox_probe (id TEXT PRIMARY KEY)")
+        .execute(db.pool())
+        .await?;
+    let mut tx = db.pool().begin().await?;
+    store::sqlx::query("INSERT INTO outbox_probe (id) VALUES ($1)")
+        .bind("rolled-back")
+        .execute(&mut *tx)
+        .await?;
+    let rolled = jobs
+        .enqueue_in(&mut tx, NewJob::new("outbox", &"rolled-back")?)
+        .await?;
+    tx.rollback().await?;
+    ensure!(
+        jobs.get(rolled.id).await?.is_none(),
+        "job survived a rollback"
+    );
+
+    let mut tx = db.pool().begin().await?;
+    store::sqlx::query("INSERT INTO outbox_probe (id) VALUES ($1)")
+        .bind("committed")
+        .execute(&mut *tx)
+        .await?;
+    let committed = jobs
+        .enqueue_in(&mut tx, NewJob::new("outbox", &"committed")?.dedup_key("k"))
+        .await?;
+    let again = jobs
+        .enqueue_in(&mut tx, NewJob::new("outbox", &"dup")?.dedup_key("k"))
+        .await?;
+    ensure!(
+        again.id == committed.id && !again.inserted,
+        "dedup inside the transaction"
+    );
+    tx.commit().await?;
+    let job = jobs
+        .claim("outbox", "w", secs(60), OffsetDateTime::now_utc())
+        .await?
+        .context("committed job is claimable")?;
+    ensure!(job.id == committed.id && job.payload == serde_json::json!("committed"));
+    let rows: i64 = store::sqlx::query_scalar("SELECT COUNT(*) FROM outbox_probe")
+        .fetch_one(db.pool())
+        .await?;
+    ensure!(rows == 1);
+    Ok(())
+}
+
+async fn purge_done_keeps_unfinished_jobs(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone());
+    let now = OffsetDateTime::now_utc();
+    let finished = jobs.enqueue("p", &1, Some("once"), now).await?;
+    let job = jobs
+        .claim("p", "w", secs(60), now)
+        .await?
+        .context("claim")?;
+    jobs.complete(&job).await?;
+    let waiting = jobs.enqueue("p", &2, None, now + secs(3600)).await?;
+    ensure!(
+        jobs.purge_done(now - secs(3600)).await? == 0,
+        "nothing is that old"
+    );
+    ensure!(jobs.purge_done(now + secs(3600)).await? == 1);
+    ensure!(jobs.get(finished.id).await?.is_none());
+    ensure!(
+        jobs.get(waiting.id).await?.is_some(),
+        "queued job must stay"
+    );
+    let reused = jobs.enqueue("p", &3, Some("once"), now).await?;
+    ensure!(reused.inserted, "a purged job's dedup key is free again");
     Ok(())
 }
 
