@@ -1,0 +1,282 @@
+//! The `samspill` binary as an operator meets it: start, readiness, configuration errors,
+//! secrets in `samspill config`, and SIGTERM. Runs on the backend named by
+//! `SAMSPILL_TEST_BACKEND` (a fresh database per test).
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_samspill");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn samspill(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("SAMSPILL_CONFIG")
+        .env("SAMSPILL_LOG__FILTER", "info");
+    cmd
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(dir: &std::path::Path, db_url: &str) -> Server {
+    let port = free_port();
+    let child = samspill(dir)
+        .args(["serve", "--roles", "all"])
+        .env("SAMSPILL_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("SAMSPILL_DATABASE__URL", db_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server { child, base }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn serves_ready_on_the_configured_database_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let test_db = store::testing::fresh_db().await;
+    let mut server = start(dir.path(), test_db.url()).await;
+    let client = reqwest::Client::new();
+
+    let r = client
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "readyz on {}", test_db.url());
+
+    // The migrations ran against the database we named.
+    let db = test_db.db();
+    db.ping().await.unwrap();
+
+    sigterm(&server.child);
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let mut log = String::new();
+    use std::io::Read;
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("samspill listening"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[tokio::test]
+async fn embedded_default_creates_its_sqlite_file_under_data() {
+    if store::testing::test_backend() != store::Backend::Sqlite {
+        println!("SKIPPED: embedded default is SQLite; this run is on another backend");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = samspill(dir.path())
+        .arg("serve")
+        .env("SAMSPILL_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+        {
+            break r.status();
+        }
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    assert!(dir.path().join("data/samspill.sqlite").exists());
+}
+
+fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = samspill(dir);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn bad_configuration_exits_with_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        ("SAMSPILL_SERVER__LISTEN", "nowhere", "server.listen"),
+        (
+            "SAMSPILL_SERVER__REQUEST_TIMEOUT_SECS",
+            "0",
+            "server.request_timeout_secs",
+        ),
+        ("SAMSPILL_DATABASE__URL", "mysql://db/x", "database.url"),
+        ("SAMSPILL_SERVER__BOGUS", "1", "bogus"),
+        (
+            "SAMSPILL_IDENTITY__ALLOW_SYNTHETIC",
+            "perhaps",
+            "identity.allow_synthetic",
+        ),
+        ("SAMSPILL_BLOBS__BACKEND", "s3", "blobs.s3.bucket"),
+    ];
+    for (key, value, named) in cases {
+        let out = run(dir.path(), &["serve"], &[(key, value)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{key}={value}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{key}={value}: {stderr}"
+        );
+        assert!(
+            stderr.contains(named),
+            "{key}={value} should name {named}: {stderr}"
+        );
+    }
+    // Nothing was started, so nothing was written.
+    assert!(!dir.path().join("data").exists());
+
+    let missing = run(dir.path(), &["--config", "nope.toml", "config"], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.toml"));
+
+    let unknown_role = run(dir.path(), &["serve", "--roles", "kaffe"], &[]);
+    assert_eq!(unknown_role.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown_role.stderr).contains("unknown role \"kaffe\""));
+}
+
+#[test]
+fn config_prints_effective_values_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("samspill.toml"),
+        "[server]\nlisten = \"127.0.0.1:9999\"\n[database]\nurl = \"postgres://app:hunter2@db:5432/s\"\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &["--config", "samspill.toml", "config"],
+        &[
+            ("SAMSPILL_BLOBS__S3__SECRET_ACCESS_KEY", "very-secret-key"),
+            ("SAMSPILL_DATABASE__PASSWORD", "other-secret"),
+            ("SAMSPILL_LOG__FORMAT", "json"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in ["hunter2", "very-secret-key", "other-secret"] {
+        assert!(!stdout.contains(secret), "{secret} leaked:\n{stdout}");
+    }
+    assert!(stdout.contains("listen = \"127.0.0.1:9999\""), "{stdout}");
+    assert!(stdout.contains("format = \"json\""), "{stdout}");
+    assert!(stdout.contains("[redacted]"), "{stdout}");
+    // The output is itself valid TOML.
+    let parsed: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(parsed["server"]["listen"].as_str(), Some("127.0.0.1:9999"));
+}
+
+#[test]
+fn the_example_configuration_is_complete_and_valid() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.example.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["--config", example.to_str().unwrap(), "config"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every key the binary knows appears in the example (the example documents them all).
+    let effective: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let example: toml::Table = toml::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
+    fn keys(prefix: &str, t: &toml::Table, out: &mut Vec<String>) {
+        for (k, v) in t {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(inner) => keys(&path, inner, out),
+                _ => out.push(path),
+            }
+        }
+    }
+    let (mut want, mut have) = (Vec::new(), Vec::new());
+    keys("", &effective, &mut want);
+    keys("", &example, &mut have);
+    let missing: Vec<_> = want.iter().filter(|k| !have.contains(k)).collect();
+    assert!(missing.is_empty(), "config.example.toml lacks {missing:?}");
+}
+
+#[test]
+fn migrate_applies_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = run(dir.path(), &["migrate"], &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
+    }
+    assert!(dir.path().join("data/samspill.sqlite").exists());
+}
