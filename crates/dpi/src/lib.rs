@@ -13,7 +13,7 @@
 
 pub mod container;
 pub mod jws;
-// pub mod letter; (enabled once container::asice lands)
+pub mod letter;
 pub mod receipt;
 #[doc(hidden)]
 pub mod testkit;

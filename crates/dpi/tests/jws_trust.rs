@@ -24,7 +24,7 @@ fn vectors() -> Option<PathBuf> {
 const KOMPLETTE: &str =
     "felleslosninger-docs/resources/begrep/sikkerDigitalPost/nyinf/eksempler/komplette";
 
-fn pem(root: &PathBuf, f: &str) -> X509 {
+fn pem(root: &std::path::Path, f: &str) -> X509 {
     X509::from_pem(&std::fs::read(root.join("derived").join(f)).unwrap()).unwrap()
 }
 
@@ -272,7 +272,7 @@ fn trust_org_number_both_styles() {
     pki.anchors().verify(&pki.chain_for(&new), at).unwrap();
     // leaf alone cannot chain to the root
     assert_eq!(
-        pki.anchors().verify(&[new.clone()], at).unwrap_err().code(),
+        pki.anchors().verify(std::slice::from_ref(&new), at).unwrap_err().code(),
         "chain_untrusted"
     );
     // another PKI's root does not anchor it
