@@ -13,6 +13,10 @@ use domain::ActorId;
 
 use crate::Problem;
 
+/// Scope of the bilateral DPI hops between the access point and the providers (corner 3 ↔ 4),
+/// carried by the access point's tokens on delivery and by the providers' tokens on receipts.
+pub const SCOPE_FORMIDLING: &str = "samspill:dpi.formidling";
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A verified Maskinporten access token.
