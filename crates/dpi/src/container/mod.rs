@@ -367,44 +367,50 @@ pub fn write_asice(
 /// every file outside `META-INF/`), manifest, hrefs, MIME types and extensions.
 pub fn read_asice(zip: &[u8], limits: &Limits) -> Result<VerifiedAsice, ContainerError> {
     let entries = zipio::read(zip, limits)?;
-    let mut files: BTreeMap<String, &[u8]> = BTreeMap::new();
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut signatures = None;
-    for e in &entries {
+    for e in entries {
         match e.name.as_str() {
             "mimetype" | "META-INF/manifest.xml" => {}
-            "META-INF/signatures.xml" => signatures = Some(e.data.as_slice()),
-            n if n.starts_with("META-INF/") => {
-                return Err(ContainerError::UnlistedFile(n.to_string()));
-            }
-            n => {
-                files.insert(n.to_string(), e.data.as_slice());
+            "META-INF/signatures.xml" => signatures = Some(e.data),
+            n if n.starts_with("META-INF/") => return Err(ContainerError::UnlistedFile(e.name)),
+            _ => {
+                files.insert(e.name, e.data);
             }
         }
     }
     let signatures =
         signatures.ok_or_else(|| ContainerError::MissingEntry("META-INF/signatures.xml".into()))?;
-    let manifest_xml = *files
-        .get("manifest.xml")
-        .ok_or_else(|| ContainerError::MissingEntry("manifest.xml".into()))?;
-    let sig = xades::verify(signatures, &files, limits)?;
-    let wire = manifest::parse(manifest_xml, limits)?;
+    if !files.contains_key("manifest.xml") {
+        return Err(ContainerError::MissingEntry("manifest.xml".into()));
+    }
+    let sig = {
+        let view: BTreeMap<String, &[u8]> = files
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_slice()))
+            .collect();
+        xades::verify(&signatures, &view, limits)?
+    };
+    let manifest_xml = files.remove("manifest.xml").unwrap_or_default();
+    let wire = manifest::parse(&manifest_xml, limits)?;
 
-    let mut used: HashSet<&str> = HashSet::new();
-    used.insert("manifest.xml");
     let mut documents = Vec::with_capacity(1 + wire.vedlegg.len());
     let all = std::iter::once((&wire.hoveddokument, DocumentRole::Hoveddokument))
         .chain(wire.vedlegg.iter().map(|v| (v, DocumentRole::Vedlegg)));
+    let mut taken: HashSet<String> = HashSet::new();
     for (md, role) in all {
+        // Moves each file out of the map so the container is held in memory only once.
         let mut take = |href: &str| -> Result<Vec<u8>, ContainerError> {
-            let (k, v) = files
-                .get_key_value(href)
-                .ok_or_else(|| ContainerError::HrefNotFound(href.to_string()))?;
-            if !used.insert(k.as_str()) {
-                return Err(ContainerError::ManifestInvalid(format!(
-                    "{href} is listed twice"
-                )));
+            match files.remove(href) {
+                Some(v) => {
+                    taken.insert(href.to_string());
+                    Ok(v)
+                }
+                None if taken.contains(href) || href == "manifest.xml" => Err(
+                    ContainerError::ManifestInvalid(format!("{href} is listed twice")),
+                ),
+                None => Err(ContainerError::HrefNotFound(href.to_string())),
             }
-            Ok(v.to_vec())
         };
         let bytes = take(&md.href)?;
         let data = match &md.data {
@@ -427,7 +433,7 @@ pub fn read_asice(zip: &[u8], limits: &Limits) -> Result<VerifiedAsice, Containe
             data,
         });
     }
-    if let Some(extra) = files.keys().find(|k| !used.contains(k.as_str())) {
+    if let Some(extra) = files.keys().next() {
         return Err(ContainerError::UnlistedFile(extra.clone()));
     }
     Ok(VerifiedAsice {
@@ -442,6 +448,6 @@ pub fn read_asice(zip: &[u8], limits: &Limits) -> Result<VerifiedAsice, Containe
         signer_cert: sig.signer_cert,
         signer_chain: sig.chain,
         signing_time: sig.signing_time,
-        manifest_xml: manifest_xml.to_vec(),
+        manifest_xml,
     })
 }
