@@ -1,0 +1,487 @@
+//! HTTP handlers: Digdir's sender API (`/messages/…`) and the provider receipt hop.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Multipart, Path, Query, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use domain::{ActorId, MessageId};
+use dpi::{
+    message::{Body, MessageType, Sbd},
+    token::SCOPE_SEND,
+};
+use serde::Deserialize;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use web::{Problem, auth::Org};
+
+use crate::{AppState, SCOPE_FORMIDLING, deliver, repo};
+
+/// `kanal`: `[a-zA-Z0-9_-]{1,28}`, case-insensitive (stored lower-case).
+fn parse_kanal(k: Option<&str>) -> Result<Option<String>, Problem> {
+    let Some(k) = k else { return Ok(None) };
+    let ok = (1..=28).contains(&k.len())
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(Some(k.to_ascii_lowercase()))
+    } else {
+        Err(Problem::bad_request(
+            "invalid_kanal",
+            "kanal must be 1–28 characters of a-z, A-Z, 0-9, _ and -",
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OutQuery {
+    kanal: Option<String>,
+}
+
+/// The two parts of a letter, read from `multipart/form-data`.
+async fn read_parts(mut multipart: Multipart, max: usize) -> Result<(String, Bytes), Problem> {
+    let mut jws = None;
+    let mut cms = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_problem(e)),
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "forretningsmelding" if jws.is_none() => {
+                let bytes = field.bytes().await.map_err(multipart_problem)?;
+                if bytes.len() > dpi::message::MAX_SBD_BYTES * 2 {
+                    return Err(Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "forretningsmelding_too_large",
+                        "Forretningsmelding too large",
+                    ));
+                }
+                let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                    Problem::bad_request("invalid_forretningsmelding", "not UTF-8 text")
+                })?;
+                jws = Some(text.trim().to_owned());
+            }
+            "dokumentpakke" if cms.is_none() => {
+                let bytes = field.bytes().await.map_err(multipart_problem)?;
+                if bytes.len() > max {
+                    return Err(Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "dokumentpakke_too_large",
+                        "Dokumentpakke too large",
+                    )
+                    .with_detail(format!("the limit is {max} bytes")));
+                }
+                cms = Some(bytes);
+            }
+            other => {
+                return Err(Problem::bad_request(
+                    "unexpected_part",
+                    format!("unexpected or repeated multipart part {other:?}"),
+                ));
+            }
+        }
+    }
+    match (jws, cms) {
+        (Some(j), Some(c)) if !c.is_empty() => Ok((j, c)),
+        _ => Err(Problem::bad_request(
+            "missing_part",
+            "both parts forretningsmelding and dokumentpakke are required",
+        )),
+    }
+}
+
+fn multipart_problem(e: axum::extract::multipart::MultipartError) -> Problem {
+    let status = e.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(status, "payload_too_large", "Request body too large")
+    } else {
+        Problem::bad_request("invalid_multipart", e.body_text())
+    }
+}
+
+fn letter_fields(
+    sbd: &Sbd,
+) -> Option<(
+    &dpi::message::Avsender,
+    &str,
+    &dpi::message::Dokumentpakkefingeravtrykk,
+)> {
+    match &sbd.body {
+        Body::Digital(m) => Some((
+            &m.avsender,
+            &m.maskinportentoken,
+            &m.dokumentpakkefingeravtrykk,
+        )),
+        Body::Utskrift(m) => Some((
+            &m.avsender,
+            &m.maskinportentoken,
+            &m.dokumentpakkefingeravtrykk,
+        )),
+        Body::Flyttet(m) => Some((
+            &m.avsender,
+            &m.maskinportentoken,
+            &m.dokumentpakkefingeravtrykk,
+        )),
+        _ => None,
+    }
+}
+
+/// `POST /messages/out`: validate (§3.4), store durably, queue for delivery, then 201.
+pub async fn post_message(
+    State(state): State<AppState>,
+    Org(principal): Org,
+    Query(q): Query<OutQuery>,
+    multipart: Multipart,
+) -> Result<Response, Problem> {
+    principal.require_scope(SCOPE_SEND)?;
+    let kanal = parse_kanal(q.kanal.as_deref())?;
+    let (jws, cms) = read_parts(multipart, state.0.cfg.max_dokumentpakke_bytes).await?;
+
+    let verified = dpi::jws::verify(&jws).map_err(|e| {
+        Problem::bad_request("invalid_forretningsmelding", e.to_string())
+            .with_extension("reason", e.code())
+    })?;
+    let sbd = Sbd::parse(&verified.payload).map_err(|e| {
+        Problem::bad_request("invalid_forretningsmelding", e.to_string())
+            .with_extension("reason", e.code)
+    })?;
+    if let Some(first) = sbd.dpi_issues().first() {
+        return Err(
+            Problem::bad_request("invalid_forretningsmelding", first.to_string())
+                .with_extension("reason", first.code),
+        );
+    }
+    let Some((avsender, embedded_token, fingerprint)) = letter_fields(&sbd) else {
+        return Err(Problem::bad_request(
+            "unsupported_message_type",
+            format!("{} cannot be sent here", sbd.message_type().key()),
+        ));
+    };
+    let avsender_id = avsender.virksomhetsidentifikator.actor_id().map_err(|e| {
+        Problem::bad_request("invalid_forretningsmelding", format!("avsender: {e}"))
+    })?;
+    if avsender_id != principal.consumer {
+        return Err(Problem::forbidden(
+            "consumer_mismatch",
+            format!(
+                "the token acts for {} but the letter's avsender is {avsender_id}",
+                principal.consumer
+            ),
+        ));
+    }
+    if embedded_token.trim() != principal.token {
+        return Err(Problem::bad_request(
+            "token_mismatch",
+            "the maskinportentoken in the business message is not the bearer token",
+        ));
+    }
+    if fingerprint.digest_value != dpi::message::Dokumentpakkefingeravtrykk::of(&cms).digest_value {
+        return Err(Problem::bad_request(
+            "fingerprint_mismatch",
+            "dokumentpakkefingeravtrykk does not match the SHA-256 of the dokumentpakke",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    if !state.0.deps.anchors.is_empty() {
+        state
+            .0
+            .deps
+            .anchors
+            .verify(&verified.chain, now)
+            .map_err(|e| {
+                Problem::bad_request("untrusted_certificate", e.to_string())
+                    .with_extension("reason", e.code())
+            })?;
+    }
+    let receiver = ActorId::parse(&sbd.header.receiver.value)
+        .map_err(|e| Problem::bad_request("invalid_receiver", format!("SBD receiver: {e}")))?;
+    if state.route_for(&receiver.orgnr()).is_none() {
+        return Err(Problem::bad_request(
+            "unknown_receiver",
+            format!("no route to the provider {receiver}"),
+        ));
+    }
+    let conversation_id = sbd.conversation_id().ok_or_else(|| {
+        Problem::bad_request("invalid_forretningsmelding", "no ConversationId scope")
+    })?;
+
+    let blob = state
+        .0
+        .deps
+        .blobs
+        .put(cms.clone())
+        .await
+        .map_err(Problem::internal)?;
+    let message_id = sbd.message_id().to_string();
+    let new = repo::NewMessage {
+        message_id: message_id.clone(),
+        conversation_id: conversation_id.to_string(),
+        message_type: sbd.message_type().key().to_owned(),
+        sender_orgnr: avsender_id.orgnr().to_string(),
+        supplier_orgnr: principal.supplier.map(|s| s.orgnr().to_string()),
+        avsenderidentifikator: avsender.avsenderidentifikator.clone(),
+        receiver_orgnr: receiver.orgnr().to_string(),
+        kanal,
+        forretningsmelding: jws.clone(),
+        dokumentpakke_sha256: blob.sha256.clone(),
+        dokumentpakke_size: i64::try_from(blob.size).unwrap_or(i64::MAX),
+        deliver_by: now
+            + time::Duration::seconds(
+                i64::try_from(state.0.cfg.delivery_deadline_secs).unwrap_or(i64::MAX / 1000),
+            ),
+    };
+    let inserted = repo::insert_message(&state.0.deps.db, &new, now)
+        .await
+        .map_err(Problem::internal)?;
+    if !inserted {
+        // The same letter sent again (a retry after a lost response) is accepted again; a
+        // different letter under a used id is refused.
+        let existing = repo::get_message(&state.0.deps.db, &message_id)
+            .await
+            .map_err(Problem::internal)?;
+        if existing.is_none_or(|m| m.forretningsmelding != jws) {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "duplicate_message_id",
+                "Message id already used",
+            )
+            .with_detail(format!("the message id {message_id} has been used before")));
+        }
+    }
+    deliver::enqueue(&state, &message_id)
+        .await
+        .map_err(Problem::internal)?;
+    metrics::counter!("formidler_messages_accepted_total").increment(u64::from(inserted));
+    tracing::info!(message_id, receiver = %receiver, "letter accepted");
+    Ok(StatusCode::CREATED.into_response())
+}
+
+fn parse_id(id: &str) -> Result<MessageId, Problem> {
+    MessageId::parse(id).map_err(|_| Problem::bad_request("invalid_id", "the id must be a UUID"))
+}
+
+/// `GET /messages/out/{id}/statuses`: only for the organization that sent it.
+pub async fn statuses(
+    State(state): State<AppState>,
+    Org(principal): Org,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    principal.require_scope(SCOPE_SEND)?;
+    let id = parse_id(&id)?.to_string();
+    let db = &state.0.deps.db;
+    let msg = repo::get_message(db, &id)
+        .await
+        .map_err(Problem::internal)?;
+    match msg {
+        Some(m) if m.sender_orgnr == principal.consumer.orgnr().to_string() => {}
+        _ => return Err(Problem::not_found().with_detail("no such message for this sender")),
+    }
+    let rows = repo::statuses(db, &id).await.map_err(Problem::internal)?;
+    let out: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| {
+            let ts = store::from_ms(r.at)
+                .ok()
+                .and_then(|t| t.format(&Rfc3339).ok())
+                .unwrap_or_default();
+            let mut v = serde_json::json!({ "status": r.status, "timestamp": ts });
+            if let (Some(b), Some(obj)) = (r.beskrivelse, v.as_object_mut()) {
+                obj.insert("beskrivelse".into(), b.into());
+            }
+            v
+        })
+        .collect();
+    Ok(Json(out).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InQuery {
+    avsenderidentifikator: Option<String>,
+    kanal: Option<String>,
+    page_size: Option<String>,
+    page: Option<String>,
+}
+
+fn parse_page(v: Option<&str>, default: i64, max: i64, name: &str) -> Result<i64, Problem> {
+    match v {
+        None => Ok(default),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (0..=max).contains(&n) => Ok(n),
+            _ => Err(Problem::bad_request(
+                "invalid_paging",
+                format!("{name} must be a whole number from 0 to {max}"),
+            )),
+        },
+    }
+}
+
+/// `GET /messages/in`: the sender's unread receipts (204 when there are none).
+pub async fn incoming(
+    State(state): State<AppState>,
+    Org(principal): Org,
+    Query(q): Query<InQuery>,
+) -> Result<Response, Problem> {
+    principal.require_scope(SCOPE_SEND)?;
+    let kanal = parse_kanal(q.kanal.as_deref())?;
+    let page_size = parse_page(q.page_size.as_deref(), 100, 1000, "page_size")?.max(1);
+    let page = parse_page(q.page.as_deref(), 0, 1_000_000, "page")?;
+    let recipient = principal.consumer.orgnr().to_string();
+    let rows = repo::list_incoming(
+        &state.0.deps.db,
+        &recipient,
+        q.avsenderidentifikator.as_deref(),
+        kanal.as_deref(),
+        page_size,
+        page.saturating_mul(page_size),
+    )
+    .await
+    .map_err(Problem::internal)?;
+    if rows.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let base = state.0.public_url.trim_end_matches('/').to_owned();
+    let out: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "forretningsmelding": r.forretningsmelding,
+                "downloadurl": format!("{base}/messages/in/{}", r.id),
+            })
+        })
+        .collect();
+    Ok(Json(out).into_response())
+}
+
+/// `GET /messages/in/{id}`: receipts carry no dokumentpakke, so this answers with the signed
+/// business message itself.
+pub async fn download(
+    State(state): State<AppState>,
+    Org(principal): Org,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    principal.require_scope(SCOPE_SEND)?;
+    let id = parse_id(&id)?.to_string();
+    let recipient = principal.consumer.orgnr().to_string();
+    match repo::get_incoming(&state.0.deps.db, &recipient, &id)
+        .await
+        .map_err(Problem::internal)?
+    {
+        Some(row) => Ok((
+            [(header::CONTENT_TYPE, "application/jwt")],
+            row.forretningsmelding,
+        )
+            .into_response()),
+        None => Err(Problem::not_found().with_detail("no such incoming message")),
+    }
+}
+
+/// `POST /messages/in/{id}/read`: removes it from `GET /messages/in`.
+pub async fn mark_read(
+    State(state): State<AppState>,
+    Org(principal): Org,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    principal.require_scope(SCOPE_SEND)?;
+    let id = parse_id(&id)?.to_string();
+    let recipient = principal.consumer.orgnr().to_string();
+    if repo::mark_read(&state.0.deps.db, &recipient, &id, OffsetDateTime::now_utc())
+        .await
+        .map_err(Problem::internal)?
+    {
+        Ok(StatusCode::OK.into_response())
+    } else {
+        Err(Problem::not_found().with_detail("no such incoming message"))
+    }
+}
+
+/// `POST /dpi/receipts`: a provider hands back a signed receipt (body: the JWS).
+pub async fn receive_receipt(
+    State(state): State<AppState>,
+    Org(principal): Org,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    principal.require_scope(SCOPE_FORMIDLING)?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !ct.starts_with("application/jwt") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Expected application/jwt",
+        ));
+    }
+    let jws = std::str::from_utf8(&body)
+        .map_err(|_| Problem::bad_request("invalid_receipt", "not UTF-8"))?
+        .trim()
+        .to_owned();
+    let opened = dpi::receipt::open_receipt(&jws, &state.0.deps.anchors, OffsetDateTime::now_utc());
+    let sbd = match (opened.valid, opened.sbd) {
+        (true, Some(sbd)) => sbd,
+        (_, _) => {
+            let first = opened.errors.first();
+            return Err(Problem::bad_request(
+                "invalid_receipt",
+                first.map(|i| i.detail.clone()).unwrap_or_default(),
+            )
+            .with_extension("reason", first.map(|i| i.code.clone())));
+        }
+    };
+    let issuer = ActorId::parse(&sbd.header.sender.value)
+        .map_err(|e| Problem::bad_request("invalid_receipt", format!("SBD sender: {e}")))?;
+    if issuer != principal.consumer {
+        return Err(Problem::forbidden(
+            "consumer_mismatch",
+            "a provider may only hand in its own receipts",
+        ));
+    }
+    let Some(conversation_id) = sbd.conversation_id() else {
+        return Err(Problem::bad_request("invalid_receipt", "no ConversationId"));
+    };
+    let conv = repo::conversation(&state.0.deps.db, &conversation_id.to_string())
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_conversation",
+                "Unknown conversation",
+            )
+            .with_detail("no letter with this conversation id passed this access point")
+        })?;
+    if conv.receiver_orgnr != issuer.orgnr().to_string() {
+        return Err(Problem::forbidden(
+            "not_the_receiver",
+            "only the provider the letter went to may send its receipts",
+        ));
+    }
+    let t: MessageType = sbd.message_type();
+    let inserted = repo::insert_incoming(
+        &state.0.deps.db,
+        &repo::NewIncoming {
+            id: &sbd.message_id().to_string(),
+            conversation_id: &conversation_id.to_string(),
+            message_type: t.key(),
+            recipient_orgnr: &conv.sender_orgnr,
+            avsenderidentifikator: conv.avsenderidentifikator.as_deref(),
+            kanal: conv.kanal.as_deref(),
+            forretningsmelding: &jws,
+        },
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .map_err(Problem::internal)?;
+    metrics::counter!("formidler_receipts_total", "type" => t.key()).increment(u64::from(inserted));
+    Ok(if inserted {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    }
+    .into_response())
+}

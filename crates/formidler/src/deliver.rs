@@ -1,0 +1,291 @@
+//! Delivery to providers through the durable job queue: one job per letter (dedup key = the
+//! message id), retried with backoff until the provider takes it or the delivery deadline
+//! passes, when the letter becomes a `feil` (SERVER) for its sender.
+
+use std::time::Duration;
+
+use domain::MessageId;
+use dpi::{
+    message::{Feiltype, Sbd, Timestamp},
+    receipt::{ReceiptKind, build_receipt, sign_sbd},
+};
+use serde::{Deserialize, Serialize};
+use store::{BlobRef, Job, WorkerOptions};
+use time::OffsetDateTime;
+
+use crate::{AppState, SCOPE_FORMIDLING, repo};
+
+pub const DELIVER_QUEUE: &str = "formidler.deliver";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DeliverJob {
+    message_id: String,
+}
+
+pub async fn enqueue(state: &AppState, message_id: &str) -> store::StoreResult<()> {
+    state
+        .0
+        .jobs
+        .enqueue(
+            DELIVER_QUEUE,
+            &DeliverJob {
+                message_id: message_id.to_owned(),
+            },
+            Some(message_id),
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .map(|_| ())
+}
+
+pub fn spawn(
+    state: AppState,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut handles = Vec::new();
+    // A letter accepted just before a crash may have its row but not its job: queue every
+    // undelivered letter again (the dedup key makes this a no-op for the others).
+    {
+        let state = state.clone();
+        handles.push(tokio::spawn(async move {
+            match repo::pending_ids(&state.0.deps.db).await {
+                Ok(ids) => {
+                    for id in ids {
+                        if let Err(e) = enqueue(&state, &id).await {
+                            tracing::warn!(error = %e, "re-enqueueing a pending letter failed");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "listing pending letters failed"),
+            }
+        }));
+    }
+    for n in 0..state.0.cfg.delivery_workers.max(1) {
+        let state = state.clone();
+        let mut shutdown = shutdown.clone();
+        handles.push(tokio::spawn(async move {
+            let options = WorkerOptions {
+                worker_id: format!(
+                    "formidler-{}-{n}-{}",
+                    std::process::id(),
+                    uuid::Uuid::new_v4()
+                ),
+                lease: Duration::from_secs(state.0.cfg.delivery_timeout_secs.max(1) * 2),
+                poll_min: Duration::from_millis(20),
+                poll_max: Duration::from_millis(500),
+            };
+            let jobs = state.0.jobs.clone();
+            let result = store::run_worker(
+                jobs,
+                DELIVER_QUEUE,
+                options,
+                |job| deliver_one(state.clone(), job),
+                async move {
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                },
+            )
+            .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "delivery worker stopped");
+            }
+        }));
+    }
+    handles
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DeliverError {
+    #[error("{0}")]
+    Retry(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+async fn deliver_one(state: AppState, job: Job) -> Result<(), DeliverError> {
+    let payload: DeliverJob = job.payload_as()?;
+    let db = &state.0.deps.db;
+    let Some(msg) = repo::get_message(db, &payload.message_id).await? else {
+        return Ok(());
+    };
+    if msg.status != repo::OPPRETTET {
+        return Ok(());
+    }
+    let now = OffsetDateTime::now_utc();
+    if store::to_ms(now) > msg.deliver_by {
+        give_up(
+            &state,
+            &msg,
+            "the provider did not accept the letter before the delivery deadline",
+        )
+        .await?;
+        return Ok(());
+    }
+    let (Some(sha), Some(size)) = (msg.dokumentpakke_sha256.clone(), msg.dokumentpakke_size) else {
+        return Ok(());
+    };
+    let Some(route) = domain::Organisasjonsnummer::parse(&msg.receiver_orgnr)
+        .ok()
+        .and_then(|o| state.route_for(&o).cloned())
+    else {
+        give_up(&state, &msg, "no route to the receiving provider").await?;
+        return Ok(());
+    };
+    let blob = BlobRef {
+        sha256: sha.clone(),
+        size: u64::try_from(size).unwrap_or_default(),
+    };
+    let cms = state.0.deps.blobs.get(&blob).await?;
+    let token = state
+        .0
+        .deps
+        .tokens
+        .token(SCOPE_FORMIDLING)
+        .await
+        .map_err(|e| DeliverError::Retry(format!("token: {e:#}")))?;
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "forretningsmelding",
+            reqwest::multipart::Part::text(msg.forretningsmelding.clone())
+                .file_name("sbd.jwt")
+                .mime_str("application/jwt")
+                .map_err(|e| DeliverError::Retry(e.to_string()))?,
+        )
+        .part(
+            "dokumentpakke",
+            reqwest::multipart::Part::bytes(cms.to_vec())
+                .file_name("asic.cms")
+                .mime_str("application/cms")
+                .map_err(|e| DeliverError::Retry(e.to_string()))?,
+        );
+    let url = format!(
+        "{}/dpi/inbound",
+        route.endpoint.as_str().trim_end_matches('/')
+    );
+    let response = state
+        .0
+        .http
+        .post(&url)
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .map_err(|e| DeliverError::Retry(format!("POST {url}: {e}")))?;
+    let status = response.status();
+    if status.is_success() {
+        if repo::finish_message(
+            db,
+            &msg.message_id,
+            repo::SENDT,
+            None,
+            OffsetDateTime::now_utc(),
+        )
+        .await?
+        {
+            forget_payload(&state, &blob).await;
+            metrics::counter!("formidler_messages_delivered_total").increment(1);
+        }
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    let detail = format!(
+        "{url} answered {status}: {}",
+        body.chars().take(300).collect::<String>()
+    );
+    if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+        // The provider will never take this request as it is.
+        give_up(&state, &msg, &detail).await?;
+        return Ok(());
+    }
+    Err(DeliverError::Retry(detail))
+}
+
+async fn forget_payload(state: &AppState, blob: &BlobRef) {
+    match repo::blob_still_needed(&state.0.deps.db, &blob.sha256).await {
+        Ok(false) => {
+            if let Err(e) = state.0.deps.blobs.delete(blob).await {
+                tracing::warn!(error = %e, "deleting a delivered payload failed");
+            }
+        }
+        Ok(true) => {}
+        Err(e) => tracing::warn!(error = %e, "checking payload references failed"),
+    }
+}
+
+/// Marks the letter FEILET and leaves a signed `feil` (SERVER) for its sender.
+async fn give_up(
+    state: &AppState,
+    msg: &repo::MessageRow,
+    reason: &str,
+) -> Result<(), DeliverError> {
+    let db = &state.0.deps.db;
+    let now = OffsetDateTime::now_utc();
+    if !repo::finish_message(db, &msg.message_id, repo::FEILET, Some(reason), now).await? {
+        return Ok(());
+    }
+    if let Some(sha) = &msg.dokumentpakke_sha256 {
+        let blob = BlobRef {
+            sha256: sha.clone(),
+            size: msg
+                .dokumentpakke_size
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or_default(),
+        };
+        forget_payload(state, &blob).await;
+    }
+    metrics::counter!("formidler_messages_failed_total").increment(1);
+    tracing::warn!(message_id = %msg.message_id, reason, "letter failed");
+    let letter = match dpi::jws::decode_unverified(&msg.forretningsmelding)
+        .ok()
+        .and_then(|(_, payload)| Sbd::parse(&payload).ok())
+    {
+        Some(l) => l,
+        None => return Ok(()),
+    };
+    let signer = &state.0.deps.signer;
+    let detaljer: String = reason.chars().take(1000).collect();
+    let feil = match build_receipt(
+        &letter,
+        ReceiptKind::Feil {
+            feiltype: Feiltype::Server,
+            detaljer: Some(detaljer),
+        },
+        &signer.orgnr,
+        Timestamp(now),
+        MessageId::new(),
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "building a feil failed");
+            return Ok(());
+        }
+    };
+    let jws = match sign_sbd(&feil, &signer.cert, &signer.key) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, "signing a feil failed");
+            return Ok(());
+        }
+    };
+    let conversation = letter
+        .conversation_id()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    let conv = repo::conversation(db, &conversation).await?;
+    repo::insert_incoming(
+        db,
+        &repo::NewIncoming {
+            id: &feil.message_id().to_string(),
+            conversation_id: &conversation,
+            message_type: feil.message_type().key(),
+            recipient_orgnr: &msg.sender_orgnr,
+            avsenderidentifikator: conv
+                .as_ref()
+                .and_then(|c| c.avsenderidentifikator.as_deref()),
+            kanal: conv.as_ref().and_then(|c| c.kanal.as_deref()),
+            forretningsmelding: &jws,
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}

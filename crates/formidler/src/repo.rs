@@ -1,0 +1,328 @@
+//! Every SQL statement of the access point (portable: `$n` placeholders, epoch-ms times).
+
+use store::{Db, StoreResult, sqlx, sqlx::Row};
+use time::OffsetDateTime;
+
+/// Message status at the access point (`GET /messages/out/{id}/statuses`).
+pub const OPPRETTET: &str = "OPPRETTET";
+pub const SENDT: &str = "SENDT";
+pub const FEILET: &str = "FEILET";
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub message_id: String,
+    pub conversation_id: String,
+    pub message_type: String,
+    pub sender_orgnr: String,
+    pub supplier_orgnr: Option<String>,
+    pub avsenderidentifikator: Option<String>,
+    pub receiver_orgnr: String,
+    pub kanal: Option<String>,
+    pub forretningsmelding: String,
+    pub dokumentpakke_sha256: String,
+    pub dokumentpakke_size: i64,
+    pub deliver_by: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    pub message_id: String,
+    pub sender_orgnr: String,
+    pub receiver_orgnr: String,
+    pub forretningsmelding: String,
+    pub dokumentpakke_sha256: Option<String>,
+    pub dokumentpakke_size: Option<i64>,
+    pub status: String,
+    pub deliver_by: i64,
+}
+
+fn ms(t: OffsetDateTime) -> i64 {
+    store::to_ms(t)
+}
+
+/// Inserts the message and its first status; `false` when the id exists already.
+pub async fn insert_message(db: &Db, m: &NewMessage, now: OffsetDateTime) -> StoreResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO formidler_messages (message_id, conversation_id, message_type, sender_orgnr, \
+         supplier_orgnr, avsenderidentifikator, receiver_orgnr, kanal, forretningsmelding, \
+         dokumentpakke_sha256, dokumentpakke_size, status, deliver_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+         ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(&m.message_id)
+    .bind(&m.conversation_id)
+    .bind(&m.message_type)
+    .bind(&m.sender_orgnr)
+    .bind(m.supplier_orgnr.as_deref())
+    .bind(m.avsenderidentifikator.as_deref())
+    .bind(&m.receiver_orgnr)
+    .bind(m.kanal.as_deref())
+    .bind(&m.forretningsmelding)
+    .bind(&m.dokumentpakke_sha256)
+    .bind(m.dokumentpakke_size)
+    .bind(OPPRETTET)
+    .bind(ms(m.deliver_by))
+    .bind(ms(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        sqlx::query(
+            "INSERT INTO formidler_statuses (message_id, seq, status, beskrivelse, at) \
+             VALUES ($1, 1, $2, NULL, $3)",
+        )
+        .bind(&m.message_id)
+        .bind(OPPRETTET)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+pub async fn get_message(db: &Db, message_id: &str) -> StoreResult<Option<MessageRow>> {
+    let row = sqlx::query(
+        "SELECT message_id, sender_orgnr, receiver_orgnr, forretningsmelding, \
+         dokumentpakke_sha256, dokumentpakke_size, status, deliver_by \
+         FROM formidler_messages WHERE message_id = $1",
+    )
+    .bind(message_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| -> StoreResult<MessageRow> {
+        Ok(MessageRow {
+            message_id: r.try_get("message_id")?,
+            sender_orgnr: r.try_get("sender_orgnr")?,
+            receiver_orgnr: r.try_get("receiver_orgnr")?,
+            forretningsmelding: r.try_get("forretningsmelding")?,
+            dokumentpakke_sha256: r.try_get("dokumentpakke_sha256")?,
+            dokumentpakke_size: r.try_get("dokumentpakke_size")?,
+            status: r.try_get("status")?,
+            deliver_by: r.try_get("deliver_by")?,
+        })
+    })
+    .transpose()
+}
+
+/// Moves a message out of `OPPRETTET` to `status` (once; `false` if it had moved already) and
+/// forgets its payload, which the access point must not keep after delivery.
+pub async fn finish_message(
+    db: &Db,
+    message_id: &str,
+    status: &str,
+    beskrivelse: Option<&str>,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let moved = sqlx::query(
+        "UPDATE formidler_messages SET status = $2, dokumentpakke_sha256 = NULL, updated_at = $3 \
+         WHERE message_id = $1 AND status = $4",
+    )
+    .bind(message_id)
+    .bind(status)
+    .bind(ms(now))
+    .bind(OPPRETTET)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if moved {
+        sqlx::query(
+            "INSERT INTO formidler_statuses (message_id, seq, status, beskrivelse, at) \
+             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM formidler_statuses \
+             WHERE message_id = $1",
+        )
+        .bind(message_id)
+        .bind(status)
+        .bind(beskrivelse)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(moved)
+}
+
+/// Whether any other undelivered message still needs the blob `sha256`.
+pub async fn blob_still_needed(db: &Db, sha256: &str) -> StoreResult<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM formidler_messages WHERE dokumentpakke_sha256 = $1",
+    )
+    .bind(sha256)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(n > 0)
+}
+
+pub struct StatusRow {
+    pub status: String,
+    pub beskrivelse: Option<String>,
+    pub at: i64,
+}
+
+pub async fn statuses(db: &Db, message_id: &str) -> StoreResult<Vec<StatusRow>> {
+    let rows = sqlx::query(
+        "SELECT status, beskrivelse, at FROM formidler_statuses WHERE message_id = $1 ORDER BY seq",
+    )
+    .bind(message_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StatusRow {
+                status: r.try_get("status")?,
+                beskrivelse: r.try_get("beskrivelse")?,
+                at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}
+
+/// Messages still waiting for delivery (for the start-up sweep that re-enqueues them).
+pub async fn pending_ids(db: &Db) -> StoreResult<Vec<String>> {
+    let ids = sqlx::query_scalar("SELECT message_id FROM formidler_messages WHERE status = $1")
+        .bind(OPPRETTET)
+        .fetch_all(db.pool())
+        .await?;
+    Ok(ids)
+}
+
+/// The original message of a conversation, for routing its receipts.
+pub struct Conversation {
+    pub sender_orgnr: String,
+    pub avsenderidentifikator: Option<String>,
+    pub kanal: Option<String>,
+    pub receiver_orgnr: String,
+}
+
+pub async fn conversation(db: &Db, conversation_id: &str) -> StoreResult<Option<Conversation>> {
+    let row = sqlx::query(
+        "SELECT sender_orgnr, avsenderidentifikator, kanal, receiver_orgnr FROM formidler_messages \
+         WHERE conversation_id = $1 ORDER BY created_at LIMIT 1",
+    )
+    .bind(conversation_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| -> StoreResult<Conversation> {
+        Ok(Conversation {
+            sender_orgnr: r.try_get("sender_orgnr")?,
+            avsenderidentifikator: r.try_get("avsenderidentifikator")?,
+            kanal: r.try_get("kanal")?,
+            receiver_orgnr: r.try_get("receiver_orgnr")?,
+        })
+    })
+    .transpose()
+}
+
+pub struct NewIncoming<'a> {
+    pub id: &'a str,
+    pub conversation_id: &'a str,
+    pub message_type: &'a str,
+    pub recipient_orgnr: &'a str,
+    pub avsenderidentifikator: Option<&'a str>,
+    pub kanal: Option<&'a str>,
+    pub forretningsmelding: &'a str,
+}
+
+/// Stores an incoming receipt; `false` when its id was stored before.
+pub async fn insert_incoming(
+    db: &Db,
+    m: &NewIncoming<'_>,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO formidler_incoming (id, conversation_id, message_type, recipient_orgnr, \
+         avsenderidentifikator, kanal, forretningsmelding, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(m.id)
+    .bind(m.conversation_id)
+    .bind(m.message_type)
+    .bind(m.recipient_orgnr)
+    .bind(m.avsenderidentifikator)
+    .bind(m.kanal)
+    .bind(m.forretningsmelding)
+    .bind(ms(now))
+    .execute(db.pool())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+pub struct IncomingRow {
+    pub id: String,
+    pub forretningsmelding: String,
+}
+
+/// Unread incoming messages of `recipient`, oldest first, optionally narrowed by
+/// avsenderidentifikator and kanal.
+pub async fn list_incoming(
+    db: &Db,
+    recipient: &str,
+    avsenderidentifikator: Option<&str>,
+    kanal: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<Vec<IncomingRow>> {
+    let rows = sqlx::query(
+        "SELECT id, forretningsmelding FROM formidler_incoming \
+         WHERE recipient_orgnr = $1 AND read_at IS NULL \
+         AND ($2 IS NULL OR avsenderidentifikator = $2) AND ($3 IS NULL OR kanal = $3) \
+         ORDER BY received_at, id LIMIT $4 OFFSET $5",
+    )
+    .bind(recipient)
+    .bind(avsenderidentifikator)
+    .bind(kanal)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(IncomingRow {
+                id: r.try_get("id")?,
+                forretningsmelding: r.try_get("forretningsmelding")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn get_incoming(db: &Db, recipient: &str, id: &str) -> StoreResult<Option<IncomingRow>> {
+    let row = sqlx::query(
+        "SELECT id, forretningsmelding FROM formidler_incoming WHERE id = $1 AND recipient_orgnr = $2",
+    )
+    .bind(id)
+    .bind(recipient)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| -> StoreResult<IncomingRow> {
+        Ok(IncomingRow {
+            id: r.try_get("id")?,
+            forretningsmelding: r.try_get("forretningsmelding")?,
+        })
+    })
+    .transpose()
+}
+
+/// Marks an incoming message read; `false` when `recipient` has no such message.
+pub async fn mark_read(
+    db: &Db,
+    recipient: &str,
+    id: &str,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let n = sqlx::query(
+        "UPDATE formidler_incoming SET read_at = COALESCE(read_at, $3) \
+         WHERE id = $1 AND recipient_orgnr = $2",
+    )
+    .bind(id)
+    .bind(recipient)
+    .bind(ms(now))
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
