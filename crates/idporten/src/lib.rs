@@ -108,6 +108,12 @@ impl Acr {
     }
 }
 
+/// The signing key in the data folder. To rotate: move it to [`PREVIOUS_KEY_FILE`] and
+/// restart; a new key is made and both are published in the JWKS.
+pub const KEY_FILE: &str = "idporten-signing-key.pem";
+/// The previous signing key, published in the JWKS while tokens it signed may still be in use.
+pub const PREVIOUS_KEY_FILE: &str = "idporten-signing-key.previous.pem";
+
 /// Builds the router. Mount it anywhere; every absolute URL comes from `env.public_url`.
 pub async fn router(cfg: &Config, env: &web::RoleEnv) -> anyhow::Result<Router> {
     let state = AppState::new(cfg, env)?;
@@ -135,6 +141,8 @@ pub(crate) struct AppState {
     pub cookie_path: String,
     pub secure_cookies: bool,
     pub key: jose::SigningKey,
+    /// The key before the last rotation, still published so tokens it signed stay valid.
+    pub previous_key: Option<jose::SigningKey>,
     pub pairwise_salt: Vec<u8>,
     pub registry: fixtures::Registry,
     pub fnr_policy: domain::FnrPolicy,
@@ -177,7 +185,13 @@ impl AppState {
             "" => "/".to_owned(),
             p => p.to_owned(),
         };
-        let key = jose::SigningKey::load_or_create(&env.data_dir.join("idporten-signing-key.pem"))?;
+        let key = jose::SigningKey::load_or_create(&env.data_dir.join(KEY_FILE))?;
+        let previous = env.data_dir.join(PREVIOUS_KEY_FILE);
+        let previous_key = if previous.exists() {
+            Some(jose::SigningKey::load_or_create(&previous)?)
+        } else {
+            None
+        };
         let salt_path = env.data_dir.join("idporten-pairwise-salt");
         let pairwise_salt = match std::fs::read(&salt_path) {
             Ok(s) if s.len() >= 16 => s,
@@ -207,11 +221,23 @@ impl AppState {
             cookie_path,
             secure_cookies: env.public_url.scheme() == "https",
             key,
+            previous_key,
             pairwise_salt,
             registry,
             fnr_policy,
             mem: Mutex::new(Mem::default()),
         })
+    }
+
+    /// Current key first, then the previous one.
+    pub fn public_keys(&self) -> impl Iterator<Item = &jose::SigningKey> {
+        std::iter::once(&self.key).chain(self.previous_key.as_ref())
+    }
+
+    /// Checks a token this provider signed, with the current or the previous key.
+    pub fn verify_own(&self, jws: &jose::Jws<'_>) -> bool {
+        self.public_keys()
+            .any(|k| jws.verify_with(k.public()).is_ok())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -301,7 +327,7 @@ async fn discovery(State(st): State<Arc<AppState>>) -> Response {
 async fn jwks(State(st): State<Arc<AppState>>) -> Response {
     (
         [(header::CACHE_CONTROL, "public, max-age=60")],
-        Json(json!({ "keys": [st.key.jwk()] })),
+        Json(json!({ "keys": st.public_keys().map(|k| k.jwk()).collect::<Vec<_>>() })),
     )
         .into_response()
 }

@@ -48,9 +48,7 @@ pub(crate) async fn end_session(
             let Ok(jws) = Jws::parse(t) else {
                 return bad("id_token_hint is not a valid JWT");
             };
-            if jws.verify_with(st.key.public()).is_err()
-                || jws.str_claim("iss") != Some(st.issuer.as_str())
-            {
+            if !st.verify_own(&jws) || jws.str_claim("iss") != Some(st.issuer.as_str()) {
                 return bad("id_token_hint was not issued by this provider");
             }
             let aud = match jws.claims.get("aud") {

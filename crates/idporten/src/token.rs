@@ -373,7 +373,7 @@ pub(crate) async fn userinfo(State(st): State<Arc<AppState>>, headers: HeaderMap
         Ok(j) => j,
         Err(e) => return unauthorized(&e.to_string()),
     };
-    if jws.verify_with(st.key.public()).is_err() {
+    if !st.verify_own(&jws) {
         return unauthorized("signature does not verify");
     }
     if jws.typ() != Some("at+jwt") {

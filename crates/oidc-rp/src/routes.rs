@@ -33,7 +33,8 @@ pub(crate) fn safe_return_to(s: Option<&str>) -> Option<&str> {
         && !s.starts_with("//")
         && !s.starts_with("/\\")
         && s.len() <= MAX_RETURN_TO
-        && !s.chars().any(|c| c.is_control() || c == '\\');
+        // Visible ASCII only: a Location header cannot carry anything else.
+        && s.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
     ok.then_some(s)
 }
 
@@ -407,6 +408,8 @@ mod tests {
             "me",
             "/a\nb",
             "/a\\b",
+            "/ø",
+            "/a b",
         ] {
             assert_eq!(safe_return_to(Some(bad)), None, "{bad}");
         }

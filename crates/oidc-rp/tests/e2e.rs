@@ -420,3 +420,138 @@ async fn callback_refuses_forged_state_cancel_and_open_redirects() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// Runs the stand-in on `listener` until the returned sender fires.
+async fn serve_idp(
+    listener: tokio::net::TcpListener,
+    data_dir: std::path::PathBuf,
+    idp: &str,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let env = web::RoleEnv {
+        data_dir,
+        public_url: idp.parse().unwrap(),
+        fnr_policy: domain::FnrPolicy::PERMISSIVE,
+    };
+    let r = idporten::router(&idporten::Config::default(), &env)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let h = tokio::spawn(async move {
+        axum::serve(listener, Router::new().nest("/idporten", r))
+            .with_graceful_shutdown(async {
+                rx.await.ok();
+            })
+            .await
+            .unwrap()
+    });
+    (tx, h)
+}
+
+#[tokio::test]
+async fn new_signing_key_is_fetched_from_jwks_after_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let bind = |a: &str| tokio::net::TcpListener::bind(a.to_owned());
+    let (li, la, lb) = (
+        bind("127.0.0.1:0").await.unwrap(),
+        bind("127.0.0.1:0").await.unwrap(),
+        bind("127.0.0.1:0").await.unwrap(),
+    );
+    let idp_addr = li.local_addr().unwrap();
+    let idp = format!("http://{idp_addr}/idporten");
+    let (a, b) = (
+        format!("http://{}", la.local_addr().unwrap()),
+        format!("http://{}", lb.local_addr().unwrap()),
+    );
+    let pid = synthetic_pid(9, 9, 99).unwrap().as_string();
+    let fx = Fixtures {
+        clients: vec![registration("app-a", &a), registration("app-b", &b)],
+        persons: vec![TestPerson {
+            pid: pid.clone(),
+            name: "Per".into(),
+        }],
+    };
+    std::fs::write(
+        dir.path().join("idporten-fixtures.toml"),
+        toml::to_string(&fx).unwrap(),
+    )
+    .unwrap();
+    let rp = |id: &str, origin: &str, refresh: u64| {
+        Rp::new(
+            RpConfig {
+                issuer: idp.clone(),
+                client_id: id.into(),
+                client_auth: ClientAuth::ClientSecretBasic {
+                    secret: format!("{id}-secret").into(),
+                },
+                redirect_uri: format!("{origin}/auth/callback"),
+                post_logout_redirect_uri: None,
+                base_path: "/auth".into(),
+                default_return_to: "/".into(),
+                cookie_name: format!("{}_session", id.replace('-', "_")),
+                cookie_secure: false,
+                jwks_refresh_min_secs: refresh,
+                ..RpConfig::default()
+            },
+            Arc::new(MemoryStore::new()),
+        )
+        .unwrap()
+    };
+    // A refetches the JWKS on an unknown kid; B may refetch only once an hour.
+    let (rp_a, rp_b) = (rp("app-a", &a, 0), rp("app-b", &b, 3600));
+    tokio::spawn(async move { axum::serve(la, app(rp_a)).await.unwrap() });
+    tokio::spawn(async move { axum::serve(lb, app(rp_b)).await.unwrap() });
+
+    let (stop, h) = serve_idp(li, dir.path().to_path_buf(), &idp).await;
+    let http = browser();
+    let (_, r) = walk(&http, format!("{a}/me")).await;
+    let (_, r) = log_in(
+        &http,
+        &r.text().await.unwrap(),
+        &pid,
+        "idporten-loa-substantial",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let (_, r) = walk(&http, format!("{b}/me")).await;
+    assert_eq!(r.status(), 200, "both apps have cached the first key");
+
+    // Rotate: the old key becomes the previous one, a new key signs from now on.
+    stop.send(()).unwrap();
+    h.await.unwrap();
+    std::fs::rename(
+        dir.path().join(idporten::KEY_FILE),
+        dir.path().join(idporten::PREVIOUS_KEY_FILE),
+    )
+    .unwrap();
+    let li = tokio::net::TcpListener::bind(idp_addr).await.unwrap();
+    let (_stop, _h) = serve_idp(li, dir.path().to_path_buf(), &idp).await;
+    let jwks: Value = reqwest::get(format!("{idp}/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        2,
+        "new and previous key published"
+    );
+
+    let http = browser();
+    let (_, r) = walk(&http, format!("{a}/me")).await;
+    let (url, r) = log_in(
+        &http,
+        &r.text().await.unwrap(),
+        &pid,
+        "idporten-loa-substantial",
+    )
+    .await;
+    assert_eq!(url, format!("{a}/me"));
+    assert_eq!(r.status(), 200, "A fetched the new key");
+    let (_, r) = walk(&http, format!("{b}/me")).await;
+    assert_eq!(r.status(), 400, "B is not allowed to refetch yet");
+    assert!(r.text().await.unwrap().contains("invalid_id_token"));
+}
