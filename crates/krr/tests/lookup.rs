@@ -1,0 +1,514 @@
+//! The KRR stand-in with the Maskinporten stand-in, over real HTTP on loopback, used through
+//! the `clients` crate and raw HTTP.
+
+use std::sync::Arc;
+
+use clients::{
+    krr::{KrrClient, KrrConfig, Person, Reservasjon, Route, Status, Varslingsstatus},
+    maskinporten::{GrantKey, MaskinportenClient, MaskinportenConfig},
+};
+use maskinporten::defaults;
+use serde_json::{Value, json};
+
+const KONTAKT: &str = "krr:global/kontaktinformasjon.read";
+const DIGITAL: &str = "krr:global/digitalpost.read";
+
+struct Stand {
+    base: String,
+    pki: pki::TestPki,
+    idporten_key: pki::SigningKey,
+    idporten_issuer: String,
+    mp: MaskinportenClient,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Stand {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let env = |role: &str| {
+        let data_dir = dir.path().join(role);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        web::RoleEnv {
+            data_dir,
+            public_url: url::Url::parse(&format!("{base}/{role}")).unwrap(),
+            fnr_policy: domain::FnrPolicy::PERMISSIVE,
+        }
+    };
+    let mp_router = maskinporten::router(&Default::default(), &env("maskinporten"))
+        .await
+        .unwrap();
+    let krr_router = krr::router(&krr::Config::default(), &env("krr"))
+        .await
+        .unwrap();
+    let pki = pki::TestPki::load_or_init(dir.path().join("pki")).unwrap();
+    // An ID-porten issuer of our own: a JWKS route and a key we sign citizen tokens with.
+    let idporten_key = pki.signing_key("test-idporten").unwrap();
+    let jwks = pki::jose::Jwks {
+        keys: vec![idporten_key.jwk()],
+    };
+    let app = axum::Router::new()
+        .nest("/maskinporten", mp_router)
+        .nest("/krr", krr_router)
+        .route(
+            "/idporten/jwks.json",
+            axum::routing::get(move || async move { axum::Json(jwks) }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let cert = pki
+        .issue_enterprise(&defaults::kommune(), "Samspill kommune")
+        .unwrap();
+    let mp = MaskinportenClient::new(
+        MaskinportenConfig {
+            issuer: format!("{base}/maskinporten/"),
+            token_endpoint: None,
+            client_id: defaults::KOMMUNE_CLIENT.into(),
+            refresh_margin_secs: 20,
+            grant_lifetime_secs: 60,
+        },
+        GrantKey::from_issued(&cert),
+        reqwest::Client::new(),
+    );
+    Stand {
+        idporten_issuer: format!("{base}/idporten"),
+        base: format!("{base}/krr"),
+        pki,
+        idporten_key,
+        mp,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Stand {
+    async fn token(&self, scopes: &str) -> String {
+        self.mp.token_for(scopes, None).await.unwrap().access_token
+    }
+    async fn raw(
+        &self,
+        token: Option<&str>,
+        ct: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/rest/v2/personer", self.base))
+            .header("content-type", ct)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+    async fn lookup(&self, scopes: &str, ids: &[&str]) -> Vec<Person> {
+        let t = self.token(scopes).await;
+        let (status, body) = self
+            .raw(
+                Some(&t),
+                "application/json",
+                json!({"personidentifikatorer": ids}).to_string(),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body["personer"].clone()).unwrap()
+    }
+    fn krr_client(&self) -> KrrClient {
+        KrrClient::new(
+            KrrConfig::new(self.base.clone()),
+            Arc::new(self.mp.clone()),
+            reqwest::Client::new(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn returned_fields_follow_the_token_scopes() {
+    let s = start().await;
+    let p = krr::default_pids();
+    let ids = [p.digipost.as_str()];
+
+    let only_contact = &s.lookup(KONTAKT, &ids).await[0];
+    assert_eq!(only_contact.reservasjon, Reservasjon::Nei);
+    assert!(
+        only_contact
+            .kontaktinformasjon
+            .as_ref()
+            .unwrap()
+            .epostadresse
+            .is_some()
+    );
+    assert_eq!(
+        only_contact.varslingsstatus,
+        Some(Varslingsstatus::KanVarsles)
+    );
+    assert_eq!(only_contact.spraak.as_deref(), Some("nb"));
+    assert!(only_contact.digital_post.is_none());
+    assert!(only_contact.sertifikat.is_none());
+
+    let only_digital = &s.lookup(DIGITAL, &ids).await[0];
+    assert_eq!(only_digital.reservasjon, Reservasjon::Nei);
+    assert!(only_digital.kontaktinformasjon.is_none());
+    assert!(only_digital.varslingsstatus.is_none());
+    assert_eq!(
+        only_digital
+            .digital_post
+            .as_ref()
+            .unwrap()
+            .postkasseleverandoeradresse,
+        "984661185"
+    );
+    let cert = pki::cert_from_b64(only_digital.sertifikat.as_ref().unwrap()).unwrap();
+    assert_eq!(pki::orgnr_of(&cert).unwrap().to_string(), "984661185");
+
+    let both = &s.lookup(&format!("{KONTAKT} {DIGITAL}"), &ids).await[0];
+    assert!(both.kontaktinformasjon.is_some() && both.digital_post.is_some());
+    assert_eq!(both.route(), Route::DigitalMailbox);
+
+    // A Maskinporten token without any KRR scope: 403.
+    let t = s.token("digitalpostinnbygger:send").await;
+    let (status, body) = s
+        .raw(
+            Some(&t),
+            "application/json",
+            json!({"personidentifikatorer": ids}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["code"], "insufficient_scope");
+}
+
+#[tokio::test]
+async fn every_fixture_case_answers_in_request_order() {
+    let s = start().await;
+    let p = krr::default_pids();
+    let ids = [
+        p.not_registered.as_str(),
+        p.classic.as_str(),
+        p.d_nummer.as_str(),
+        p.deleted.as_str(),
+        p.stale.as_str(),
+        p.no_mailbox.as_str(),
+        p.reserved.as_str(),
+        p.eboks.as_str(),
+        p.digipost.as_str(),
+    ];
+    let r = s.lookup(&format!("{KONTAKT} {DIGITAL}"), &ids).await;
+    let got: Vec<&str> = r.iter().map(|x| x.personidentifikator.as_str()).collect();
+    assert_eq!(got, ids);
+    let [
+        not_reg,
+        classic,
+        dnr,
+        deleted,
+        stale,
+        no_mb,
+        reserved,
+        eboks,
+        digipost,
+    ] = &r[..]
+    else {
+        panic!()
+    };
+
+    assert_eq!(not_reg.status, Status::IkkeRegistrert);
+    assert_eq!(
+        not_reg.varslingsstatus,
+        Some(Varslingsstatus::KanIkkeVarsles)
+    );
+    assert!(not_reg.kontaktinformasjon.is_none() && not_reg.digital_post.is_none());
+    assert_eq!(not_reg.route(), Route::Print);
+
+    assert_eq!(deleted.status, Status::Slettet);
+    assert!(
+        deleted.kontaktinformasjon.is_none()
+            && deleted.digital_post.is_none()
+            && deleted.sertifikat.is_none()
+    );
+    assert_eq!(deleted.route(), Route::Print);
+
+    assert_eq!(reserved.reservasjon, Reservasjon::Ja);
+    assert!(reserved.reservasjonstidspunkt.is_some());
+    assert_eq!(
+        reserved.varslingsstatus,
+        Some(Varslingsstatus::KanIkkeVarsles)
+    );
+    assert!(reserved.digital_post.is_none());
+    assert_eq!(reserved.route(), Route::Print);
+
+    assert_eq!(stale.status, Status::Aktiv);
+    assert_eq!(stale.varslingsstatus, Some(Varslingsstatus::KanIkkeVarsles));
+    assert!(
+        stale.kontaktinformasjon.is_none()
+            && stale.digital_post.is_none()
+            && stale.sertifikat.is_none()
+    );
+
+    assert_eq!(no_mb.varslingsstatus, Some(Varslingsstatus::KanVarsles));
+    assert!(no_mb.digital_post.is_none());
+    assert_eq!(no_mb.route(), Route::NotifyOnly);
+    assert_eq!(no_mb.spraak.as_deref(), Some("nn"));
+
+    assert_eq!(
+        eboks
+            .digital_post
+            .as_ref()
+            .unwrap()
+            .postkasseleverandoeradresse,
+        "996460320"
+    );
+    assert_eq!(
+        dnr.digital_post
+            .as_ref()
+            .unwrap()
+            .postkasseleverandoeradresse,
+        "996460320"
+    );
+    let dfnr =
+        domain::Fodselsnummer::parse(&dnr.personidentifikator, &domain::FnrPolicy::PERMISSIVE)
+            .unwrap();
+    assert_eq!(dfnr.kind(), domain::FnrKind::DNummer);
+    assert_eq!(digipost.route(), Route::DigitalMailbox);
+    assert_eq!(classic.route(), Route::DigitalMailbox);
+    assert!(
+        !domain::Fodselsnummer::parse(&classic.personidentifikator, &domain::FnrPolicy::PRODUCTION)
+            .unwrap()
+            .is_synthetic()
+    );
+    // Provider certificates chain to the test CA.
+    s.pki
+        .verify_x5c(&[digipost.sertifikat.clone().unwrap()])
+        .unwrap();
+}
+
+fn many_ids(n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    'outer: for year in 0..100u8 {
+        for month in 1..=12u8 {
+            for day in 1..=28u8 {
+                if out.len() == n {
+                    break 'outer;
+                }
+                out.push(krr::synthetic_pid(day, month, year).unwrap().as_string());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn client_batches_large_lookups_in_order() {
+    let s = start().await;
+    let p = krr::default_pids();
+    let mut ids = many_ids(2500);
+    ids[1700] = p.digipost.clone();
+    let client = s.krr_client();
+    let persons = client.lookup(&ids).await.unwrap();
+    assert_eq!(persons.len(), 2500);
+    assert_eq!(client.request_count(), 3, "2500 ids = 1000 + 1000 + 500");
+    assert_eq!(s.mp.fetch_count(), 1, "one cached token for all batches");
+    for (asked, got) in ids.iter().zip(&persons) {
+        assert_eq!(asked, &got.personidentifikator);
+    }
+    assert_eq!(persons[1700].route(), Route::DigitalMailbox);
+    assert_eq!(persons[0].status, Status::IkkeRegistrert);
+
+    // Print certificate lookup through the client.
+    let print = client.print_certificate().await.unwrap();
+    assert_eq!(
+        print.postkasseleverandoer_adresse,
+        pki::demo::print().to_string()
+    );
+    let leaf = s.pki.verify_x5c(&[print.x509_sertifikat]).unwrap();
+    assert_eq!(pki::orgnr_of(&leaf), Some(pki::demo::print()));
+}
+
+#[tokio::test]
+async fn citizen_reads_own_entry_with_idporten_token() {
+    let s = start().await;
+    let p = krr::default_pids();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = |claims: Value| s.idporten_key.sign_jwt(&claims, Some("at+jwt")).unwrap();
+    let get = |t: String| {
+        let http = s.http.clone();
+        let url = format!("{}/rest/v1/person", s.base);
+        async move {
+            let r = http.get(url).bearer_auth(t).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let good = json!({"iss": s.idporten_issuer, "pid": p.eboks, "scope": "openid krr:user/kontaktinformasjon.read",
+                      "iat": now, "exp": now + 120, "acr": "idporten-loa-substantial"});
+    let (status, body) = get(token(good.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["personidentifikator"], p.eboks);
+    assert!(body["kontaktinformasjon"]["epostadresse"].is_string());
+    assert!(body.get("digital_post").is_none());
+
+    let mut digital = good.clone();
+    digital["scope"] = json!("openid krr:user/digitalpost.read");
+    let (status, body) = get(token(digital)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["digital_post"]["postkasseleverandoeradresse"],
+        "996460320"
+    );
+    assert!(body.get("kontaktinformasjon").is_none());
+
+    let mut c = good.clone();
+    c["scope"] = json!("openid profile");
+    assert_eq!(get(token(c)).await.0, 403);
+    let mut c = good.clone();
+    c["iss"] = json!("https://test.idporten.no");
+    assert_eq!(get(token(c)).await.1["code"], "wrong_issuer");
+    let mut c = good.clone();
+    c["exp"] = json!(now - 60);
+    assert_eq!(get(token(c)).await.1["code"], "token_expired");
+    let mut c = good.clone();
+    c.as_object_mut().unwrap().remove("pid");
+    assert_eq!(get(token(c)).await.1["code"], "missing_claim");
+    // A Maskinporten token is not an ID-porten token.
+    let mp = s.token(KONTAKT).await;
+    assert_eq!(get(mp).await.0, 401);
+}
+
+#[tokio::test]
+async fn hostile_input_gets_problem_json_never_500() {
+    let s = start().await;
+    let t = s.token(KONTAKT).await;
+    let ok_body = json!({"personidentifikatorer": [krr::default_pids().digipost]}).to_string();
+    let check = |res: (u16, Value), status: u16, code: &str| {
+        assert_eq!(res.0, status, "{res:?}");
+        assert_eq!(res.1["code"], code, "{res:?}");
+        assert!(
+            !res.1.to_string().contains("<script>"),
+            "echoed markup: {res:?}"
+        );
+    };
+    check(
+        s.raw(None, "application/json", ok_body.clone()).await,
+        401,
+        "missing_token",
+    );
+    check(
+        s.raw(Some("garbage"), "application/json", ok_body.clone())
+            .await,
+        401,
+        "malformed_token",
+    );
+    // A token signed by a stranger under no known kid.
+    let stranger = pki::SigningKey::generate().unwrap();
+    let forged = stranger
+        .sign_jwt(&json!({"iss": format!("{}/", s.base.replace("/krr", "/maskinporten")), "exp": 9_999_999_999i64, "scope": KONTAKT,
+                          "consumer": {"authority": "iso6523-actorid-upis", "ID": "0192:984661185"}}), None)
+        .unwrap();
+    check(
+        s.raw(Some(&forged), "application/json", ok_body.clone())
+            .await,
+        401,
+        "unknown_kid",
+    );
+    check(
+        s.raw(Some(&t), "text/plain", ok_body.clone()).await,
+        415,
+        "unsupported_media_type",
+    );
+    check(
+        s.raw(
+            Some(&t),
+            "application/x-www-form-urlencoded",
+            "personidentifikatorer=1",
+        )
+        .await,
+        415,
+        "unsupported_media_type",
+    );
+    check(
+        s.raw(Some(&t), "application/json", "x".repeat(300_000))
+            .await,
+        413,
+        "payload_too_large",
+    );
+    check(
+        s.raw(Some(&t), "application/json", "{not json").await,
+        400,
+        "invalid_request",
+    );
+    check(
+        s.raw(
+            Some(&t),
+            "application/json",
+            r#"{"personidentifikatorer": [], "x": 1}"#,
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    check(
+        s.raw(
+            Some(&t),
+            "application/json",
+            r#"{"personidentifikatorer": "12345678901"}"#,
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    check(
+        s.raw(
+            Some(&t),
+            "application/json",
+            r#"{"personidentifikatorer": []}"#,
+        )
+        .await,
+        400,
+        "invalid_batch_size",
+    );
+    let too_many = json!({"personidentifikatorer": many_ids(1001)}).to_string();
+    check(
+        s.raw(Some(&t), "application/json", too_many).await,
+        400,
+        "invalid_batch_size",
+    );
+    for bad in [
+        "' OR 1=1 --",
+        "<script>alert(1)</script>",
+        "12345678901",
+        "1234567890'",
+        "../../etc/passwd",
+        "",
+    ] {
+        let body =
+            json!({"personidentifikatorer": [krr::default_pids().digipost, bad]}).to_string();
+        let res = s.raw(Some(&t), "application/json", body).await;
+        assert_eq!(res.1["index"], 1, "{res:?}");
+        check(res, 400, "invalid_personidentifikator");
+    }
+    // Print certificate and own-person endpoints without tokens.
+    let r = s
+        .http
+        .get(format!("{}/rest/v2/printsertifikat", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s
+        .http
+        .get(format!("{}/rest/v1/person", s.base))
+        .bearer_auth("a.b.c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+}
