@@ -31,7 +31,7 @@ fn lenke() -> impl Strategy<Value = Lenke> {
         proptest::option::of(tekst(70)),
         proptest::option::of(tekst(30)),
         proptest::option::of(
-            "20[0-9]{2}-(0[1-9]|1[0-2])-[0-2][0-9]T[01][0-9]:[0-5][0-9]:[0-5][0-9](Z|\\+0[12]:00)",
+            "20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T[01][0-9]:[0-5][0-9]:[0-5][0-9](Z|\\+0[12]:00)",
         ),
     )
         .prop_map(|(url, beskrivelse, knapp_tekst, frist)| Lenke {
