@@ -266,7 +266,22 @@ fn unsupported_compression_and_encryption() {
 #[test]
 fn mimetype_rules() {
     let manifest = ("manifest.xml", MANIFEST.as_bytes());
-    // Absent is tolerated (2014 vectors), but then the rest must still verify: not signed here.
+    // Absent is tolerated (the 2014 containers have none).
+    let files: [(&str, &str, &[u8]); 2] = [
+        ("manifest.xml", "application/xml", MANIFEST.as_bytes()),
+        ("brev.txt", "text/plain", b"Hei"),
+    ];
+    let sig = sign(&files);
+    let z = zip_of(
+        &[
+            manifest,
+            ("brev.txt", b"Hei"),
+            ("META-INF/signatures.xml", &sig),
+        ],
+        false,
+    );
+    assert_eq!(read(&z), "ok");
+    // Present but not first, compressed, or with other content: refused.
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     w.start_file("manifest.xml", SimpleFileOptions::default())
         .unwrap();
@@ -678,4 +693,35 @@ fn weak_signer_key_refused() {
         true,
     );
     assert_eq!(read(&z), "weak_key");
+}
+
+#[test]
+fn deeply_nested_xml_does_not_crash() {
+    let deep = format!("{}{}", "<a>".repeat(60_000), "</a>".repeat(60_000));
+    let z = zip_of(
+        &[
+            ("manifest.xml", MANIFEST.as_bytes()),
+            ("META-INF/signatures.xml", deep.as_bytes()),
+        ],
+        true,
+    );
+    let c = read(&z);
+    assert!(
+        ["signature_structure", "xml_malformed", "xml_limit"].contains(&c),
+        "{c}"
+    );
+    // A deep manifest behind a valid signature.
+    let m = MANIFEST.replace(
+        "</manifest>",
+        &format!(
+            "{}{}</manifest>",
+            "<x>".repeat(20_000),
+            "</x>".repeat(20_000)
+        ),
+    );
+    let c = read(&package(&m, &[("brev.txt", "text/plain", b"Hei")], &[]));
+    assert!(
+        ["manifest_invalid", "xml_malformed", "xml_limit"].contains(&c),
+        "{c}"
+    );
 }

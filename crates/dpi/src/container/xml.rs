@@ -322,7 +322,19 @@ pub(crate) fn is_xsd_datetime(s: &str) -> bool {
         num(t + 3..t + 5),
         num(t + 6..t + 8),
     );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 24 || mi > 59 || se > 60 {
+    let year: i64 = std::str::from_utf8(b.get(neg..i).unwrap_or(&[]))
+        .ok()
+        .and_then(|y| y.parse().ok())
+        .unwrap_or(0);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&mo) || !(1..=days_in_month).contains(&d) || h > 24 || mi > 59 || se > 60
+    {
         return false;
     }
     let mut j = t + 8;
@@ -347,5 +359,32 @@ pub(crate) fn is_xsd_datetime(s: &str) -> bool {
                 && num(j + 1..j + 3) <= 14
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_xsd_datetime;
+
+    #[test]
+    fn xsd_datetime() {
+        for ok in [
+            "2017-10-01T12:00:00+02:00",
+            "2019-05-15T11:12:13Z",
+            "2020-02-29T00:00:00",
+            "2014-05-21T15:07:15.756Z",
+        ] {
+            assert!(is_xsd_datetime(ok), "{ok}");
+        }
+        for bad in [
+            "2017-10-01",
+            "2019-02-29T00:00:00Z",
+            "2019-04-31T00:00:00Z",
+            "2019-13-01T00:00:00Z",
+            "2019-01-01T00:00:00+2",
+            "x",
+        ] {
+            assert!(!is_xsd_datetime(bad), "{bad}");
+        }
     }
 }
