@@ -1,8 +1,8 @@
 //! Independent tools accept our output and we accept theirs: `openssl cms` decrypts our CMS to
 //! our zip (and we decrypt its DER and streamed BER output, OAEP SHA-256 and SHA-1 defaults); an
 //! independent Python verifier (lxml C14N + `cryptography`, `container_xades_verify.py`) verifies
-//! our `signatures.xml`. Runs `$SAMSPILL_PYTHON` (else `python3`); prints SKIPPED when a tool or
-//! module is missing.
+//! our `signatures.xml`, and so does the `xmlsec1` CLI. Runs `$SAMSPILL_PYTHON` (else `python3`);
+//! prints SKIPPED when a tool or module is missing (CI installs them: scripts/setup-test-env).
 
 mod container_common;
 use container_common::*;
@@ -264,5 +264,72 @@ fn python_verifier_accepts_our_signature() {
             assert!(ok, "{name}: {out}");
         }
     }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+fn xmlsec1_verify(dir: &Path) -> Option<(bool, String)> {
+    let o = Command::new("xmlsec1")
+        .current_dir(dir)
+        .args([
+            "--verify",
+            // Detached references are relative file names, which xmlsec classifies as "remote".
+            "--enabled-reference-uris",
+            "empty,same-doc,local,remote",
+            "--id-attr:Id",
+            "http://uri.etsi.org/01903/v1.3.2#:SignedProperties",
+            // Chain trust is not what this checks (the signer is self-signed): only the signature.
+            "--insecure",
+            "sig.xml",
+        ])
+        .output();
+    match o {
+        Ok(o) => Some((
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )),
+        Err(_) => {
+            println!("SKIPPED: xmlsec1 not found (Debian package xmlsec1)");
+            None
+        }
+    }
+}
+
+#[test]
+fn xmlsec1_accepts_our_signature() {
+    let dir = scratch("xmlsec1");
+    let mut p = package();
+    // xmlsec resolves URIs as RFC 3986 references, not form-encoded: plain names here.
+    p.documents[0].href = "vedtak.pdf".into();
+    p.documents[1].href = "vedlegg.txt".into();
+    let (cert, key) = self_signed("Avsender", 2048);
+    let t = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let zip = write_asice(&p, std::slice::from_ref(&cert), &key, t).unwrap();
+    let mut a = zip::ZipArchive::new(std::io::Cursor::new(zip.as_slice())).unwrap();
+    for i in 0..a.len() {
+        use std::io::Read;
+        let mut f = a.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        let target = if name == "META-INF/signatures.xml" {
+            "sig.xml".to_string()
+        } else {
+            name.replace('/', "_")
+        };
+        write(&dir, &target, &data);
+    }
+    let Some((ok, out)) = xmlsec1_verify(&dir) else {
+        return;
+    };
+    assert!(ok, "xmlsec1 refused our signatures.xml: {out}");
+    assert!(out.contains("SignedInfo References (ok/all): 4/4"), "{out}");
+    // Tampering is noticed by xmlsec1 too.
+    write(&dir, "vedlegg.txt", b"endret");
+    let (ok, out) = xmlsec1_verify(&dir).unwrap();
+    assert!(!ok, "xmlsec1 accepted a changed document: {out}");
     std::fs::remove_dir_all(dir).ok();
 }
