@@ -21,6 +21,27 @@ pub struct Config {
     pub database: store::DatabaseConfig,
     #[serde(skip_serializing)]
     pub blobs: store::BlobConfig,
+    pub national: NationalConfig,
+    /// The organization each role acts as (`[identities.<role>]`); roles without an entry use
+    /// the test PKI's demo organizations.
+    pub identities: std::collections::BTreeMap<String, crate::identity::OrgIdentity>,
+    pub idporten: idporten::Config,
+    pub maskinporten: maskinporten::Config,
+    pub krr: krr::Config,
+    pub formidler: formidler::Config,
+}
+
+/// Where the national infrastructure is, for the roles that use it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NationalConfig {
+    /// Maskinporten issuer with trailing slash; default: this process's `maskinporten` role.
+    /// Real test environment: `https://test.maskinporten.no/`.
+    pub maskinporten_issuer: Option<String>,
+    /// Maskinporten JWKS; default `<issuer>jwk`.
+    pub maskinporten_jwks_uri: Option<String>,
+    /// PEM files of the roots DPI certificates must chain to; empty = the test PKI's CA.
+    pub trust_anchors: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -32,6 +53,12 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             database: store::DatabaseConfig::default(),
             blobs: store::BlobConfig::default(),
+            national: NationalConfig::default(),
+            identities: Default::default(),
+            idporten: Default::default(),
+            maskinporten: Default::default(),
+            krr: Default::default(),
+            formidler: Default::default(),
         }
     }
 }

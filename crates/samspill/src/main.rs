@@ -5,6 +5,7 @@
 mod cmd_dpi;
 mod cmd_pki;
 mod config;
+mod identity;
 mod roles;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
@@ -127,10 +128,15 @@ async fn serve(cfg: Config, requested: Vec<String>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| format!("server.listen: cannot bind {}", cfg.server.listen))?;
+    let blobs = store::BlobStore::from_config(&cfg.blobs).context("blobs")?;
+    let (stop_workers, shutdown) = tokio::sync::watch::channel(false);
     let ctx = roles::Context {
         config: cfg.clone(),
         db: db.clone(),
+        blobs,
         public_url: cfg.public_url(),
+        shutdown,
+        tasks: Default::default(),
     };
     let mut routers = Vec::new();
     for role in &selected {
@@ -161,6 +167,11 @@ async fn serve(cfg: Config, requested: Vec<String>) -> anyhow::Result<()> {
         "samspill listening"
     );
     web::serve(listener, app, web::shutdown_signal()).await?;
+    // Let background workers finish the job in hand; anything cut off is taken over after
+    // its lease by the next start.
+    let _ = stop_workers.send(true);
+    let tasks = std::mem::take(&mut *ctx.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+    let _ = tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(tasks)).await;
     tracing::info!("stopped");
     Ok(())
 }

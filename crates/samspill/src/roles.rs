@@ -3,21 +3,25 @@
 
 use std::{future::Future, pin::Pin};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
+use tokio::{sync::watch, task::JoinHandle};
 
-use crate::config::Config;
+use crate::{config::Config, identity};
 
 /// What a role gets to build its router.
 pub struct Context {
     pub config: Config,
-    #[allow(dead_code)] // used by the database-backed roles as they arrive
     pub db: store::Db,
+    pub blobs: store::BlobStore,
     pub public_url: url::Url,
+    /// Flips to `true` when the server stops; background workers watch it.
+    pub shutdown: watch::Receiver<bool>,
+    /// Background tasks the roles started, awaited on shutdown.
+    pub tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Context {
     /// The environment of one role: its own data folder and public URL.
-    #[allow(dead_code)]
     pub fn role_env(&self, role: &str) -> anyhow::Result<web::RoleEnv> {
         let data_dir = self.config.data_dir.join(role);
         std::fs::create_dir_all(&data_dir)?;
@@ -32,6 +36,18 @@ impl Context {
             fnr_policy: self.config.fnr_policy(),
         })
     }
+
+    /// The public base URL of a sibling role (`<public_url>/<role>`).
+    pub fn role_url(&self, role: &str) -> anyhow::Result<url::Url> {
+        let base = self.public_url.as_str().trim_end_matches('/');
+        url::Url::parse(&format!("{base}/{role}")).context("public URL")
+    }
+
+    fn keep(&self, handles: Vec<JoinHandle<()>>) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.extend(handles);
+        }
+    }
 }
 
 type BuildFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<axum::Router>> + Send + 'a>>;
@@ -43,7 +59,88 @@ pub struct Role {
 }
 
 /// Every role, in start order.
-pub const ALL: &[Role] = &[];
+pub const ALL: &[Role] = &[
+    Role {
+        name: "idporten",
+        about: "ID-porten stand-in: citizen login (OpenID Connect)",
+        build: |ctx| Box::pin(idporten_role(ctx)),
+    },
+    Role {
+        name: "maskinporten",
+        about: "Maskinporten stand-in: organization tokens (JWT bearer grant)",
+        build: |ctx| Box::pin(maskinporten_role(ctx)),
+    },
+    Role {
+        name: "krr",
+        about: "KRR stand-in: contact and reservation register",
+        build: |ctx| Box::pin(krr_role(ctx)),
+    },
+    Role {
+        name: "formidler",
+        about: "DPI access point (corners 2/3): sender API, routing, delivery, receipts",
+        build: |ctx| Box::pin(formidler_role(ctx)),
+    },
+];
+
+async fn idporten_role(ctx: &Context) -> anyhow::Result<axum::Router> {
+    idporten::router(&ctx.config.idporten, &ctx.role_env("idporten")?).await
+}
+
+async fn maskinporten_role(ctx: &Context) -> anyhow::Result<axum::Router> {
+    maskinporten::router(&ctx.config.maskinporten, &ctx.role_env("maskinporten")?).await
+}
+
+async fn krr_role(ctx: &Context) -> anyhow::Result<axum::Router> {
+    krr::router(&ctx.config.krr, &ctx.role_env("krr")?).await
+}
+
+async fn formidler_role(ctx: &Context) -> anyhow::Result<axum::Router> {
+    let env = ctx.role_env("formidler")?;
+    let me = identity::load(
+        &ctx.config,
+        "formidler",
+        pki::demo::formidler(),
+        pki::demo::FORMIDLER_NAME,
+        maskinporten::fixtures::defaults::FORMIDLER_CLIENT,
+    )?;
+    let mut cfg = ctx.config.formidler.clone();
+    if cfg.providers.is_empty() {
+        // The demo's providers, served by this binary's own postkasse and utskrift roles.
+        cfg.providers = vec![
+            formidler::ProviderRoute {
+                orgnr: pki::demo::digipost(),
+                endpoint: ctx.role_url("postkasse/digipost")?,
+            },
+            formidler::ProviderRoute {
+                orgnr: pki::demo::eboks(),
+                endpoint: ctx.role_url("postkasse/eboks")?,
+            },
+            formidler::ProviderRoute {
+                orgnr: pki::demo::print(),
+                endpoint: ctx.role_url("utskrift")?,
+            },
+        ];
+    }
+    let deps = formidler::Deps {
+        db: ctx.db.clone(),
+        blobs: ctx.blobs.clone(),
+        verifier: identity::verifier(&ctx.config, &ctx.public_url),
+        tokens: identity::token_source(&ctx.config, &ctx.public_url, &me)?,
+        signer: formidler::Signer {
+            orgnr: me.actor(),
+            cert: me.cert.clone(),
+            key: me.key.clone(),
+        },
+        anchors: identity::trust_anchors(&ctx.config)?,
+        public_url: env.public_url.clone(),
+    };
+    let state = formidler::AppState::new(cfg, deps)?;
+    ctx.keep(formidler::spawn_workers(
+        state.clone(),
+        ctx.shutdown.clone(),
+    ));
+    Ok(formidler::router(state))
+}
 
 /// Resolves `--roles` (names or `all`) to roles; an unknown name is an error naming it.
 pub fn select(requested: &[String]) -> anyhow::Result<Vec<&'static Role>> {
