@@ -156,6 +156,7 @@ pub fn open_letter(
     limits: &Limits,
 ) -> OpenedLetter {
     let mut out = OpenedLetter::default();
+    let cms_fp = Dokumentpakkefingeravtrykk::of(dokumentpakke);
 
     // a) JWS and business message.
     let verified: Option<VerifiedJws> = match jws::verify(forretningsmelding) {
@@ -194,17 +195,17 @@ pub fn open_letter(
         avsender = sbd.body.avsender().virksomhetsidentifikator.actor_id().ok();
 
         // c) fingerprint over the raw CMS bytes.
-        if let Some(f) = sbd.body.fingeravtrykk() {
-            let ours = Dokumentpakkefingeravtrykk::of(dokumentpakke);
-            if f.digest_method == SHA256_URI && f.digest_value != ours.digest_value {
-                out.err(
-                    "fingerprint_mismatch",
-                    format!(
-                        "dokumentpakkefingeravtrykk {} but SHA-256 of the dokumentpakke is {}",
-                        f.digest_value, ours.digest_value
-                    ),
-                );
-            }
+        if let Some(f) = sbd.body.fingeravtrykk()
+            && f.digest_method == SHA256_URI
+            && f.digest_value != cms_fp.digest_value
+        {
+            out.err(
+                "fingerprint_mismatch",
+                format!(
+                    "dokumentpakkefingeravtrykk {} but SHA-256 of the dokumentpakke is {}",
+                    f.digest_value, cms_fp.digest_value
+                ),
+            );
         }
 
         // d) token claims.
@@ -250,7 +251,33 @@ pub fn open_letter(
         }
     }
 
-    // b) decrypt and verify the dokumentpakke.
+    // b) decrypt and verify the dokumentpakke — only when the signed business message vouches
+    // for these exact CMS bytes: the RSA private-key operation is never spent on bytes nobody
+    // signed for (cheap refusal of forged or corrupted letters).
+    let vouched = verified.is_some()
+        && out
+            .sbd
+            .as_ref()
+            .and_then(|s| s.body.fingeravtrykk())
+            .is_some_and(|f| {
+                f.digest_method == SHA256_URI && f.digest_value == cms_fp.digest_value
+            });
+    if !vouched {
+        if !out
+            .errors
+            .iter()
+            .any(|e| e.code.starts_with("jws_") || e.code.starts_with("fingerprint_"))
+        {
+            out.err(
+                "dokumentpakke_not_vouched",
+                "the dokumentpakke is not covered by a verified business message",
+            );
+        }
+        // No trust verdict here: the JWS x5c usually holds only the leaf, and the chain
+        // that completes it is inside the dokumentpakke we refuse to open.
+        out.valid = false;
+        return out;
+    }
     match container::cms::decrypt(dokumentpakke, recipient_key, limits) {
         Err(e) => out.err(e.code(), e.to_string()),
         Ok(zip) => {
@@ -268,9 +295,6 @@ pub fn open_letter(
             }
             out.zip = Some(zip);
         }
-    }
-    if out.asic_signer.is_none() {
-        trust_check(&mut out, verified.as_ref(), None, anchors, at);
     }
 
     out.valid = out.errors.is_empty();
