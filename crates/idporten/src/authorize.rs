@@ -257,23 +257,38 @@ pub(crate) async fn authorize(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let p = match Params::parse(q.as_deref().unwrap_or("")) {
-        Ok(p) => p,
-        Err(e) => return AuthError::Page("invalid_request", e).respond(&st),
-    };
+    match Params::parse(q.as_deref().unwrap_or("")) {
+        Ok(p) => authorize_with(&st, &headers, &p),
+        Err(e) => AuthError::Page("invalid_request", e).respond(&st),
+    }
+}
+
+/// OIDC Core 3.1.2.1: the authorization endpoint also takes a form POST.
+pub(crate) async fn authorize_post(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match form_body(&headers, body) {
+        Ok(p) => authorize_with(&st, &headers, &p),
+        Err(e) => AuthError::Page(e.error, e.description).respond(&st),
+    }
+}
+
+fn authorize_with(st: &AppState, headers: &HeaderMap, p: &Params) -> Response {
     let req = if let Some(uri) = p.get("request_uri") {
-        match take_par(&st, &p, uri) {
+        match take_par(st, p, uri) {
             Ok(r) => r,
-            Err(e) => return e.respond(&st),
+            Err(e) => return e.respond(st),
         }
     } else {
-        match validate(&st, &p) {
+        match validate(st, p) {
             Ok(r) => r,
-            Err(e) => return e.respond(&st),
+            Err(e) => return e.respond(st),
         }
     };
 
-    let sso = get_cookie(&headers, SSO_COOKIE).map(str::to_owned);
+    let sso = get_cookie(headers, SSO_COOKIE).map(str::to_owned);
     let mut mem = st.mem();
     let ttl = Duration::from_secs(st.cfg.session_ttl_secs);
     let usable = sso.as_ref().and_then(|k| {
@@ -283,7 +298,7 @@ pub(crate) async fn authorize(
             .map(|_| k.clone())
     });
     if let (Some(key), false) = (usable, req.prompt_login) {
-        return issue_code(&st, &mut mem, &req, &key);
+        return issue_code(st, &mut mem, &req, &key);
     }
     if req.prompt_none {
         return AuthError::Redirect(
@@ -291,7 +306,7 @@ pub(crate) async fn authorize(
             "login_required",
             "no single sign-on session at the requested level".into(),
         )
-        .respond(&st);
+        .respond(st);
     }
     let rid = random_token();
     let login_ttl = Duration::from_secs(st.cfg.login_ttl_secs);
@@ -307,7 +322,7 @@ pub(crate) async fn authorize(
     mem.pending
         .insert(rid.clone(), (req.clone(), Instant::now()));
     drop(mem);
-    render_login(&st, &req, &rid, None, StatusCode::OK)
+    render_login(st, &req, &rid, None, StatusCode::OK)
 }
 
 fn take_par(st: &AppState, p: &Params, uri: &str) -> Result<AuthRequest, AuthError> {

@@ -121,7 +121,10 @@ pub async fn router(cfg: &Config, env: &web::RoleEnv) -> anyhow::Result<Router> 
     Ok(Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks.json", get(jwks))
-        .route("/authorize", get(authorize::authorize))
+        .route(
+            "/authorize",
+            get(authorize::authorize).post(authorize::authorize_post),
+        )
         .route("/login", axum::routing::post(authorize::login))
         .route("/par", axum::routing::post(authorize::par))
         .route("/token", axum::routing::post(token::token))

@@ -913,3 +913,49 @@ async fn bad_input_never_gives_a_server_error() {
         assert_eq!(r.status(), 401, "{auth}");
     }
 }
+
+#[tokio::test]
+async fn authorize_by_post_and_form_post_response_mode() {
+    let s = start(Config::default()).await;
+    let (v, ch) = pkce();
+    let mut p = s.params("rp-a", &ch);
+    p.push(("response_mode".into(), "form_post".into()));
+    // OIDC Core 3.1.2.1: the authorization request may be a form POST.
+    let r = s
+        .http
+        .post(s.url("/authorize"))
+        .form(&p)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    let r = s.submit_login(&s.http, &page, &s.pid_a, SUB).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "form_post answers with a page, not a redirect"
+    );
+    let page = r.text().await.unwrap();
+    assert!(page.contains(&format!("action=\"{}\"", s.redirect_uri("rp-a"))));
+    assert!(page.contains("name=\"state\" value=\"st-123\""));
+    let code = {
+        let m = "name=\"code\" value=\"";
+        let i = page.find(m).unwrap() + m.len();
+        page[i..i + page[i..].find('"').unwrap()].to_owned()
+    };
+    assert_eq!(
+        s.token_basic("rp-a", SECRET_A, &code, &v).await.status(),
+        200
+    );
+    // A POSTed authorization request with the wrong content type is refused on a page.
+    let r = s
+        .http
+        .post(s.url("/authorize"))
+        .body("x")
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}

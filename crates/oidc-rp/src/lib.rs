@@ -560,9 +560,7 @@ pub(crate) fn validate_claims(
         return Err(bad("iat is in the future"));
     }
     match s("nonce") {
-        Some(n)
-            if openssl::memcmp::eq(n.as_bytes(), e.nonce.as_bytes())
-                && n.len() == e.nonce.len() => {}
+        Some(n) if secret_eq(n, e.nonce) => {}
         _ => return Err(bad("nonce does not match the login")),
     }
     let acr_s = s("acr").unwrap_or("");
@@ -601,6 +599,13 @@ pub(crate) fn validate_claims(
         name: s("name").map(str::to_owned),
         auth_time: c.get("auth_time").and_then(Value::as_i64),
     })
+}
+
+/// Constant-time equality for secrets of any length (`openssl::memcmp::eq` itself panics on
+/// different lengths, so compare SHA-256 digests).
+pub(crate) fn secret_eq(a: &str, b: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    openssl::memcmp::eq(&Sha256::digest(a.as_bytes()), &Sha256::digest(b.as_bytes()))
 }
 
 pub(crate) fn session_key(cookie_secret: &str) -> String {
@@ -677,6 +682,7 @@ mod tests {
             (json!({"exp": null}), "exp"),
             (json!({"iat": 2000}), "future"),
             (json!({"nonce": "n2"}), "nonce"),
+            (json!({"nonce": "a-much-longer-nonce"}), "nonce"),
             (json!({"nonce": null}), "nonce"),
             (json!({"pid": null}), "pid"),
             (json!({"pid": "123"}), "pid"),

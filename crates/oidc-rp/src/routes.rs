@@ -240,9 +240,8 @@ async fn callback(
         );
     };
     // The state must be the one this browser started with (login CSRF).
-    let bound = get_cookie(&headers, &state_cookie_name(&rp)).is_some_and(|c| {
-        openssl::memcmp::eq(c.as_bytes(), state.as_bytes()) && c.len() == state.len()
-    });
+    let bound =
+        get_cookie(&headers, &state_cookie_name(&rp)).is_some_and(|c| crate::secret_eq(c, state));
     let pending = rp.take_pending(state);
     let (Some(pending), true) = (pending, bound) else {
         return page(

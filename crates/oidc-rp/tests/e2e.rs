@@ -555,3 +555,93 @@ async fn new_signing_key_is_fetched_from_jwks_after_rotation() {
     assert_eq!(r.status(), 400, "B is not allowed to refetch yet");
     assert!(r.text().await.unwrap().contains("invalid_id_token"));
 }
+
+#[tokio::test]
+async fn bad_input_to_rp_routes_is_refused_safely() {
+    let w = world().await;
+    let http = browser();
+    let evil = "<script>alert(1)</script>\"' OR 1=1;--";
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+
+    // Unknown acr and hostile return_to fall back to the defaults.
+    let r = http
+        .get(format!(
+            "{}/auth/login?acr={}&return_to={}",
+            w.a,
+            enc(evil),
+            enc(evil)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        loc.starts_with(&w.idp) && loc.contains("acr_values=idporten-loa-substantial"),
+        "{loc}"
+    );
+    assert!(!loc.contains('<'));
+
+    let idp = enc(&w.idp);
+    let cases = [
+        (
+            format!("/auth/callback?state={}&code={}", enc(evil), enc(evil)),
+            400,
+        ),
+        (format!("/auth/callback?error={}", enc(evil)), 400),
+        ("/auth/callback?%zz".to_owned(), 400),
+        (
+            format!(
+                "/auth/frontchannel-logout?iss={}&sid={}",
+                enc(evil),
+                enc(evil)
+            ),
+            400,
+        ),
+        (
+            format!("/auth/frontchannel-logout?iss={idp}&sid={}", enc(evil)),
+            200,
+        ),
+        (
+            format!(
+                "/auth/frontchannel-logout?iss={idp}&sid={}",
+                "x".repeat(300)
+            ),
+            400,
+        ),
+    ];
+    for (path, want) in cases {
+        let r = http.get(format!("{}{path}", w.a)).send().await.unwrap();
+        assert_eq!(r.status(), want, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("<script>alert"), "{path}: {body}");
+    }
+    // A forged session cookie is no session.
+    for path in ["/me", "/secure"] {
+        let r = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{}{path}", w.a))
+            .header("cookie", format!("a_session={}", enc(evil)))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{path}");
+    }
+    let r = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/auth/logout", w.a))
+        .header("cookie", "a_session=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("{}/", w.a)
+    );
+}
