@@ -89,3 +89,26 @@ fn oversized_input_refused() {
         "package_too_large"
     );
 }
+
+#[test]
+fn decrypt_for_checks_the_recipient_identifier() {
+    let Some(v) = vectors() else { return };
+    let key = recipient_key(&v);
+    let cert = pem_cert(v.derived.join("eksempel-recipient-cert.pem"));
+    let c = std::fs::read(v.komplette.join("digital-dokumentpakke.cms")).unwrap();
+    let z = std::fs::read(v.komplette.join("digital-dokumentpakke.zip")).unwrap();
+    assert_eq!(
+        cms::decrypt_for(&c, &key, &cert, &Limits::default()).unwrap(),
+        z
+    );
+    let (other_cert, _) = self_signed("annen", 2048);
+    let e = cms::decrypt_for(&c, &key, &other_cert, &Limits::default()).unwrap_err();
+    assert_eq!(e.code(), "cms_recipient_mismatch");
+    // Our own output names the recipient by issuer and serial too.
+    let (rc, rk) = self_signed("mottaker", 2048);
+    let ours = cms::encrypt(b"x", &rc).unwrap();
+    assert_eq!(
+        cms::decrypt_for(&ours, &rk, &rc, &Limits::default()).unwrap(),
+        b"x"
+    );
+}

@@ -29,6 +29,8 @@ pub(crate) struct Tlv<'a> {
     pub constructed: bool,
     pub tag: u32,
     pub content: &'a [u8],
+    /// The whole encoding: identifier, length, content (and end-of-contents when indefinite).
+    pub raw: &'a [u8],
     pub children: Vec<Tlv<'a>>,
 }
 
@@ -120,12 +122,14 @@ impl Parser {
                         let used = start.len() - rest.len();
                         let content = start.get(..used).ok_or_else(|| bad("internal length"))?;
                         rest = tail;
+                        let raw = input.get(..input.len() - rest.len()).unwrap_or(input);
                         return Ok((
                             Tlv {
                                 class,
                                 constructed,
                                 tag,
                                 content,
+                                raw,
                                 children,
                             },
                             rest,
@@ -181,6 +185,7 @@ impl Parser {
                 constructed,
                 tag,
                 content,
+                raw: input.get(..input.len() - after.len()).unwrap_or(input),
                 children,
             },
             after,

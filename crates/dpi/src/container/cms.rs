@@ -133,7 +133,10 @@ fn alg_id<'a>(t: &'a Tlv<'a>, what: &str) -> Result<AlgId<'a>, ContainerError> {
 
 fn hash_alg(a: &AlgId<'_>) -> Result<MessageDigest, ContainerError> {
     if let Some(p) = a.params
-        && !(p.class == CLASS_UNIVERSAL && p.tag == TAG_NULL && p.content.is_empty())
+        && !(p.class == CLASS_UNIVERSAL
+            && p.tag == TAG_NULL
+            && !p.constructed
+            && p.content.is_empty())
     {
         return Err(structure(
             "hash AlgorithmIdentifier parameters must be absent or NULL",
@@ -223,21 +226,60 @@ fn content_cipher(a: &AlgId<'_>) -> Result<(Cipher, Vec<u8>), ContainerError> {
     Ok((cipher, iv))
 }
 
-fn unwrap_key(ktri: &Tlv<'_>, key: &PKey<Private>) -> Result<Vec<u8>, ContainerError> {
-    let f = match ktri.seq("KeyTransRecipientInfo")? {
+/// The recipient identifier of one KeyTransRecipientInfo, with the version rules of RFC 5652
+/// (version 0 with issuerAndSerialNumber, 2 with subjectKeyIdentifier).
+fn ktri_fields<'a>(
+    ktri: &'a Tlv<'a>,
+) -> Result<(&'a Tlv<'a>, &'a Tlv<'a>, &'a Tlv<'a>, u64), ContainerError> {
+    match ktri.seq("KeyTransRecipientInfo")? {
         [v, rid, alg, ek] => {
-            if v.small_uint("KeyTransRecipientInfo version")? > 2 {
-                return Err(structure("KeyTransRecipientInfo version"));
+            let version = v.small_uint("KeyTransRecipientInfo version")?;
+            let ok = (rid.is(CLASS_UNIVERSAL, TAG_SEQUENCE) && rid.constructed && version == 0)
+                || (rid.is(CLASS_CONTEXT, 0) && !rid.constructed && version == 2);
+            if !ok {
+                return Err(structure(
+                    "RecipientIdentifier and KeyTransRecipientInfo version",
+                ));
             }
-            // rid is issuerAndSerialNumber (SEQUENCE) or [0] subjectKeyIdentifier; the key we
-            // hold decides, so only its shape is checked.
-            if !(rid.is(CLASS_UNIVERSAL, TAG_SEQUENCE) || rid.is(CLASS_CONTEXT, 0)) {
-                return Err(structure("RecipientIdentifier"));
-            }
-            (alg, ek)
+            Ok((rid, alg, ek, version))
         }
-        _ => return Err(structure("KeyTransRecipientInfo must have four fields")),
+        _ => Err(structure("KeyTransRecipientInfo must have four fields")),
+    }
+}
+
+/// Whether `rid` names `cert` (issuerAndSerialNumber compared on the encoded issuer name and the
+/// serial's magnitude; subjectKeyIdentifier on the certificate's SKI extension).
+fn rid_matches(rid: &Tlv<'_>, cert: &X509Ref) -> Result<bool, ContainerError> {
+    if rid.is(CLASS_CONTEXT, 0) {
+        return Ok(cert
+            .subject_key_id()
+            .is_some_and(|ski| ski.as_slice() == rid.content));
+    }
+    let (issuer, serial) = match rid.seq("IssuerAndSerialNumber")? {
+        [i, s] => (i, s.expect(super::ber::TAG_INTEGER, false, "serialNumber")?),
+        _ => return Err(structure("IssuerAndSerialNumber must have two fields")),
     };
+    let want_issuer = cert
+        .issuer_name()
+        .to_der()
+        .map_err(|e| structure(e.to_string()))?;
+    let want_serial = cert
+        .serial_number()
+        .to_bn()
+        .map_err(|e| structure(e.to_string()))?
+        .to_vec();
+    let strip = |b: &[u8]| {
+        b.iter()
+            .skip_while(|&&x| x == 0)
+            .copied()
+            .collect::<Vec<u8>>()
+    };
+    Ok(issuer.raw == want_issuer.as_slice() && strip(serial.content) == strip(&want_serial))
+}
+
+fn unwrap_key(ktri: &Tlv<'_>, key: &PKey<Private>) -> Result<Vec<u8>, ContainerError> {
+    let (_, alg, ek, _) = ktri_fields(ktri)?;
+    let f = (alg, ek);
     let alg = alg_id(f.0, "keyEncryptionAlgorithm")?;
     if alg.oid != OID_RSAES_OAEP {
         return Err(unsupported("key transport other than RSAES-OAEP"));
@@ -265,6 +307,27 @@ fn unwrap_key(ktri: &Tlv<'_>, key: &PKey<Private>) -> Result<Vec<u8>, ContainerE
 pub fn decrypt(
     cms: &[u8],
     recipient_key: &PKey<Private>,
+    limits: &Limits,
+) -> Result<Vec<u8>, ContainerError> {
+    decrypt_inner(cms, recipient_key, None, limits)
+}
+
+/// Like [`decrypt`], but only through the recipientInfo that names `recipient_cert` (the
+/// certificate of `recipient_key`); refuses with `cms_recipient_mismatch` when none does. For a
+/// mailbox holding several keys, and so that the recipient identifier is not left unchecked.
+pub fn decrypt_for(
+    cms: &[u8],
+    recipient_key: &PKey<Private>,
+    recipient_cert: &X509Ref,
+    limits: &Limits,
+) -> Result<Vec<u8>, ContainerError> {
+    decrypt_inner(cms, recipient_key, Some(recipient_cert), limits)
+}
+
+fn decrypt_inner(
+    cms: &[u8],
+    recipient_key: &PKey<Private>,
+    want: Option<&X509Ref>,
     limits: &Limits,
 ) -> Result<Vec<u8>, ContainerError> {
     let max_input = limits
@@ -321,6 +384,27 @@ pub fn decrypt(
     if recips.is_empty() || recips.len() > MAX_RECIPIENTS {
         return Err(structure(format!("{} recipientInfos", recips.len())));
     }
+    // RFC 5652 6.1: version 0 exactly when every recipientInfo is version 0 (no originatorInfo
+    // or unprotectedAttrs, which we refuse anyway); otherwise 2.
+    let mut all_v0 = true;
+    let mut candidates = Vec::new();
+    for r in recips {
+        let (rid, _, _, rv) = ktri_fields(r)?;
+        all_v0 &= rv == 0;
+        if want.is_none_or(|c| rid_matches(rid, c).unwrap_or(false)) {
+            candidates.push(r);
+        }
+    }
+    if (v == 0) != all_v0 {
+        return Err(structure(format!(
+            "EnvelopedData version {v} does not fit its recipientInfos"
+        )));
+    }
+    if candidates.is_empty() {
+        return Err(ContainerError::CmsRecipientMismatch(
+            "no recipientInfo names the recipient certificate".into(),
+        ));
+    }
 
     let eci = eci.seq("EncryptedContentInfo")?;
     let (ct, alg, enc) = match eci {
@@ -345,7 +429,7 @@ pub fn decrypt(
     }
 
     let mut last_err = None;
-    for r in recips {
+    for r in candidates {
         match unwrap_key(r, recipient_key) {
             Ok(cek) => {
                 if cek.len() != cipher.key_len() {

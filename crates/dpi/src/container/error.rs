@@ -21,6 +21,9 @@ pub enum ContainerError {
     /// An algorithm we do not accept (key transport other than RSAES-OAEP, cipher other than AES-CBC…).
     #[error("unsupported CMS algorithm: {0}")]
     CmsUnsupportedAlgorithm(String),
+    /// No recipientInfo names the given recipient certificate (issuer and serial, or SKI).
+    #[error("no recipient matches the certificate: {0}")]
+    CmsRecipientMismatch(String),
     /// The content-encryption key could not be recovered with the given private key.
     #[error("cannot decrypt the content-encryption key: {0}")]
     CmsKeyDecrypt(String),
@@ -166,6 +169,7 @@ impl ContainerError {
             BerLimit(_) => "ber_limit",
             CmsStructure(_) => "cms_structure",
             CmsUnsupportedAlgorithm(_) => "cms_unsupported_algorithm",
+            CmsRecipientMismatch(_) => "cms_recipient_mismatch",
             CmsKeyDecrypt(_) => "cms_key_decrypt_failed",
             CmsContentDecrypt(_) => "cms_content_decrypt_failed",
             TooLarge(_) => "package_too_large",
@@ -216,6 +220,7 @@ impl ContainerError {
         "ber_limit",
         "cms_structure",
         "cms_unsupported_algorithm",
+        "cms_recipient_mismatch",
         "cms_key_decrypt_failed",
         "cms_content_decrypt_failed",
         "package_too_large",
