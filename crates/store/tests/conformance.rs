@@ -65,6 +65,10 @@ fn sqlite_only_tests() -> Vec<(&'static str, DbTest)> {
     suite![TestDb; sqlite_file_created_with_wal_and_foreign_keys]
 }
 
+fn postgres_only_tests() -> Vec<(&'static str, DbTest)> {
+    suite![TestDb; worker_wakes_on_notify_without_polling]
+}
+
 fn blob_tests() -> Vec<(&'static str, BlobTest)> {
     suite![BlobStore;
         blob_put_get_round_trip,
@@ -102,8 +106,9 @@ fn main() -> ExitCode {
     let mut plan = Vec::new();
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let mut tests = db_tests();
-        if backend == Backend::Sqlite {
-            tests.extend(sqlite_only_tests());
+        match backend {
+            Backend::Sqlite => tests.extend(sqlite_only_tests()),
+            Backend::Postgres => tests.extend(postgres_only_tests()),
         }
         let skip = backend == Backend::Postgres && !pg_up && !pg_required;
         plan.push((backend.name().to_owned(), tests.len(), skip));
@@ -834,6 +839,55 @@ async fn worker_loop_processes_and_retries(db: &TestDb) -> Result<()> {
     for id in ids {
         ensure!(jobs.get(id).await?.map(|j| j.state) == Some(JobState::Done));
     }
+    Ok(())
+}
+
+/// The worker polls only every 10 minutes here, so the second job can only be picked up
+/// within the guard time because `enqueue` NOTIFYs the worker's LISTEN connection.
+async fn worker_wakes_on_notify_without_polling(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run_worker(
+        jobs.clone(),
+        "notify",
+        WorkerOptions {
+            worker_id: "listener".into(),
+            lease: secs(30),
+            poll_min: secs(600),
+            poll_max: secs(600),
+        },
+        |_job| async { Ok::<(), anyhow::Error>(()) },
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let wait_done = |n: u64| {
+        let jobs = jobs.clone();
+        async move {
+            for _ in 0..600 {
+                if jobs.counts().await?.get("notify").map_or(0, |c| c.done) == n {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(anyhow!("job {n} not processed within the 30 s guard"))
+        }
+    };
+    jobs.enqueue("notify", &1, None, OffsetDateTime::now_utc())
+        .await?;
+    wait_done(1).await?;
+    // Let the worker find the queue empty and go to sleep on its 10-minute poll.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another queue's notification must not disturb it; its own must wake it.
+    jobs.enqueue("other", &0, None, OffsetDateTime::now_utc())
+        .await?;
+    jobs.enqueue("notify", &2, None, OffsetDateTime::now_utc())
+        .await?;
+    let woke = wait_done(2).await;
+    let _ = stop_tx.send(());
+    let stats = worker.await??;
+    woke?;
+    ensure!(stats.completed == 2, "{stats:?}");
     Ok(())
 }
 
