@@ -8,7 +8,8 @@
 //!   XAdES signature verified cryptographically against the certificate in KeyInfo. Whether that
 //!   certificate chains to a trusted root, and whose it is, is the caller's decision
 //!   (`VerifiedAsice::signer_cert`, `signer_chain`).
-//! - [`cms::encrypt`]`(zip, recipient_cert) -> DER` and [`cms::decrypt`]`(cms, key, &Limits) -> zip`.
+//! - [`cms::encrypt`]`(zip, recipient_cert) -> DER` and [`cms::decrypt`]`(cms, key, &Limits) -> zip`
+//!   ([`cms::decrypt_for`] also requires the recipientInfo to name the given certificate).
 //! - Lower level: [`xades::sign`], [`xades::verify`], [`manifest::parse`], [`Extension::parse`].
 //!
 //! Decisions on the spec's open points (§10): the writer emits `mimetype` first and stored and
