@@ -1,0 +1,335 @@
+//! The case-system API: `POST /api/v1/letters`, `GET /api/v1/letters/{id}`.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{FromRequest, Multipart, Path, Request, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use base64::Engine as _;
+use domain::{ConversationId, MessageId};
+use serde_json::{Value, json};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use web::Problem;
+
+use crate::{
+    AppState,
+    letter::{self, LetterRequest},
+    repo::{self, Inserted},
+    send,
+};
+
+/// The case system behind the request, by its API key; 401 `invalid_api_key` otherwise.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<String, Problem> {
+    let presented = headers
+        .get(state.0.cfg.api_key_header.as_str())
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    if presented.is_empty() {
+        return Err(Problem::unauthorized(
+            "missing_api_key",
+            format!(
+                "send the API key in the {} header",
+                state.0.cfg.api_key_header
+            ),
+        ));
+    }
+    for (name, secret) in &state.0.keys {
+        if secret.len() == presented.len()
+            && openssl::memcmp::eq(secret.as_bytes(), presented.as_bytes())
+        {
+            return Ok(name.clone());
+        }
+    }
+    Err(Problem::unauthorized("invalid_api_key", "unknown API key"))
+}
+
+fn invalid(e: letter::Invalid) -> Problem {
+    Problem::bad_request(e.code, e.to_string()).with_extension("field", &e.field)
+}
+
+fn b64_content(i: usize, d: &letter::DocumentRequest) -> Result<Bytes, Problem> {
+    let Some(b64) = &d.content_base64 else {
+        return Err(Problem::bad_request(
+            "missing_content",
+            format!("documents[{i}]: content_base64 is required in a JSON request"),
+        ));
+    };
+    let cleaned: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(cleaned)
+        .map(Bytes::from)
+        .map_err(|e| {
+            Problem::bad_request(
+                "invalid_base64",
+                format!("documents[{i}].content_base64: {e}"),
+            )
+        })
+}
+
+fn parse_json(bytes: &[u8]) -> Result<LetterRequest, Problem> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Problem::bad_request("invalid_json", format!("the letter: {e}")))
+}
+
+async fn read_json(state: &AppState, req: Request) -> Result<(LetterRequest, Vec<Bytes>), Problem> {
+    let body = Bytes::from_request(req, state).await.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(status, "payload_too_large", "Request body too large")
+        } else {
+            Problem::bad_request("invalid_body", e.body_text())
+        }
+    })?;
+    let letter = parse_json(&body)?;
+    let contents = letter
+        .documents
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            if d.part.is_some() {
+                return Err(Problem::bad_request(
+                    "unexpected_part",
+                    format!("documents[{i}].part is for multipart requests"),
+                ));
+            }
+            b64_content(i, d)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((letter, contents))
+}
+
+async fn read_multipart(
+    state: &AppState,
+    req: Request,
+) -> Result<(LetterRequest, Vec<Bytes>), Problem> {
+    let mut mp = Multipart::from_request(req, state)
+        .await
+        .map_err(|e| Problem::bad_request("invalid_multipart", e.body_text()))?;
+    let mut letter = None;
+    let mut files: Vec<(String, Bytes)> = Vec::new();
+    loop {
+        let field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                let status = e.status();
+                return Err(if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::new(status, "payload_too_large", "Request body too large")
+                } else {
+                    Problem::bad_request("invalid_multipart", e.body_text())
+                });
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| Problem::bad_request("invalid_multipart", e.body_text()))?;
+        if name == "letter" {
+            if letter.is_some() {
+                return Err(Problem::bad_request(
+                    "unexpected_part",
+                    "the letter part appears twice",
+                ));
+            }
+            letter = Some(parse_json(&bytes)?);
+        } else if files.iter().any(|(n, _)| n == &name) {
+            return Err(Problem::bad_request(
+                "unexpected_part",
+                format!("the part {name:?} appears twice"),
+            ));
+        } else {
+            files.push((name, bytes));
+        }
+    }
+    let Some(letter) = letter else {
+        return Err(Problem::bad_request(
+            "missing_part",
+            "a multipart request needs a letter part (JSON)",
+        ));
+    };
+    let mut used = 0;
+    let mut contents = Vec::with_capacity(letter.documents.len());
+    for (i, d) in letter.documents.iter().enumerate() {
+        match (&d.part, &d.content_base64) {
+            (Some(p), None) => {
+                let Some((_, b)) = files.iter().find(|(n, _)| n == p) else {
+                    return Err(Problem::bad_request(
+                        "missing_part",
+                        format!("documents[{i}]: no part named {p:?}"),
+                    ));
+                };
+                used += 1;
+                contents.push(b.clone());
+            }
+            (None, Some(_)) => contents.push(b64_content(i, d)?),
+            _ => {
+                return Err(Problem::bad_request(
+                    "missing_content",
+                    format!("documents[{i}]: exactly one of part and content_base64"),
+                ));
+            }
+        }
+    }
+    if used < files.len() {
+        return Err(Problem::bad_request(
+            "unexpected_part",
+            "a file part is not referenced by any document",
+        ));
+    }
+    Ok((letter, contents))
+}
+
+/// `POST /api/v1/letters`: 201 for a new letter, 200 for the same letter again, 409 for
+/// another letter under a used id.
+pub async fn post_letter(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+) -> Result<Response, Problem> {
+    let caller = authorize(&state, &headers)?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let (req, contents) = if ct.starts_with("multipart/form-data") {
+        read_multipart(&state, req).await?
+    } else if ct.starts_with("application/json") {
+        read_json(&state, req).await?
+    } else {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Expected application/json or multipart/form-data",
+        ));
+    };
+    let stored = letter::validate(
+        &req,
+        &contents,
+        &state.0.deps.fnr_policy,
+        state.0.cfg.avsenderidentifikator.as_deref(),
+    )
+    .map_err(invalid)?;
+    for c in contents {
+        state.0.deps.blobs.put(c).await.map_err(Problem::internal)?;
+    }
+    let now = OffsetDateTime::now_utc();
+    let new = repo::NewLetter {
+        letter_id: stored.id.clone(),
+        request_sha256: stored.fingerprint(),
+        request_json: serde_json::to_string(&stored).map_err(Problem::internal)?,
+        message_id: MessageId::new().to_string(),
+        conversation_id: ConversationId::new().to_string(),
+    };
+    let job = send::job(&stored.id).map_err(Problem::internal)?;
+    let outcome = repo::insert_letter(&state.0.deps.db, &state.0.jobs, job, &new, now)
+        .await
+        .map_err(Problem::internal)?;
+    let status = match outcome {
+        Inserted::New => {
+            metrics::counter!("avsender_letters_accepted_total").increment(1);
+            tracing::info!(letter_id = %stored.id, caller, "letter accepted");
+            StatusCode::CREATED
+        }
+        Inserted::Same => StatusCode::OK,
+        Inserted::Conflict => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "letter_id_conflict",
+                "Letter id already used",
+            )
+            .with_detail(format!(
+                "the letter {} was submitted before with other content",
+                stored.id
+            )));
+        }
+    };
+    let view = view(&state, &stored.id)
+        .await?
+        .ok_or_else(|| Problem::internal("a stored letter vanished"))?;
+    let mut res = (status, Json(view)).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&format!("api/v1/letters/{}", stored.id)) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// `GET /api/v1/letters/{id}`: status, history and receipts.
+pub async fn get_letter(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    authorize(&state, &headers)?;
+    let id = uuid::Uuid::parse_str(&id)
+        .map_err(|_| Problem::bad_request("invalid_letter_id", "the id must be a UUID"))?
+        .hyphenated()
+        .to_string();
+    match view(&state, &id).await? {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(Problem::not_found().with_detail("no letter with this id")),
+    }
+}
+
+fn rfc3339(ms: i64) -> Value {
+    store::from_ms(ms)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .map(Value::String)
+        .unwrap_or(Value::Null)
+}
+
+async fn view(state: &AppState, id: &str) -> Result<Option<Value>, Problem> {
+    let db = &state.0.deps.db;
+    let Some(l) = repo::get_letter(db, id).await.map_err(Problem::internal)? else {
+        return Ok(None);
+    };
+    let history = repo::history(db, id).await.map_err(Problem::internal)?;
+    let receipts = repo::receipts(db, id).await.map_err(Problem::internal)?;
+    let history: Vec<Value> = history
+        .into_iter()
+        .map(|h| {
+            let mut v = json!({"status": h.status, "at": rfc3339(h.at)});
+            if let (Some(d), Some(o)) = (h.detail, v.as_object_mut()) {
+                o.insert("detail".into(), d.into());
+            }
+            if let (Some(r), Some(o)) = (h.receipt_id, v.as_object_mut()) {
+                o.insert("receipt_id".into(), r.into());
+            }
+            v
+        })
+        .collect();
+    let receipts: Vec<Value> = receipts
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.receipt_id,
+                "type": r.message_type,
+                "issuer": r.issuer_orgnr,
+                "tidspunkt": r.tidspunkt,
+                "received_at": rfc3339(r.received_at),
+                "verified": r.outcome != "rejected",
+                "outcome": r.outcome,
+                "reason": r.reason,
+                "forretningsmelding": r.forretningsmelding,
+            })
+        })
+        .collect();
+    Ok(Some(json!({
+        "id": l.letter_id,
+        "status": l.status,
+        "channel": l.channel,
+        "provider": l.provider_orgnr,
+        "message_id": l.message_id,
+        "conversation_id": l.conversation_id,
+        "error": l.error_code.map(|c| json!({"code": c, "detail": l.error_detail})),
+        "created_at": rfc3339(l.created_at),
+        "updated_at": rfc3339(l.updated_at),
+        "history": history,
+        "receipts": receipts,
+    })))
+}

@@ -1,0 +1,271 @@
+//! The sender service (avsender, DPI corner 1): what an organization runs next to its case
+//! systems. Case systems post letters as JSON (or multipart with files) to a small REST API;
+//! the service looks the citizen up in KRR, routes the letter to the citizen's digital mailbox
+//! (encrypted to the certificate KRR publishes) or to print when the citizen is reserved or
+//! has no active mailbox, seals it (`dpi::letter::seal_letter`) with the organization's
+//! enterprise certificate and a Maskinporten token for `digitalpostinnbygger:send` (the same
+//! token is embedded and used as bearer), sends it to the access point (`POST /messages/out`),
+//! and polls the access point for receipts (`GET /messages/in`), verifying each receipt's JWS
+//! and certificate chain before it moves the letter's state machine
+//! ([`status::Status`]) and marking it read.
+//!
+//! All work goes through the durable job queue: a letter acknowledged with 201 is stored,
+//! with its documents and its send job, in one transaction; a crash at any point resumes from
+//! the database. The API is documented in `docs/letter-json.md`, the hop contracts in
+//! `docs/CHAIN.md`.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+mod api;
+pub mod client;
+pub mod letter;
+mod poll;
+mod repo;
+mod send;
+pub mod status;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{Router, extract::DefaultBodyLimit, routing::get, routing::post};
+use clients::krr::KrrClient;
+use domain::ActorId;
+use openssl::{
+    pkey::{PKey, Private},
+    x509::X509,
+};
+use serde::{Deserialize, Serialize};
+use store::{BlobStore, Db, Jobs};
+use web::auth::TokenSource;
+
+pub use send::SEND_QUEUE;
+
+/// Header that carries a case system's API key unless configured otherwise.
+pub const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
+
+/// Configuration of the `avsender` role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Case systems allowed to use the API, each with its own key. When empty, one key is
+    /// generated on first start and kept in `<data_dir>/api-key` (development).
+    pub api_keys: Vec<ApiKey>,
+    /// HTTP header carrying the API key.
+    pub api_key_header: String,
+    /// `kanal` of this sender at the access point: letters are sent with it and only the
+    /// receipts tagged with it are polled (`[a-zA-Z0-9_-]{1,28}`).
+    pub kanal: Option<String>,
+    /// Default `avsenderidentifikator` for letters that name none.
+    pub avsenderidentifikator: Option<String>,
+    /// Send workers in this process.
+    pub send_workers: usize,
+    /// Milliseconds between receipt polls while the access point has nothing for us.
+    pub poll_interval_ms: u64,
+    /// Receipts asked for per poll (`page_size`).
+    pub poll_page_size: u32,
+    /// Seconds a letter may stay unsent (KRR, Maskinporten or the access point unreachable)
+    /// before it becomes `failed` with `send_deadline_passed`.
+    pub send_deadline_secs: u64,
+    /// Longest pause between two send attempts of one letter, in seconds.
+    pub max_retry_delay_secs: u64,
+    /// Seconds an HTTP call to KRR or the access point may take.
+    pub http_timeout_secs: u64,
+    /// Largest accepted letter request (JSON with base64 documents, or multipart), bytes.
+    pub max_request_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            api_key_header: DEFAULT_API_KEY_HEADER.into(),
+            kanal: None,
+            avsenderidentifikator: None,
+            send_workers: 4,
+            poll_interval_ms: 1000,
+            poll_page_size: 100,
+            send_deadline_secs: 24 * 3600,
+            max_retry_delay_secs: 60,
+            http_timeout_secs: 60,
+            // 30 MB of documents, base64-inflated, plus the JSON around them.
+            max_request_bytes: 42 * 1024 * 1024,
+        }
+    }
+}
+
+/// One case system's key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// Who uses it (logged with each request).
+    pub name: String,
+    /// The key itself (at least 16 characters).
+    pub secret: String,
+}
+
+/// The organization's enterprise certificate: signs the business message (JWS) and the
+/// dokumentpakke (XAdES).
+#[derive(Clone)]
+pub struct Signer {
+    /// The sending organization (avsender and SBDH sender).
+    pub orgnr: ActorId,
+    /// Leaf first; the issuers follow (they go into the ASiC-E `KeyInfo`).
+    pub chain: Vec<X509>,
+    pub key: PKey<Private>,
+}
+
+/// What the composition root hands the sender service.
+#[derive(Clone)]
+pub struct Deps {
+    pub db: Db,
+    pub blobs: BlobStore,
+    /// Maskinporten tokens of the sending organization (consumer = the sender); used for
+    /// `digitalpostinnbygger:send`.
+    pub tokens: Arc<dyn TokenSource>,
+    /// KRR lookups (with its own Maskinporten token source and KRR scopes).
+    pub krr: KrrClient,
+    pub signer: Signer,
+    /// Roots that providers' receipt certificates must chain to.
+    pub anchors: dpi::trust::TrustAnchors,
+    /// Base URL of the access point's sender API (`…/messages/out` is appended).
+    pub formidler_url: url::Url,
+    /// Organization number of the access point, accepted as the issuer of `feil` (SERVER)
+    /// receipts it writes itself.
+    pub formidler_orgnr: Option<domain::Organisasjonsnummer>,
+    /// The role's data folder (the generated development API key lives here).
+    pub data_dir: PathBuf,
+    /// Identity policy for personidentifikatorer (synthetic test numbers or not).
+    pub fnr_policy: domain::FnrPolicy,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    cfg: Config,
+    deps: Deps,
+    jobs: Jobs,
+    http: reqwest::Client,
+    /// `(name, secret)` of every accepted API key.
+    keys: Vec<(String, String)>,
+}
+
+impl AppState {
+    pub fn new(cfg: Config, deps: Deps) -> anyhow::Result<Self> {
+        if let Some(k) = &cfg.kanal {
+            let ok = (1..=28).contains(&k.len())
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            anyhow::ensure!(
+                ok,
+                "avsender.kanal must be 1–28 characters of a-z, A-Z, 0-9, _ and -"
+            );
+        }
+        let mut keys = Vec::new();
+        for k in &cfg.api_keys {
+            anyhow::ensure!(
+                k.secret.len() >= 16,
+                "avsender.api_keys: the key of {:?} is shorter than 16 characters",
+                k.name
+            );
+            keys.push((k.name.clone(), k.secret.clone()));
+        }
+        if keys.is_empty() {
+            keys.push(("development".into(), dev_api_key(&deps.data_dir)?));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(cfg.http_timeout_secs.max(1)))
+            .build()?;
+        let jobs = Jobs::new(deps.db.clone()).with_policy(store::RetryPolicy {
+            max_attempts: 100_000,
+            max_delay: Duration::from_secs(cfg.max_retry_delay_secs.max(1)),
+            ..store::RetryPolicy::default()
+        });
+        Ok(Self(Arc::new(Inner {
+            cfg,
+            deps,
+            jobs,
+            http,
+            keys,
+        })))
+    }
+
+    fn formidler(&self, path: &str) -> String {
+        format!(
+            "{}{path}",
+            self.0.deps.formidler_url.as_str().trim_end_matches('/')
+        )
+    }
+}
+
+/// The development key: read from `<data_dir>/api-key`, created (random, 0600) when absent.
+fn dev_api_key(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("api-key");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim().to_owned();
+        if s.len() >= 16 {
+            return Ok(s);
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let key = hex::encode(rand_bytes::<24>()?);
+    let tmp = data_dir.join(format!("api-key.{}", uuid::Uuid::new_v4()));
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(key.as_bytes())?;
+        f.sync_all()?;
+    }
+    // Whoever links first wins; a concurrent starter reads the winner's key.
+    let result = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match result {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "generated the development API key of the avsender role");
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn rand_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    openssl::rand::rand_bytes(&mut b)?;
+    Ok(b)
+}
+
+/// The case-system API under `/api/v1`.
+pub fn router(state: AppState) -> Router {
+    let limit = state.0.cfg.max_request_bytes;
+    Router::new()
+        .route(
+            "/api/v1/letters",
+            post(api::post_letter).layer(DefaultBodyLimit::max(limit)),
+        )
+        .route("/api/v1/letters/{id}", get(api::get_letter))
+        .with_state(state)
+}
+
+/// Starts the send workers and the receipt poller; they stop when `shutdown` flips to
+/// `true` (work in progress is finished first; work cut off by a crash is resumed from the
+/// database).
+pub fn spawn_workers(
+    state: AppState,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut handles = send::spawn(state.clone(), shutdown.clone());
+    handles.push(poll::spawn(state, shutdown));
+    handles
+}

@@ -1,0 +1,497 @@
+//! Every SQL statement of the sender service (portable: `$n` placeholders, epoch-ms times).
+
+use store::{Db, Jobs, NewJob, StoreError, StoreResult, sqlx, sqlx::Row};
+use time::OffsetDateTime;
+
+use crate::status::{self, Event, Status};
+
+fn ms(t: OffsetDateTime) -> i64 {
+    store::to_ms(t)
+}
+
+fn bad_row(message: impl Into<String>) -> StoreError {
+    StoreError::InvalidRow {
+        table: "avsender_letters",
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewLetter {
+    pub letter_id: String,
+    pub request_sha256: String,
+    pub request_json: String,
+    pub message_id: String,
+    pub conversation_id: String,
+}
+
+/// What happened to a submitted letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    New,
+    /// The same id with the same content.
+    Same,
+    /// The same id with other content.
+    Conflict,
+}
+
+/// Inserts the letter, its `created` history entry and its send job in one transaction.
+pub async fn insert_letter(
+    db: &Db,
+    jobs: &Jobs,
+    job: NewJob,
+    l: &NewLetter,
+    now: OffsetDateTime,
+) -> StoreResult<Inserted> {
+    let mut tx = db.pool().begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO avsender_letters (letter_id, request_sha256, request_json, status, \
+         message_id, conversation_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (letter_id) DO NOTHING",
+    )
+    .bind(&l.letter_id)
+    .bind(&l.request_sha256)
+    .bind(&l.request_json)
+    .bind(Status::Created.as_str())
+    .bind(&l.message_id)
+    .bind(&l.conversation_id)
+    .bind(ms(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !inserted {
+        tx.rollback().await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT request_sha256 FROM avsender_letters WHERE letter_id = $1")
+                .bind(&l.letter_id)
+                .fetch_optional(db.pool())
+                .await?;
+        return Ok(match existing {
+            Some(h) if h == l.request_sha256 => Inserted::Same,
+            _ => Inserted::Conflict,
+        });
+    }
+    sqlx::query(
+        "INSERT INTO avsender_history (letter_id, seq, status, detail, receipt_id, at) \
+         VALUES ($1, 1, $2, NULL, NULL, $3)",
+    )
+    .bind(&l.letter_id)
+    .bind(Status::Created.as_str())
+    .bind(ms(now))
+    .execute(&mut *tx)
+    .await?;
+    jobs.enqueue_in(&mut tx, job).await?;
+    tx.commit().await?;
+    Ok(Inserted::New)
+}
+
+#[derive(Debug, Clone)]
+pub struct LetterRow {
+    pub letter_id: String,
+    pub request_json: String,
+    pub status: Status,
+    pub error_code: Option<String>,
+    pub error_detail: Option<String>,
+    pub channel: Option<String>,
+    pub provider_orgnr: Option<String>,
+    pub message_id: String,
+    pub conversation_id: String,
+    pub forretningsmelding: Option<String>,
+    pub dokumentpakke_sha256: Option<String>,
+    pub dokumentpakke_size: Option<i64>,
+    pub token_expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+macro_rules! select_letter {
+    ($where:literal) => {
+        concat!(
+            "SELECT letter_id, request_json, status, error_code, error_detail, channel, \
+             provider_orgnr, message_id, conversation_id, forretningsmelding, \
+             dokumentpakke_sha256, dokumentpakke_size, token_expires_at, created_at, updated_at \
+             FROM avsender_letters WHERE ",
+            $where
+        )
+    };
+}
+
+fn letter_row(r: &store::sqlx::any::AnyRow) -> StoreResult<LetterRow> {
+    let status: String = r.try_get("status")?;
+    Ok(LetterRow {
+        letter_id: r.try_get("letter_id")?,
+        request_json: r.try_get("request_json")?,
+        status: Status::parse(&status).ok_or_else(|| bad_row(format!("status {status}")))?,
+        error_code: r.try_get("error_code")?,
+        error_detail: r.try_get("error_detail")?,
+        channel: r.try_get("channel")?,
+        provider_orgnr: r.try_get("provider_orgnr")?,
+        message_id: r.try_get("message_id")?,
+        conversation_id: r.try_get("conversation_id")?,
+        forretningsmelding: r.try_get("forretningsmelding")?,
+        dokumentpakke_sha256: r.try_get("dokumentpakke_sha256")?,
+        dokumentpakke_size: r.try_get("dokumentpakke_size")?,
+        token_expires_at: r.try_get("token_expires_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub async fn get_letter(db: &Db, letter_id: &str) -> StoreResult<Option<LetterRow>> {
+    let row = sqlx::query(select_letter!("letter_id = $1"))
+        .bind(letter_id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(letter_row).transpose()
+}
+
+pub async fn letter_by_conversation(
+    db: &Db,
+    conversation_id: &str,
+) -> StoreResult<Option<LetterRow>> {
+    let row = sqlx::query(select_letter!("conversation_id = $1"))
+        .bind(conversation_id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(letter_row).transpose()
+}
+
+/// Letters not yet sent (for the start-up sweep that queues their jobs again).
+pub async fn unsent_ids(db: &Db) -> StoreResult<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT letter_id FROM avsender_letters WHERE status = $1")
+            .bind(Status::Created.as_str())
+            .fetch_all(db.pool())
+            .await?,
+    )
+}
+
+/// The sealed wire form of a letter, kept so that a retry sends the very same bytes.
+pub struct Sealed<'a> {
+    pub channel: &'a str,
+    pub provider_orgnr: &'a str,
+    pub forretningsmelding: &'a str,
+    pub dokumentpakke_sha256: &'a str,
+    pub dokumentpakke_size: i64,
+    pub token_expires_at: i64,
+}
+
+pub async fn store_sealed(
+    db: &Db,
+    letter_id: &str,
+    s: &Sealed<'_>,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE avsender_letters SET channel = $2, provider_orgnr = $3, forretningsmelding = $4, \
+         dokumentpakke_sha256 = $5, dokumentpakke_size = $6, token_expires_at = $7, updated_at = $8 \
+         WHERE letter_id = $1 AND status = $9",
+    )
+    .bind(letter_id)
+    .bind(s.channel)
+    .bind(s.provider_orgnr)
+    .bind(s.forretningsmelding)
+    .bind(s.dokumentpakke_sha256)
+    .bind(s.dokumentpakke_size)
+    .bind(s.token_expires_at)
+    .bind(ms(now))
+    .bind(Status::Created.as_str())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Forgets the sealed form (its token was refused); the next attempt seals again.
+pub async fn clear_sealed(db: &Db, letter_id: &str) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE avsender_letters SET forretningsmelding = NULL, token_expires_at = NULL \
+         WHERE letter_id = $1",
+    )
+    .bind(letter_id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Outcome of applying an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The letter moved through these statuses.
+    Moved(Vec<Status>),
+    /// The state machine refused the event; nothing changed.
+    Refused(status::Impossible),
+    NoSuchLetter,
+}
+
+pub struct EventInfo<'a> {
+    pub detail: Option<&'a str>,
+    pub receipt_id: Option<&'a str>,
+    /// For `failed`: the error code stored on the letter.
+    pub error_code: Option<&'a str>,
+}
+
+/// Applies `event` to the letter inside `tx`: reads the status, asks the state machine, and
+/// moves the letter only if nobody moved it in between (compare-and-set on the status).
+async fn apply_in(
+    conn: &mut store::sqlx::AnyConnection,
+    letter_id: &str,
+    event: Event,
+    info: &EventInfo<'_>,
+    now: OffsetDateTime,
+) -> StoreResult<Applied> {
+    let current: Option<String> =
+        sqlx::query_scalar("SELECT status FROM avsender_letters WHERE letter_id = $1")
+            .bind(letter_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(current) = current.as_deref().and_then(Status::parse) else {
+        return Ok(Applied::NoSuchLetter);
+    };
+    let path = match status::path(current, event) {
+        Ok(p) => p,
+        Err(e) => return Ok(Applied::Refused(e)),
+    };
+    let Some(last) = path.last().copied() else {
+        return Ok(Applied::Refused(status::Impossible {
+            from: current,
+            event,
+        }));
+    };
+    let (error_code, error_detail) = if last == Status::Failed {
+        (info.error_code, info.detail)
+    } else {
+        (None, None)
+    };
+    let moved = sqlx::query(
+        "UPDATE avsender_letters SET status = $2, error_code = COALESCE($3, error_code), \
+         error_detail = COALESCE($4, error_detail), updated_at = $5 \
+         WHERE letter_id = $1 AND status = $6",
+    )
+    .bind(letter_id)
+    .bind(last.as_str())
+    .bind(error_code)
+    .bind(error_detail)
+    .bind(ms(now))
+    .bind(current.as_str())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if !moved {
+        return Err(bad_row("the letter changed concurrently; retry"));
+    }
+    for (i, s) in path.iter().enumerate() {
+        let implied = i + 1 < path.len();
+        sqlx::query(
+            "INSERT INTO avsender_history (letter_id, seq, status, detail, receipt_id, at) \
+             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM avsender_history \
+             WHERE letter_id = $1",
+        )
+        .bind(letter_id)
+        .bind(s.as_str())
+        .bind(if implied {
+            Some("implied by a later receipt")
+        } else {
+            info.detail
+        })
+        .bind(if implied { None } else { info.receipt_id })
+        .bind(ms(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Applied::Moved(path))
+}
+
+/// Applies an event that is not a receipt (sent, or a refusal on our side).
+pub async fn apply(
+    db: &Db,
+    letter_id: &str,
+    event: Event,
+    info: &EventInfo<'_>,
+    now: OffsetDateTime,
+) -> StoreResult<Applied> {
+    let mut tx = db.pool().begin().await?;
+    let r = apply_in(&mut tx, letter_id, event, info, now).await?;
+    tx.commit().await?;
+    Ok(r)
+}
+
+pub struct NewReceipt<'a> {
+    pub receipt_id: &'a str,
+    pub letter_id: Option<&'a str>,
+    pub message_type: Option<&'a str>,
+    pub issuer_orgnr: Option<&'a str>,
+    pub tidspunkt: Option<&'a str>,
+    pub forretningsmelding: &'a str,
+}
+
+/// What became of a receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptOutcome {
+    Applied(Vec<Status>),
+    /// Seen before (same receipt id): nothing done.
+    Duplicate,
+    /// Verified, but the state machine refused it.
+    OutOfOrder(String),
+    /// Not verified or not ours; stored for the record, never applied.
+    Rejected(String),
+}
+
+impl ReceiptOutcome {
+    fn column(&self) -> (&'static str, Option<&str>) {
+        match self {
+            ReceiptOutcome::Applied(_) => ("applied", None),
+            ReceiptOutcome::Duplicate => ("duplicate", None),
+            ReceiptOutcome::OutOfOrder(r) => ("out_of_order", Some(r)),
+            ReceiptOutcome::Rejected(r) => ("rejected", Some(r)),
+        }
+    }
+}
+
+async fn insert_receipt_in(
+    conn: &mut store::sqlx::AnyConnection,
+    r: &NewReceipt<'_>,
+    outcome: &ReceiptOutcome,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let (outcome, reason) = outcome.column();
+    Ok(sqlx::query(
+        "INSERT INTO avsender_receipts (receipt_id, letter_id, message_type, issuer_orgnr, \
+         tidspunkt, outcome, reason, forretningsmelding, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (receipt_id) DO NOTHING",
+    )
+    .bind(r.receipt_id)
+    .bind(r.letter_id)
+    .bind(r.message_type)
+    .bind(r.issuer_orgnr)
+    .bind(r.tidspunkt)
+    .bind(outcome)
+    .bind(reason)
+    .bind(r.forretningsmelding)
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Records a receipt that will not be applied (rejected); `false` when its id is known.
+pub async fn record_rejected(
+    db: &Db,
+    r: &NewReceipt<'_>,
+    reason: &str,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let mut conn = db.pool().acquire().await?;
+    insert_receipt_in(
+        &mut conn,
+        r,
+        &ReceiptOutcome::Rejected(reason.to_owned()),
+        now,
+    )
+    .await
+}
+
+/// Stores a verified receipt and applies its event to the letter in one transaction; a
+/// receipt id seen before changes nothing.
+pub async fn apply_receipt(
+    db: &Db,
+    r: &NewReceipt<'_>,
+    letter_id: &str,
+    event: Event,
+    detail: Option<&str>,
+    error_code: Option<&str>,
+    now: OffsetDateTime,
+) -> StoreResult<ReceiptOutcome> {
+    let mut tx = db.pool().begin().await?;
+    let seen: Option<String> =
+        sqlx::query_scalar("SELECT receipt_id FROM avsender_receipts WHERE receipt_id = $1")
+            .bind(r.receipt_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if seen.is_some() {
+        tx.rollback().await?;
+        return Ok(ReceiptOutcome::Duplicate);
+    }
+    let info = EventInfo {
+        detail,
+        receipt_id: Some(r.receipt_id),
+        error_code,
+    };
+    let outcome = match apply_in(&mut tx, letter_id, event, &info, now).await? {
+        Applied::Moved(path) => ReceiptOutcome::Applied(path),
+        Applied::Refused(e) => ReceiptOutcome::OutOfOrder(e.to_string()),
+        Applied::NoSuchLetter => ReceiptOutcome::Rejected("unknown letter".into()),
+    };
+    if !insert_receipt_in(&mut tx, r, &outcome, now).await? {
+        // A concurrent poller stored it first; its transaction applied the event.
+        tx.rollback().await?;
+        return Ok(ReceiptOutcome::Duplicate);
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+pub struct HistoryRow {
+    pub status: String,
+    pub detail: Option<String>,
+    pub receipt_id: Option<String>,
+    pub at: i64,
+}
+
+pub async fn history(db: &Db, letter_id: &str) -> StoreResult<Vec<HistoryRow>> {
+    let rows = sqlx::query(
+        "SELECT status, detail, receipt_id, at FROM avsender_history WHERE letter_id = $1 \
+         ORDER BY seq",
+    )
+    .bind(letter_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(HistoryRow {
+                status: r.try_get("status")?,
+                detail: r.try_get("detail")?,
+                receipt_id: r.try_get("receipt_id")?,
+                at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}
+
+pub struct ReceiptRow {
+    pub receipt_id: String,
+    pub message_type: Option<String>,
+    pub issuer_orgnr: Option<String>,
+    pub tidspunkt: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub forretningsmelding: String,
+    pub received_at: i64,
+}
+
+pub async fn receipts(db: &Db, letter_id: &str) -> StoreResult<Vec<ReceiptRow>> {
+    let rows = sqlx::query(
+        "SELECT receipt_id, message_type, issuer_orgnr, tidspunkt, outcome, reason, \
+         forretningsmelding, received_at FROM avsender_receipts WHERE letter_id = $1 \
+         ORDER BY received_at, receipt_id",
+    )
+    .bind(letter_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ReceiptRow {
+                receipt_id: r.try_get("receipt_id")?,
+                message_type: r.try_get("message_type")?,
+                issuer_orgnr: r.try_get("issuer_orgnr")?,
+                tidspunkt: r.try_get("tidspunkt")?,
+                outcome: r.try_get("outcome")?,
+                reason: r.try_get("reason")?,
+                forretningsmelding: r.try_get("forretningsmelding")?,
+                received_at: r.try_get("received_at")?,
+            })
+        })
+        .collect()
+}

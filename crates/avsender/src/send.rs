@@ -1,0 +1,515 @@
+//! Sending one letter: KRR lookup, route (digital mailbox or print), seal, `POST
+//! /messages/out`. One job per letter (dedup key = the letter id), retried with backoff while
+//! KRR, Maskinporten or the access point are unreachable.
+//!
+//! The sealed letter is stored before it is posted, so a retry sends the very same bytes
+//! (the access point accepts an identical repeat). Only when its embedded token is about to
+//! expire is the letter sealed again, under the same message id; if the access point then
+//! answers `409 duplicate_message_id`, an earlier attempt got through and the letter counts
+//! as sent (the message id is random and only ever used for this letter).
+
+use std::time::Duration;
+
+use clients::krr::{Person, Route as KrrRoute};
+use domain::{ConversationId, MessageId};
+use dpi::{letter::LetterSpec, message::Timestamp, token::SCOPE_SEND};
+use serde::{Deserialize, Serialize};
+use store::{BlobRef, Job, NewJob, WorkerOptions};
+use time::OffsetDateTime;
+
+use crate::{
+    AppState,
+    letter::{self, Route, RouteKind, StoredLetter},
+    repo::{self, EventInfo},
+    status::{Event, Status},
+};
+
+pub const SEND_QUEUE: &str = "avsender.send";
+
+/// A stored token must stay valid this long after sending starts.
+const TOKEN_MARGIN_MS: i64 = 15_000;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SendJob {
+    letter_id: String,
+}
+
+pub fn job(letter_id: &str) -> store::StoreResult<NewJob> {
+    Ok(NewJob::new(
+        SEND_QUEUE,
+        &SendJob {
+            letter_id: letter_id.to_owned(),
+        },
+    )?
+    .dedup_key(letter_id))
+}
+
+pub fn spawn(
+    state: AppState,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut handles = Vec::new();
+    {
+        // Jobs are written with their letter in one transaction; this sweep only matters
+        // for a job that went dead: unsent letters get a job again (no-op for the others).
+        let state = state.clone();
+        handles.push(tokio::spawn(async move {
+            match repo::unsent_ids(&state.0.deps.db).await {
+                Ok(ids) => {
+                    for id in ids {
+                        let r = match job(&id) {
+                            Ok(j) => state.0.jobs.enqueue_job(j).await.map(|_| ()),
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = r {
+                            tracing::warn!(error = %e, "re-enqueueing an unsent letter failed");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "listing unsent letters failed"),
+            }
+        }));
+    }
+    for n in 0..state.0.cfg.send_workers.max(1) {
+        let state = state.clone();
+        let mut shutdown = shutdown.clone();
+        handles.push(tokio::spawn(async move {
+            let options = WorkerOptions {
+                worker_id: format!(
+                    "avsender-{}-{n}-{}",
+                    std::process::id(),
+                    uuid::Uuid::new_v4()
+                ),
+                lease: Duration::from_secs(state.0.cfg.http_timeout_secs.max(1) * 3),
+                poll_min: Duration::from_millis(20),
+                poll_max: Duration::from_millis(500),
+            };
+            let jobs = state.0.jobs.clone();
+            let result = store::run_worker(
+                jobs,
+                SEND_QUEUE,
+                options,
+                |job| send_one(state.clone(), job),
+                async move {
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                },
+            )
+            .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "send worker stopped");
+            }
+        }));
+    }
+    handles
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    /// Transient: try again later.
+    #[error("{0}")]
+    Retry(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// A refusal that ends the letter as `failed`.
+struct Refusal {
+    code: &'static str,
+    detail: String,
+}
+
+fn refuse(code: &'static str, detail: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        detail: detail.into(),
+    }
+}
+
+enum Step<T> {
+    Go(T),
+    Refused(Refusal),
+}
+
+async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
+    let p: SendJob = job.payload_as()?;
+    let db = &state.0.deps.db;
+    let Some(l) = repo::get_letter(db, &p.letter_id).await? else {
+        return Ok(());
+    };
+    if l.status != Status::Created {
+        return Ok(());
+    }
+    let now = OffsetDateTime::now_utc();
+    let deadline_ms = i64::try_from(state.0.cfg.send_deadline_secs)
+        .unwrap_or(i64::MAX / 2_000)
+        .saturating_mul(1000);
+    if store::to_ms(now) > l.created_at.saturating_add(deadline_ms) {
+        return fail(
+            &state,
+            &l.letter_id,
+            refuse(
+                "send_deadline_passed",
+                "the letter could not be sent before the send deadline",
+            ),
+        )
+        .await;
+    }
+    let stored: StoredLetter = serde_json::from_str(&l.request_json)
+        .map_err(|e| SendError::Retry(format!("stored letter unreadable: {e}")))?;
+
+    let reusable = match (
+        &l.forretningsmelding,
+        &l.dokumentpakke_sha256,
+        l.dokumentpakke_size,
+        l.token_expires_at,
+    ) {
+        (Some(jws), Some(sha), Some(size), Some(exp))
+            if exp > store::to_ms(now).saturating_add(TOKEN_MARGIN_MS) =>
+        {
+            let blob = BlobRef {
+                sha256: sha.clone(),
+                size: u64::try_from(size).unwrap_or_default(),
+            };
+            match state.0.deps.blobs.get(&blob).await {
+                Ok(cms) => Some((jws.clone(), cms.to_vec())),
+                Err(e) => {
+                    tracing::warn!(error = %e, letter_id = %l.letter_id, "sealed dokumentpakke unreadable, sealing again");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let (jws, cms) = match reusable {
+        Some(x) => x,
+        None => match seal(&state, &l, &stored).await? {
+            Step::Go(x) => x,
+            Step::Refused(r) => return fail(&state, &l.letter_id, r).await,
+        },
+    };
+    match post(&state, &jws, cms).await? {
+        Step::Go(detail) => {
+            repo::apply(
+                db,
+                &l.letter_id,
+                Event::Sent,
+                &EventInfo {
+                    detail: Some(&detail),
+                    receipt_id: None,
+                    error_code: None,
+                },
+                OffsetDateTime::now_utc(),
+            )
+            .await?;
+            metrics::counter!("avsender_letters_sent_total").increment(1);
+            Ok(())
+        }
+        Step::Refused(r) if r.code == "token_refused" => {
+            repo::clear_sealed(db, &l.letter_id).await?;
+            Err(SendError::Retry(r.detail))
+        }
+        Step::Refused(r) => fail(&state, &l.letter_id, r).await,
+    }
+}
+
+async fn fail(state: &AppState, letter_id: &str, r: Refusal) -> Result<(), SendError> {
+    tracing::warn!(letter_id, code = r.code, detail = %r.detail, "letter failed");
+    metrics::counter!("avsender_letters_failed_total", "code" => r.code).increment(1);
+    repo::apply(
+        &state.0.deps.db,
+        letter_id,
+        Event::Feil,
+        &EventInfo {
+            detail: Some(&r.detail),
+            receipt_id: None,
+            error_code: Some(r.code),
+        },
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Chooses the route from KRR.
+async fn route(state: &AppState, l: &StoredLetter) -> Result<Step<Route>, SendError> {
+    let krr = &state.0.deps.krr;
+    let persons = match krr
+        .lookup(std::slice::from_ref(&l.personidentifikator))
+        .await
+    {
+        Ok(p) => p,
+        Err(clients::ClientError::Refused { status, error, .. })
+            if (400..500).contains(&status) && status != 401 && status != 429 =>
+        {
+            return Ok(Step::Refused(refuse(
+                "krr_refused",
+                format!("KRR refused the lookup ({status} {error})"),
+            )));
+        }
+        Err(e) => return Err(SendError::Retry(format!("KRR: {e}"))),
+    };
+    let Some(person): Option<&Person> = persons.first() else {
+        return Err(SendError::Retry("KRR answered without the person".into()));
+    };
+    if person.route() == KrrRoute::DigitalMailbox
+        && let (Some(dp), Some(cert)) = (&person.digital_post, &person.sertifikat)
+    {
+        let receiver = match domain::ActorId::parse(&dp.postkasseleverandoeradresse) {
+            Ok(a) => a,
+            Err(e) => {
+                return Ok(Step::Refused(refuse(
+                    "krr_invalid_provider",
+                    format!(
+                        "KRR names the mailbox provider {:?}: {e}",
+                        dp.postkasseleverandoeradresse
+                    ),
+                )));
+            }
+        };
+        let cert = match pki::cert_from_b64(cert) {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(Step::Refused(refuse(
+                    "krr_invalid_certificate",
+                    format!("the mailbox certificate from KRR: {e}"),
+                )));
+            }
+        };
+        let kontakt = person.kontaktinformasjon.clone().unwrap_or_default();
+        return Ok(Step::Go(Route {
+            receiver,
+            recipient_cert: Some(cert),
+            kind: RouteKind::Digital {
+                postkasseadresse: dp.postkasseadresse.clone(),
+                epost: kontakt.epostadresse,
+                mobil: kontakt.mobiltelefonnummer,
+            },
+        }));
+    }
+    // Reserved, no (active) mailbox, not registered: paper, if the letter has an address.
+    if l.utskrift.is_none() {
+        let why = if person.reservasjon == clients::krr::Reservasjon::Ja {
+            "the citizen is reserved against digital post"
+        } else {
+            "the citizen has no active digital mailbox"
+        };
+        return Ok(Step::Refused(refuse(
+            "no_print_address",
+            format!("{why} and the letter has no print address"),
+        )));
+    }
+    let print = krr
+        .print_certificate()
+        .await
+        .map_err(|e| SendError::Retry(format!("KRR print certificate: {e}")))?;
+    let receiver = match domain::ActorId::parse(&print.postkasseleverandoer_adresse) {
+        Ok(a) => a,
+        Err(e) => {
+            return Ok(Step::Refused(refuse(
+                "krr_invalid_provider",
+                format!(
+                    "KRR names the print provider {:?}: {e}",
+                    print.postkasseleverandoer_adresse
+                ),
+            )));
+        }
+    };
+    let cert = match pki::cert_from_b64(&print.x509_sertifikat) {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(Step::Refused(refuse(
+                "krr_invalid_certificate",
+                format!("the print certificate from KRR: {e}"),
+            )));
+        }
+    };
+    Ok(Step::Go(Route {
+        receiver,
+        recipient_cert: Some(cert),
+        kind: RouteKind::Print,
+    }))
+}
+
+/// Routes, seals and stores the sealed letter; returns its two wire parts.
+async fn seal(
+    state: &AppState,
+    l: &repo::LetterRow,
+    stored: &StoredLetter,
+) -> Result<Step<(String, Vec<u8>)>, SendError> {
+    let route = match route(state, stored).await? {
+        Step::Go(r) => r,
+        Step::Refused(r) => return Ok(Step::Refused(r)),
+    };
+    let mut contents = Vec::with_capacity(stored.documents.len());
+    for d in &stored.documents {
+        let blob = BlobRef {
+            sha256: d.sha256.clone(),
+            size: d.size,
+        };
+        let bytes = state
+            .0
+            .deps
+            .blobs
+            .get(&blob)
+            .await
+            .map_err(|e| SendError::Retry(format!("document {}: {e}", d.filename)))?;
+        contents.push(bytes.to_vec());
+    }
+    let token = state
+        .0
+        .deps
+        .tokens
+        .token(SCOPE_SEND)
+        .await
+        .map_err(|e| SendError::Retry(format!("Maskinporten: {e:#}")))?;
+    let token_exp_ms = dpi::token::parse_unverified(&token)
+        .ok()
+        .and_then(|c| c.exp)
+        .map(|e| e.saturating_mul(1000))
+        .unwrap_or_else(|| store::to_ms(OffsetDateTime::now_utc()) + 60_000);
+    let message_id = MessageId::parse(&l.message_id)
+        .map_err(|e| SendError::Retry(format!("stored message id: {e}")))?;
+    let conversation_id = ConversationId::parse(&l.conversation_id)
+        .map_err(|e| SendError::Retry(format!("stored conversation id: {e}")))?;
+    let signer = state.0.deps.signer.clone();
+    let now = OffsetDateTime::now_utc();
+    // Whole milliseconds, as Digdir's examples.
+    let created = now
+        .replace_nanosecond(u32::from(now.millisecond()) * 1_000_000)
+        .unwrap_or(now);
+    let sbd = match letter::build_sbd(
+        stored,
+        &signer.orgnr,
+        &route,
+        message_id,
+        conversation_id,
+        Timestamp(created),
+    ) {
+        Ok(s) => s,
+        Err(e) => return Ok(Step::Refused(refuse(e.code, e.detail))),
+    };
+    let package = letter::build_package(stored, &signer.orgnr, &route, contents);
+    let Some(recipient) = route.recipient_cert.clone() else {
+        return Ok(Step::Refused(refuse(
+            "krr_invalid_certificate",
+            "no recipient certificate",
+        )));
+    };
+    let spec = LetterSpec {
+        sbd,
+        package,
+        signing_time: created,
+    };
+    let tok = token.clone();
+    // Two RSA signatures and an RSA encryption: keep them off the async threads.
+    let sealed = tokio::task::spawn_blocking(move || {
+        dpi::letter::seal_letter(&spec, &signer.chain, &signer.key, &recipient, &tok)
+    })
+    .await
+    .map_err(|e| SendError::Retry(format!("sealing task: {e}")))?;
+    let (sealed, _) = match sealed {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(Step::Refused(refuse(
+                "seal_failed",
+                format!("{} ({})", e, e.code()),
+            )));
+        }
+    };
+    let blob = state
+        .0
+        .deps
+        .blobs
+        .put(sealed.cms.clone())
+        .await
+        .map_err(|e| SendError::Retry(format!("storing the dokumentpakke: {e}")))?;
+    let provider = route.receiver.to_string();
+    repo::store_sealed(
+        &state.0.deps.db,
+        &l.letter_id,
+        &repo::Sealed {
+            channel: route.kind.channel(),
+            provider_orgnr: &provider,
+            forretningsmelding: &sealed.jwt,
+            dokumentpakke_sha256: &blob.sha256,
+            dokumentpakke_size: i64::try_from(blob.size).unwrap_or(i64::MAX),
+            token_expires_at: token_exp_ms,
+        },
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    Ok(Step::Go((sealed.jwt, sealed.cms)))
+}
+
+/// The bearer token is the token embedded in the business message (§3.3).
+fn embedded_token(jws: &str) -> Option<String> {
+    let (_, payload) = dpi::jws::decode_unverified(jws).ok()?;
+    let sbd = dpi::message::Sbd::parse(&payload).ok()?;
+    sbd.body.maskinportentoken().map(str::to_owned)
+}
+
+/// `POST /messages/out`; `Go(detail)` when the access point has the letter.
+async fn post(state: &AppState, jws: &str, cms: Vec<u8>) -> Result<Step<String>, SendError> {
+    let Some(token) = embedded_token(jws) else {
+        return Ok(Step::Refused(refuse(
+            "token_refused",
+            "the stored business message carries no token",
+        )));
+    };
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "forretningsmelding",
+            reqwest::multipart::Part::text(jws.to_owned())
+                .file_name("sbd.jwt")
+                .mime_str("application/jwt")
+                .map_err(|e| SendError::Retry(e.to_string()))?,
+        )
+        .part(
+            "dokumentpakke",
+            reqwest::multipart::Part::bytes(cms)
+                .file_name("asic.cms")
+                .mime_str("application/cms")
+                .map_err(|e| SendError::Retry(e.to_string()))?,
+        );
+    let mut url = state.formidler("/messages/out");
+    if let Some(k) = &state.0.cfg.kanal {
+        url = format!("{url}?kanal={k}");
+    }
+    let res = state
+        .0
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .map_err(|e| SendError::Retry(format!("POST {url}: {e}")))?;
+    let status = res.status();
+    if status.is_success() {
+        return Ok(Step::Go(format!("accepted by the access point ({status})")));
+    }
+    let body = res.text().await.unwrap_or_default();
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let code = problem
+        .get("code")
+        .and_then(|c| c.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let detail = format!(
+        "{url} answered {status} {code}: {}",
+        problem
+            .get("detail")
+            .and_then(|d| d.as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| body.chars().take(300).collect())
+    );
+    match status.as_u16() {
+        409 if code == "duplicate_message_id" => Ok(Step::Go(
+            "the access point had the letter from an earlier attempt".into(),
+        )),
+        401 => Ok(Step::Refused(refuse("token_refused", detail))),
+        408 | 429 => Err(SendError::Retry(detail)),
+        400..=499 => Ok(Step::Refused(refuse("formidler_refused", detail))),
+        _ => Err(SendError::Retry(detail)),
+    }
+}
