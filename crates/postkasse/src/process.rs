@@ -1,0 +1,370 @@
+//! The processing worker: corner-4 validation of a received letter, decryption, storage for
+//! the citizen, and the signed receipt (`leveringskvittering` or `feil` KLIENT) — committed
+//! together, so a letter is stored exactly once and answered exactly once, whatever crashes.
+
+use std::time::Duration;
+
+use domain::MessageId;
+use dpi::{
+    container::{DocumentRole, Limits},
+    letter::{OpenedLetter, open_letter},
+    message::{Body, Feiltype, Sbd, Timestamp},
+    receipt::{ReceiptKind, build_receipt, sign_sbd},
+};
+use openssl::{nid::Nid, x509::X509Ref};
+use store::{BlobRef, Job};
+use time::OffsetDateTime;
+
+use crate::{AppState, Tenant, repo};
+
+pub const PROCESS_QUEUE: &str = "postkasse.process";
+
+/// Reason given to the sender when the postkasseadresse is not one of the tenant's citizens.
+pub const NOT_A_USER: &str = "Recipient is not a user";
+
+pub fn spawn(
+    state: AppState,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..state.0.cfg.process_workers.max(1))
+        .map(|n| {
+            let state = state.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let options = crate::worker_options("process", n, Duration::from_secs(120));
+                let jobs = state.0.jobs.clone();
+                let result = store::run_worker(
+                    jobs,
+                    PROCESS_QUEUE,
+                    options,
+                    |job| process_one(state.clone(), job),
+                    async move {
+                        let _ = shutdown.wait_for(|stop| *stop).await;
+                    },
+                )
+                .await;
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "processing worker stopped");
+                }
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProcessError {
+    #[error("{0}")]
+    Retry(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// What processing decided.
+enum Verdict {
+    Accept(Box<repo::NewLetter>),
+    Reject(String),
+}
+
+async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
+    let payload: repo::ProcessJob = job.payload_as()?;
+    let Some(tenant) = state
+        .0
+        .deps
+        .tenants
+        .iter()
+        .find(|t| t.orgnr.to_string() == payload.tenant)
+        .cloned()
+    else {
+        tracing::error!(
+            tenant = payload.tenant,
+            "letter for a tenant no longer configured"
+        );
+        return Err(ProcessError::Retry(format!(
+            "tenant {} is not configured",
+            payload.tenant
+        )));
+    };
+    let db = &state.0.deps.db;
+    let Some(row) = repo::get_inbound(db, &payload.tenant, &payload.message_id).await? else {
+        return Ok(());
+    };
+    if row.state != repo::RECEIVED {
+        return Ok(());
+    }
+    let cms = state
+        .0
+        .deps
+        .blobs
+        .get(&BlobRef {
+            sha256: row.sha256.clone(),
+            size: u64::try_from(row.size).unwrap_or_default(),
+        })
+        .await?;
+    let now = OffsetDateTime::now_utc();
+    let jws = row.forretningsmelding.clone();
+    let key = tenant.key.clone();
+    let anchors = state.0.deps.anchors.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        open_letter(&jws, &cms, &key, &anchors, now, &Limits::default())
+    })
+    .await
+    .map_err(|e| ProcessError::Retry(format!("open_letter: {e}")))?;
+
+    let Some(sbd) = opened.sbd.clone().or_else(|| {
+        dpi::jws::decode_unverified(&row.forretningsmelding)
+            .ok()
+            .and_then(|(_, p)| Sbd::parse(&p).ok())
+    }) else {
+        // The intake only stores parseable messages; nothing to answer to otherwise.
+        tracing::error!(
+            message_id = payload.message_id,
+            "stored letter no longer parses"
+        );
+        return Ok(());
+    };
+
+    let verdict = judge(&state, &tenant, &opened, &sbd, now).await?;
+    let verdict = match verdict {
+        Verdict::Accept(letter) => match store_documents(&state, &opened, *letter).await? {
+            Ok(letter) => Verdict::Accept(Box::new(letter)),
+            Err(reason) => Verdict::Reject(reason),
+        },
+        r => r,
+    };
+    let (kind, reason) = match &verdict {
+        Verdict::Accept(_) => (ReceiptKind::Levering, None),
+        Verdict::Reject(reason) => {
+            let detaljer: String = reason.chars().take(1000).collect();
+            (
+                ReceiptKind::Feil {
+                    feiltype: Feiltype::Klient,
+                    detaljer: Some(detaljer),
+                },
+                Some(reason.clone()),
+            )
+        }
+    };
+    let receipt = sign_receipt(&tenant, &sbd, kind, now).await?;
+    let letter = match &verdict {
+        Verdict::Accept(l) => Some(l.as_ref()),
+        Verdict::Reject(_) => None,
+    };
+    let done = repo::finish_inbound(
+        db,
+        &state.0.jobs,
+        &payload.tenant,
+        &payload.message_id,
+        letter,
+        &receipt,
+        reason.as_deref(),
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    if done {
+        match &reason {
+            None => {
+                metrics::counter!("postkasse_letters_stored_total").increment(1);
+                tracing::info!(message_id = payload.message_id, tenant = %tenant.slug, "letter stored");
+            }
+            Some(r) => {
+                metrics::counter!("postkasse_letters_rejected_total").increment(1);
+                tracing::warn!(message_id = payload.message_id, tenant = %tenant.slug, reason = %r, "letter rejected");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Signs a receipt answering `letter` as `tenant` (an RSA operation: off the async threads).
+pub(crate) async fn sign_receipt(
+    tenant: &Tenant,
+    letter: &Sbd,
+    kind: ReceiptKind,
+    now: OffsetDateTime,
+) -> Result<repo::NewReceipt, ProcessError> {
+    let kind_key = kind.message_type().key();
+    let receipt = build_receipt(
+        letter,
+        kind,
+        &tenant.actor(),
+        Timestamp(now),
+        MessageId::new(),
+    )
+    .map_err(|e| ProcessError::Retry(format!("building the receipt: {e}")))?;
+    let id = receipt.message_id().to_string();
+    let cert = tenant.cert.clone();
+    let key = tenant.key.clone();
+    let jws = tokio::task::spawn_blocking(move || sign_sbd(&receipt, &cert, &key))
+        .await
+        .map_err(|e| ProcessError::Retry(format!("signing: {e}")))?
+        .map_err(|e| ProcessError::Retry(format!("signing the receipt: {e}")))?;
+    Ok(repo::NewReceipt {
+        id,
+        kind: kind_key,
+        jws,
+    })
+}
+
+impl From<ProcessError> for crate::service::ServiceError {
+    fn from(e: ProcessError) -> Self {
+        match e {
+            ProcessError::Store(s) => crate::service::ServiceError::Store(s),
+            ProcessError::Retry(m) => crate::service::ServiceError::Internal(m),
+        }
+    }
+}
+
+/// The corner-4 decision beyond `open_letter`: letter type, receiver, the embedded token
+/// verified with Maskinporten's keys, the effective time, and the recipient.
+async fn judge(
+    state: &AppState,
+    tenant: &Tenant,
+    opened: &OpenedLetter,
+    sbd: &Sbd,
+    now: OffsetDateTime,
+) -> Result<Verdict, ProcessError> {
+    if !opened.valid {
+        let reason = opened
+            .errors
+            .iter()
+            .map(|i| format!("{}: {}", i.code, i.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Ok(Verdict::Reject(reason));
+    }
+    let Body::Digital(d) = &sbd.body else {
+        return Ok(Verdict::Reject(format!(
+            "unsupported_message_type: a mailbox provider takes digital letters, not {}",
+            sbd.message_type()
+        )));
+    };
+    match domain::ActorId::parse(&sbd.header.receiver.value) {
+        Ok(r) if r.orgnr() == tenant.orgnr => {}
+        _ => {
+            return Ok(Verdict::Reject(format!(
+                "wrong_receiver: the SBD receiver {} is not {}",
+                sbd.header.receiver.value,
+                tenant.actor()
+            )));
+        }
+    }
+    let avsender = match d.avsender.virksomhetsidentifikator.actor_id() {
+        Ok(a) => a,
+        Err(e) => return Ok(Verdict::Reject(format!("invalid_avsender: {e}"))),
+    };
+    // The embedded token: signature and issuer against Maskinporten's keys. Its lifetime
+    // against the message's creation time was checked by open_letter; a letter that waited
+    // at the access point longer than the token lives is still good.
+    match state.0.deps.verifier.verify(&d.maskinportentoken).await {
+        Ok(p) => {
+            if p.consumer != avsender {
+                return Ok(Verdict::Reject(format!(
+                    "avsender_not_consumer: the verified token acts for {}, the avsender is {avsender}",
+                    p.consumer
+                )));
+            }
+        }
+        Err(p) if p.code == "token_expired" => {}
+        Err(p) if p.status >= 500 => {
+            return Err(ProcessError::Retry(format!(
+                "verifying the maskinportentoken: {p}"
+            )));
+        }
+        Err(p) => {
+            return Ok(Verdict::Reject(format!(
+                "maskinportentoken_invalid: {}",
+                p.detail.as_deref().unwrap_or(&p.code)
+            )));
+        }
+    }
+    let virkning = match (&d.virkningstidspunkt, &d.virkningsdato) {
+        (Some(t), _) => Some(t.0),
+        (None, Some(dato)) => Some(dato.0.midnight().assume_utc()),
+        (None, None) => None,
+    };
+    if let Some(v) = virkning
+        && v > now + time::Duration::days(state.0.cfg.max_virkning_ahead_days)
+    {
+        return Ok(Verdict::Reject(format!(
+            "virkningstidspunkt_too_far_ahead: more than {} days ahead",
+            state.0.cfg.max_virkning_ahead_days
+        )));
+    }
+    let Some(citizen_id) = repo::citizen_by_address(
+        &state.0.deps.db,
+        &tenant.orgnr.to_string(),
+        &d.mottaker.postkasseadresse,
+    )
+    .await?
+    else {
+        return Ok(Verdict::Reject(NOT_A_USER.to_owned()));
+    };
+    let package = opened.package.as_ref();
+    let letter = repo::NewLetter {
+        id: domain::LetterId::new().to_string(),
+        citizen_id,
+        conversation_id: sbd
+            .conversation_id()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        sender_orgnr: avsender.orgnr().to_string(),
+        sender_name: opened
+            .jws_signer
+            .as_ref()
+            .filter(|c| dpi::trust::org_number(c) == Some(avsender.orgnr()))
+            .and_then(|c| organization_name(c)),
+        avsenderidentifikator: d.avsender.avsenderidentifikator.clone(),
+        ikkesensitivtittel: d.ikkesensitivtittel.clone(),
+        tittel: package
+            .and_then(|p| p.hoveddokument())
+            .and_then(|h| h.title.clone()),
+        sikkerhetsnivaa: i64::from(d.sikkerhetsnivaa.as_u8()),
+        spraak: d.spraak.clone(),
+        aapningskvittering: d.aapningskvittering.unwrap_or(false),
+        lenke: package
+            .and_then(|p| p.lenke())
+            .and_then(|l| serde_json::to_string(l).ok()),
+        visible_from: virkning.map_or(now, |v| v.max(now)),
+        documents: Vec::new(),
+    };
+    Ok(Verdict::Accept(Box::new(letter)))
+}
+
+/// Puts each document in the blob store (content-addressed: a retry writes the same keys).
+async fn store_documents(
+    state: &AppState,
+    opened: &OpenedLetter,
+    mut letter: repo::NewLetter,
+) -> Result<Result<repo::NewLetter, String>, ProcessError> {
+    let Some(package) = &opened.package else {
+        return Ok(Err("dokumentpakke_unreadable: no documents".into()));
+    };
+    for d in &package.documents {
+        let blob = state.0.deps.blobs.put(d.bytes.clone()).await?;
+        letter.documents.push(repo::NewDocument {
+            href: d.href.clone(),
+            mime: d.mime.clone(),
+            title: d.title.clone(),
+            lang: d.lang.clone(),
+            role: match d.role {
+                DocumentRole::Hoveddokument => "hoveddokument",
+                DocumentRole::Vedlegg => "vedlegg",
+            },
+            sha256: blob.sha256,
+            size: i64::try_from(blob.size).unwrap_or(i64::MAX),
+            extension: d
+                .data
+                .as_ref()
+                .and_then(|x| serde_json::to_string(&x.extension).ok()),
+        });
+    }
+    Ok(Ok(letter))
+}
+
+/// `O` of a certificate's subject.
+fn organization_name(cert: &X509Ref) -> Option<String> {
+    cert.subject_name()
+        .entries_by_nid(Nid::ORGANIZATIONNAME)
+        .next()
+        .and_then(|e| e.data().to_string().ok())
+}

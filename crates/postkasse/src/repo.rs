@@ -1,0 +1,737 @@
+//! Every SQL statement of the mailbox provider (portable: `$n` placeholders, epoch-ms times,
+//! flags as 0/1 integers). Letter queries always carry the citizen's id in the `WHERE` clause.
+
+use store::{Db, Jobs, NewJob, StoreResult, sqlx, sqlx::Row, sqlx::any::AnyRow};
+use time::OffsetDateTime;
+
+use crate::process::PROCESS_QUEUE;
+use crate::receipts::RECEIPT_QUEUE;
+
+pub const RECEIVED: &str = "received";
+pub const STORED: &str = "stored";
+pub const REJECTED: &str = "rejected";
+
+fn ms(t: OffsetDateTime) -> i64 {
+    store::to_ms(t)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound
+
+pub struct NewInbound<'a> {
+    pub tenant: &'a str,
+    pub message_id: &'a str,
+    pub forretningsmelding: &'a str,
+    pub sha256: &'a str,
+    pub size: i64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ProcessJob {
+    pub tenant: String,
+    pub message_id: String,
+}
+
+/// Stores a received letter and its processing job in one transaction; `false` when the
+/// tenant has seen the message id before (nothing written).
+pub async fn insert_inbound(
+    db: &Db,
+    jobs: &Jobs,
+    m: &NewInbound<'_>,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO postkasse_inbound (tenant, message_id, forretningsmelding, \
+         dokumentpakke_sha256, dokumentpakke_size, state, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, message_id) DO NOTHING",
+    )
+    .bind(m.tenant)
+    .bind(m.message_id)
+    .bind(m.forretningsmelding)
+    .bind(m.sha256)
+    .bind(m.size)
+    .bind(RECEIVED)
+    .bind(ms(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        let job = NewJob::new(
+            PROCESS_QUEUE,
+            &ProcessJob {
+                tenant: m.tenant.to_owned(),
+                message_id: m.message_id.to_owned(),
+            },
+        )?
+        .dedup_key(format!("{}:{}", m.tenant, m.message_id));
+        jobs.enqueue_in(&mut tx, job).await?;
+    }
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+pub struct InboundRow {
+    pub forretningsmelding: String,
+    pub sha256: String,
+    pub size: i64,
+    pub state: String,
+}
+
+pub async fn get_inbound(
+    db: &Db,
+    tenant: &str,
+    message_id: &str,
+) -> StoreResult<Option<InboundRow>> {
+    let row = sqlx::query(
+        "SELECT forretningsmelding, dokumentpakke_sha256, dokumentpakke_size, state \
+         FROM postkasse_inbound WHERE tenant = $1 AND message_id = $2",
+    )
+    .bind(tenant)
+    .bind(message_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| -> StoreResult<InboundRow> {
+        Ok(InboundRow {
+            forretningsmelding: r.try_get("forretningsmelding")?,
+            sha256: r.try_get("dokumentpakke_sha256")?,
+            size: r.try_get("dokumentpakke_size")?,
+            state: r.try_get("state")?,
+        })
+    })
+    .transpose()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Citizens
+
+pub async fn upsert_citizen(
+    db: &Db,
+    tenant: &str,
+    postkasseadresse: &str,
+    fnr: &str,
+    name: Option<&str>,
+    now: OffsetDateTime,
+) -> StoreResult<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    // The address is the DPI key; a citizen who changes address at the same provider keeps
+    // their letters (same fnr row, new address).
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT id FROM postkasse_citizens WHERE tenant = $1 AND fnr = $2")
+            .bind(tenant)
+            .bind(fnr)
+            .fetch_optional(db.pool())
+            .await?;
+    if let Some(existing) = existing {
+        sqlx::query(
+            "UPDATE postkasse_citizens SET postkasseadresse = $2, name = COALESCE($3, name), \
+             updated_at = $4 WHERE id = $1",
+        )
+        .bind(&existing)
+        .bind(postkasseadresse)
+        .bind(name)
+        .bind(ms(now))
+        .execute(db.pool())
+        .await?;
+        return Ok(existing);
+    }
+    sqlx::query(
+        "INSERT INTO postkasse_citizens (id, tenant, postkasseadresse, fnr, name, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(&id)
+    .bind(tenant)
+    .bind(postkasseadresse)
+    .bind(fnr)
+    .bind(name)
+    .bind(ms(now))
+    .execute(db.pool())
+    .await?;
+    // A concurrent upsert may have won; the row for this fnr is the answer either way.
+    let id: Option<String> =
+        sqlx::query_scalar("SELECT id FROM postkasse_citizens WHERE tenant = $1 AND fnr = $2")
+            .bind(tenant)
+            .bind(fnr)
+            .fetch_optional(db.pool())
+            .await?;
+    id.ok_or_else(|| {
+        store::StoreError::Database(sqlx::Error::Protocol(
+            "postkasseadresse belongs to another citizen".into(),
+        ))
+    })
+}
+
+pub async fn citizen_by_address(
+    db: &Db,
+    tenant: &str,
+    postkasseadresse: &str,
+) -> StoreResult<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM postkasse_citizens WHERE tenant = $1 AND postkasseadresse = $2",
+    )
+    .bind(tenant)
+    .bind(postkasseadresse)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+pub async fn citizen_by_fnr(db: &Db, tenant: &str, fnr: &str) -> StoreResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM postkasse_citizens WHERE tenant = $1 AND fnr = $2")
+            .bind(tenant)
+            .bind(fnr)
+            .fetch_optional(db.pool())
+            .await?,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processing outcome
+
+pub struct NewLetter {
+    pub id: String,
+    pub citizen_id: String,
+    pub conversation_id: String,
+    pub sender_orgnr: String,
+    pub sender_name: Option<String>,
+    pub avsenderidentifikator: Option<String>,
+    pub ikkesensitivtittel: String,
+    pub tittel: Option<String>,
+    pub sikkerhetsnivaa: i64,
+    pub spraak: String,
+    pub aapningskvittering: bool,
+    pub lenke: Option<String>,
+    pub visible_from: OffsetDateTime,
+    pub documents: Vec<NewDocument>,
+}
+
+pub struct NewDocument {
+    pub href: String,
+    pub mime: String,
+    pub title: Option<String>,
+    pub lang: Option<String>,
+    pub role: &'static str,
+    pub sha256: String,
+    pub size: i64,
+    pub extension: Option<String>,
+}
+
+pub struct NewReceipt {
+    pub id: String,
+    pub kind: &'static str,
+    pub jws: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ReceiptJob {
+    pub receipt_id: String,
+}
+
+/// The whole result of processing one inbound letter, in one transaction: the inbound row
+/// leaves `received` (only once: `false` when another worker got there first, nothing
+/// written), the letter and its documents are stored when accepted, and the receipt and its
+/// delivery job are queued.
+#[allow(clippy::too_many_arguments)]
+pub async fn finish_inbound(
+    db: &Db,
+    jobs: &Jobs,
+    tenant: &str,
+    message_id: &str,
+    letter: Option<&NewLetter>,
+    receipt: &NewReceipt,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let moved = sqlx::query(
+        "UPDATE postkasse_inbound SET state = $3, reason = $4, processed_at = $5 \
+         WHERE tenant = $1 AND message_id = $2 AND state = $6",
+    )
+    .bind(tenant)
+    .bind(message_id)
+    .bind(if letter.is_some() { STORED } else { REJECTED })
+    .bind(reason)
+    .bind(ms(now))
+    .bind(RECEIVED)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !moved {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    if let Some(l) = letter {
+        sqlx::query(
+            "INSERT INTO postkasse_letters (id, tenant, citizen_id, message_id, conversation_id, \
+             sender_orgnr, sender_name, avsenderidentifikator, ikkesensitivtittel, tittel, \
+             sikkerhetsnivaa, spraak, aapningskvittering, lenke, forretningsmelding, folder, \
+             visible_from, received_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             forretningsmelding, 'inbox', $15, $16 FROM postkasse_inbound \
+             WHERE tenant = $2 AND message_id = $4",
+        )
+        .bind(&l.id)
+        .bind(tenant)
+        .bind(&l.citizen_id)
+        .bind(message_id)
+        .bind(&l.conversation_id)
+        .bind(&l.sender_orgnr)
+        .bind(l.sender_name.as_deref())
+        .bind(l.avsenderidentifikator.as_deref())
+        .bind(&l.ikkesensitivtittel)
+        .bind(l.tittel.as_deref())
+        .bind(l.sikkerhetsnivaa)
+        .bind(&l.spraak)
+        .bind(i64::from(l.aapningskvittering))
+        .bind(l.lenke.as_deref())
+        .bind(ms(l.visible_from))
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        for (n, d) in l.documents.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO postkasse_documents (letter_id, n, href, mime, title, lang, role, \
+                 sha256, size, extension) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&l.id)
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .bind(&d.href)
+            .bind(&d.mime)
+            .bind(d.title.as_deref())
+            .bind(d.lang.as_deref())
+            .bind(d.role)
+            .bind(&d.sha256)
+            .bind(d.size)
+            .bind(d.extension.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    queue_receipt_in(&mut tx, jobs, tenant, message_id, receipt, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Inserts a receipt (once per letter and kind) and its delivery job on an open transaction.
+/// `false` when this kind of receipt exists already for the letter.
+async fn queue_receipt_in(
+    conn: &mut sqlx::AnyConnection,
+    jobs: &Jobs,
+    tenant: &str,
+    message_id: &str,
+    receipt: &NewReceipt,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO postkasse_receipts (id, tenant, message_id, kind, jws, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(&receipt.id)
+    .bind(tenant)
+    .bind(message_id)
+    .bind(receipt.kind)
+    .bind(&receipt.jws)
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        let job = NewJob::new(
+            RECEIPT_QUEUE,
+            &ReceiptJob {
+                receipt_id: receipt.id.clone(),
+            },
+        )?
+        .dedup_key(receipt.id.clone());
+        jobs.enqueue_in(conn, job).await?;
+    }
+    Ok(inserted)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receipts
+
+pub struct ReceiptRow {
+    pub tenant: String,
+    pub jws: String,
+    pub sent_at: Option<i64>,
+}
+
+pub async fn get_receipt(db: &Db, id: &str) -> StoreResult<Option<ReceiptRow>> {
+    let row = sqlx::query("SELECT tenant, jws, sent_at FROM postkasse_receipts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|r| -> StoreResult<ReceiptRow> {
+        Ok(ReceiptRow {
+            tenant: r.try_get("tenant")?,
+            jws: r.try_get("jws")?,
+            sent_at: r.try_get("sent_at")?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn receipt_sent(
+    db: &Db,
+    id: &str,
+    error: Option<&str>,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE postkasse_receipts SET sent_at = $2, last_error = $3 WHERE id = $1")
+        .bind(id)
+        .bind(ms(now))
+        .bind(error)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+pub async fn receipt_error(db: &Db, id: &str, error: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE postkasse_receipts SET last_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Receipts of one letter (by its message id), for tests and operators: (kind, jws, sent).
+pub async fn receipts_of(
+    db: &Db,
+    tenant: &str,
+    message_id: &str,
+) -> StoreResult<Vec<(String, String, bool)>> {
+    let rows = sqlx::query(
+        "SELECT kind, jws, sent_at FROM postkasse_receipts WHERE tenant = $1 AND message_id = $2 \
+         ORDER BY created_at",
+    )
+    .bind(tenant)
+    .bind(message_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("kind")?,
+                r.try_get("jws")?,
+                r.try_get::<Option<i64>, _>("sent_at")?.is_some(),
+            ))
+        })
+        .collect()
+}
+
+pub async fn letter_count(db: &Db, tenant: &str) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM postkasse_letters WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(db.pool())
+            .await?,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Letters, always within one citizen
+
+pub struct LetterRow {
+    pub id: String,
+    pub message_id: String,
+    pub conversation_id: String,
+    pub sender_orgnr: String,
+    pub sender_name: Option<String>,
+    pub avsenderidentifikator: Option<String>,
+    pub ikkesensitivtittel: String,
+    pub tittel: Option<String>,
+    pub sikkerhetsnivaa: i64,
+    pub spraak: String,
+    pub aapningskvittering: bool,
+    pub lenke: Option<String>,
+    pub folder: String,
+    pub visible_from: i64,
+    pub received_at: i64,
+    pub opened_at: Option<i64>,
+    pub receipt_accepted_at: Option<i64>,
+}
+
+const LETTER_COLUMNS: &str = "id, message_id, conversation_id, sender_orgnr, sender_name, \
+    avsenderidentifikator, ikkesensitivtittel, tittel, sikkerhetsnivaa, spraak, \
+    aapningskvittering, lenke, folder, visible_from, received_at, opened_at, receipt_accepted_at";
+
+fn letter_row(r: &AnyRow) -> StoreResult<LetterRow> {
+    Ok(LetterRow {
+        id: r.try_get("id")?,
+        message_id: r.try_get("message_id")?,
+        conversation_id: r.try_get("conversation_id")?,
+        sender_orgnr: r.try_get("sender_orgnr")?,
+        sender_name: r.try_get("sender_name")?,
+        avsenderidentifikator: r.try_get("avsenderidentifikator")?,
+        ikkesensitivtittel: r.try_get("ikkesensitivtittel")?,
+        tittel: r.try_get("tittel")?,
+        sikkerhetsnivaa: r.try_get("sikkerhetsnivaa")?,
+        spraak: r.try_get("spraak")?,
+        aapningskvittering: r.try_get::<i64, _>("aapningskvittering")? != 0,
+        lenke: r.try_get("lenke")?,
+        folder: r.try_get("folder")?,
+        visible_from: r.try_get("visible_from")?,
+        received_at: r.try_get("received_at")?,
+        opened_at: r.try_get("opened_at")?,
+        receipt_accepted_at: r.try_get("receipt_accepted_at")?,
+    })
+}
+
+/// A bind value of a dynamically assembled (constant-fragment) query.
+pub enum Val {
+    S(String),
+    I(i64),
+}
+
+pub struct ListFilter {
+    pub folder: &'static str,
+    pub sender_orgnr: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub unread_only: bool,
+    /// Lower-case `LIKE` pattern, already escaped.
+    pub search: Option<String>,
+    pub after: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+/// One page of a citizen's visible letters, newest first (keyset on `(visible_from, id)`).
+pub async fn list_letters(
+    db: &Db,
+    citizen_id: &str,
+    f: &ListFilter,
+    now: OffsetDateTime,
+) -> StoreResult<Vec<LetterRow>> {
+    // Only constant fragments are concatenated; every value is a bind parameter.
+    let mut sql = format!(
+        "SELECT {LETTER_COLUMNS} FROM postkasse_letters \
+         WHERE citizen_id = $1 AND folder = $2 AND visible_from <= $3"
+    );
+    let mut vals = vec![
+        Val::S(citizen_id.to_owned()),
+        Val::S(f.folder.to_owned()),
+        Val::I(ms(now)),
+    ];
+    let next = |sql: &mut String, frag: &str, v: Val, vals: &mut Vec<Val>| {
+        vals.push(v);
+        sql.push_str(&frag.replace('?', &format!("${}", vals.len())));
+    };
+    if let Some(s) = &f.sender_orgnr {
+        next(
+            &mut sql,
+            " AND sender_orgnr = ?",
+            Val::S(s.clone()),
+            &mut vals,
+        );
+    }
+    if let Some(t) = f.from_ms {
+        next(&mut sql, " AND visible_from >= ?", Val::I(t), &mut vals);
+    }
+    if let Some(t) = f.to_ms {
+        next(&mut sql, " AND visible_from < ?", Val::I(t), &mut vals);
+    }
+    if f.unread_only {
+        sql.push_str(" AND opened_at IS NULL");
+    }
+    if let Some(p) = &f.search {
+        vals.push(Val::S(p.clone()));
+        let n = vals.len();
+        sql.push_str(&format!(
+            " AND (LOWER(ikkesensitivtittel) LIKE ${n} ESCAPE '\\' \
+             OR LOWER(COALESCE(sender_name, '')) LIKE ${n} ESCAPE '\\' \
+             OR sender_orgnr LIKE ${n} ESCAPE '\\')"
+        ));
+    }
+    if let Some((t, id)) = &f.after {
+        vals.push(Val::I(*t));
+        let a = vals.len();
+        vals.push(Val::S(id.clone()));
+        let b = vals.len();
+        sql.push_str(&format!(
+            " AND (visible_from < ${a} OR (visible_from = ${a} AND id < ${b}))"
+        ));
+    }
+    vals.push(Val::I(f.limit));
+    sql.push_str(&format!(
+        " ORDER BY visible_from DESC, id DESC LIMIT ${}",
+        vals.len()
+    ));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for v in vals {
+        q = match v {
+            Val::S(s) => q.bind(s),
+            Val::I(i) => q.bind(i),
+        };
+    }
+    let rows = q.fetch_all(db.pool()).await?;
+    rows.iter().map(letter_row).collect()
+}
+
+/// One visible letter of the citizen.
+pub async fn get_letter(
+    db: &Db,
+    citizen_id: &str,
+    letter_id: &str,
+    now: OffsetDateTime,
+) -> StoreResult<Option<LetterRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {LETTER_COLUMNS} FROM postkasse_letters \
+         WHERE id = $1 AND citizen_id = $2 AND visible_from <= $3"
+    )))
+    .bind(letter_id)
+    .bind(citizen_id)
+    .bind(ms(now))
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(letter_row).transpose()
+}
+
+pub struct DocumentRow {
+    pub n: i64,
+    pub href: String,
+    pub mime: String,
+    pub title: Option<String>,
+    pub lang: Option<String>,
+    pub role: String,
+    pub sha256: String,
+    pub size: i64,
+    pub extension: Option<String>,
+}
+
+fn document_row(r: &AnyRow) -> StoreResult<DocumentRow> {
+    Ok(DocumentRow {
+        n: r.try_get("n")?,
+        href: r.try_get("href")?,
+        mime: r.try_get("mime")?,
+        title: r.try_get("title")?,
+        lang: r.try_get("lang")?,
+        role: r.try_get("role")?,
+        sha256: r.try_get("sha256")?,
+        size: r.try_get("size")?,
+        extension: r.try_get("extension")?,
+    })
+}
+
+/// The documents of a letter; callers have checked the letter belongs to the citizen, and the
+/// join repeats that check.
+pub async fn documents(
+    db: &Db,
+    citizen_id: &str,
+    letter_id: &str,
+) -> StoreResult<Vec<DocumentRow>> {
+    let rows = sqlx::query(
+        "SELECT d.n, d.href, d.mime, d.title, d.lang, d.role, d.sha256, d.size, d.extension \
+         FROM postkasse_documents d JOIN postkasse_letters l ON l.id = d.letter_id \
+         WHERE d.letter_id = $1 AND l.citizen_id = $2 ORDER BY d.n",
+    )
+    .bind(letter_id)
+    .bind(citizen_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(document_row).collect()
+}
+
+/// Sets `opened_at` (keeping the first time) or clears it (`None`).
+pub async fn set_opened(
+    db: &Db,
+    citizen_id: &str,
+    letter_id: &str,
+    opened: Option<OffsetDateTime>,
+) -> StoreResult<bool> {
+    let n = match opened {
+        Some(t) => sqlx::query(
+            "UPDATE postkasse_letters SET opened_at = COALESCE(opened_at, $3) \
+             WHERE id = $1 AND citizen_id = $2",
+        )
+        .bind(letter_id)
+        .bind(citizen_id)
+        .bind(ms(t))
+        .execute(db.pool())
+        .await?
+        .rows_affected(),
+        None => sqlx::query(
+            "UPDATE postkasse_letters SET opened_at = NULL WHERE id = $1 AND citizen_id = $2",
+        )
+        .bind(letter_id)
+        .bind(citizen_id)
+        .execute(db.pool())
+        .await?
+        .rows_affected(),
+    };
+    Ok(n == 1)
+}
+
+pub async fn set_folder(
+    db: &Db,
+    citizen_id: &str,
+    letter_id: &str,
+    folder: &str,
+) -> StoreResult<bool> {
+    let n =
+        sqlx::query("UPDATE postkasse_letters SET folder = $3 WHERE id = $1 AND citizen_id = $2")
+            .bind(letter_id)
+            .bind(citizen_id)
+            .bind(folder)
+            .execute(db.pool())
+            .await?
+            .rows_affected();
+    Ok(n == 1)
+}
+
+/// The signed business message of a citizen's letter (to answer it with a receipt).
+pub async fn letter_forretningsmelding(
+    db: &Db,
+    citizen_id: &str,
+    letter_id: &str,
+) -> StoreResult<Option<(String, String)>> {
+    let row = sqlx::query(
+        "SELECT tenant, forretningsmelding FROM postkasse_letters WHERE id = $1 AND citizen_id = $2",
+    )
+    .bind(letter_id)
+    .bind(citizen_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| -> StoreResult<(String, String)> {
+        Ok((r.try_get("tenant")?, r.try_get("forretningsmelding")?))
+    })
+    .transpose()
+}
+
+/// Records the citizen's acceptance of the opening receipt, opens the letter and queues the
+/// `aapningskvittering`, in one transaction. `false` when it was accepted before.
+#[allow(clippy::too_many_arguments)]
+pub async fn accept_opening_receipt(
+    db: &Db,
+    jobs: &Jobs,
+    citizen_id: &str,
+    letter_id: &str,
+    tenant: &str,
+    message_id: &str,
+    receipt: &NewReceipt,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let mut tx = db.pool().begin().await?;
+    let n = sqlx::query(
+        "UPDATE postkasse_letters SET receipt_accepted_at = $3, \
+         opened_at = COALESCE(opened_at, $3) \
+         WHERE id = $1 AND citizen_id = $2 AND receipt_accepted_at IS NULL",
+    )
+    .bind(letter_id)
+    .bind(citizen_id)
+    .bind(ms(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    queue_receipt_in(&mut tx, jobs, tenant, message_id, receipt, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,563 @@
+//! The citizen's mailbox: the service layer under the JSON end-user API and the citizen web
+//! app. Every function takes the citizen's identity ([`CitizenRef`]: tenant + fødselsnummer)
+//! and resolves it to the citizen's own row first; every query then filters on that row, so
+//! no letter id, document number or cursor can reach another citizen's letters.
+//!
+//! Letters before their `virkningstidspunkt` do not exist as far as the citizen can tell.
+//! A `sikkerhetsnivaa` 4 letter seen with a substantial login ([`Loa::Substantial`]) is
+//! `locked`: only its non-sensitive title and sender show; its documents, sensitive title and
+//! link stay hidden until the citizen logs in at level high.
+
+use bytes::Bytes;
+use domain::{Fodselsnummer, LetterId, Organisasjonsnummer};
+use dpi::container::{Extension, Lenke};
+use dpi::receipt::ReceiptKind;
+use serde::{Deserialize, Serialize};
+use store::{BlobRef, BlobStore, Db, Jobs};
+use time::OffsetDateTime;
+
+use crate::{Tenant, repo};
+
+/// The level of assurance of the citizen's login (ID-porten `acr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loa {
+    Substantial,
+    High,
+}
+
+impl Loa {
+    /// `idporten-loa-high` (or the legacy `Level4`) is high; anything else substantial.
+    pub fn from_acr(acr: Option<&str>) -> Loa {
+        match acr {
+            Some("idporten-loa-high") | Some("Level4") => Loa::High,
+            _ => Loa::Substantial,
+        }
+    }
+}
+
+/// Who is asking: a citizen of one tenant (mailbox provider).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CitizenRef {
+    pub tenant: Organisasjonsnummer,
+    pub fnr: Fodselsnummer,
+}
+
+/// The citizen's folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Folder {
+    #[default]
+    Inbox,
+    Archive,
+    Bin,
+}
+
+impl Folder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Folder::Inbox => "inbox",
+            Folder::Archive => "archive",
+            Folder::Bin => "bin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Folder> {
+        match s {
+            "inbox" => Some(Folder::Inbox),
+            "archive" => Some(Folder::Archive),
+            "bin" => Some(Folder::Bin),
+            _ => None,
+        }
+    }
+}
+
+/// Errors of the mailbox service, each with a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("the citizen has no mailbox at this provider")]
+    NotAUser,
+    #[error("no such letter or document")]
+    NotFound,
+    #[error("the letter needs a login at security level high (idporten-loa-high)")]
+    Locked,
+    #[error("the sender asked for an opening receipt; accept it before opening the letter")]
+    OpeningReceiptRequired,
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::NotAUser => "not_a_user",
+            ServiceError::NotFound => "not_found",
+            ServiceError::Locked => "insufficient_security_level",
+            ServiceError::OpeningReceiptRequired => "opening_receipt_required",
+            ServiceError::InvalidQuery(_) => "invalid_query",
+            ServiceError::Store(e) => e.code(),
+            ServiceError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Filters and paging of [`Mailbox::list_letters`].
+#[derive(Debug, Clone, Default)]
+pub struct LetterQuery {
+    pub folder: Folder,
+    /// Only letters from this sender.
+    pub sender: Option<Organisasjonsnummer>,
+    /// Only letters visible from this time on…
+    pub from: Option<OffsetDateTime>,
+    /// …and before this time.
+    pub to: Option<OffsetDateTime>,
+    pub unread_only: bool,
+    /// Case-insensitive substring of the non-sensitive title or the sender (name or orgnr).
+    pub search: Option<String>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A letter in a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct LetterSummary {
+    pub id: LetterId,
+    pub sender_orgnr: String,
+    pub sender_name: Option<String>,
+    /// The non-sensitive title; always shown.
+    pub ikkesensitivtittel: String,
+    /// The hoveddokument's (possibly sensitive) title; absent while `locked`.
+    pub tittel: Option<String>,
+    pub sikkerhetsnivaa: u8,
+    /// Needs a login at level high to be opened.
+    pub locked: bool,
+    /// When the letter became visible (delivery, or its virkningstidspunkt).
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    pub unread: bool,
+    pub folder: Folder,
+    /// The sender asked for an opening receipt that the citizen has not accepted yet.
+    pub requires_opening_receipt: bool,
+}
+
+/// One page of letters, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct LetterPage {
+    pub letters: Vec<LetterSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A document of a letter (bytes via [`Mailbox::document`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentInfo {
+    /// Position in the letter, from 0 (the hoveddokument).
+    pub n: u32,
+    pub href: String,
+    pub mime: String,
+    pub title: Option<String>,
+    pub lang: Option<String>,
+    /// `hoveddokument` or `vedlegg`.
+    pub role: String,
+    pub size: i64,
+    /// Parsed extension (lenke, bevis, arrangement; unknown ones by MIME type only).
+    pub extension: Option<Extension>,
+}
+
+/// A letter with its documents and extensions.
+#[derive(Debug, Clone, Serialize)]
+pub struct LetterDetail {
+    #[serde(flatten)]
+    pub summary: LetterSummary,
+    pub message_id: String,
+    pub conversation_id: String,
+    pub avsenderidentifikator: Option<String>,
+    pub spraak: String,
+    /// "Lenke utenfor brev"; absent while `locked`.
+    pub lenke: Option<Lenke>,
+    /// Absent (empty) while `locked`.
+    pub documents: Vec<DocumentInfo>,
+    /// When the provider stored the letter (may be before `received_at`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub delivered_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub opened_at: Option<OffsetDateTime>,
+    pub opening_receipt_requested: bool,
+    pub opening_receipt_accepted: bool,
+}
+
+/// A document's bytes with what a response needs.
+#[derive(Debug, Clone)]
+pub struct DocumentBytes {
+    pub mime: String,
+    pub filename: String,
+    pub bytes: Bytes,
+}
+
+/// Creates the citizen `(tenant, postkasseadresse)` for `fnr`, or updates the address (and
+/// name) of the tenant's existing citizen with that fødselsnummer. Returns the citizen's id.
+pub async fn upsert_citizen(
+    db: &Db,
+    tenant: &Organisasjonsnummer,
+    postkasseadresse: &str,
+    fnr: &Fodselsnummer,
+    name: Option<&str>,
+) -> Result<String, store::StoreError> {
+    repo::upsert_citizen(
+        db,
+        &tenant.to_string(),
+        postkasseadresse.trim(),
+        &fnr.as_string(),
+        name,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+}
+
+/// The mailbox service; cheap to clone.
+#[derive(Clone)]
+pub struct Mailbox {
+    db: Db,
+    blobs: BlobStore,
+    jobs: Jobs,
+    tenants: Vec<Tenant>,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox").finish_non_exhaustive()
+    }
+}
+
+fn time_of(ms: i64) -> OffsetDateTime {
+    store::from_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn is_locked(row: &repo::LetterRow, loa: Loa) -> bool {
+    row.sikkerhetsnivaa >= 4 && loa < Loa::High
+}
+
+fn summary(row: &repo::LetterRow, loa: Loa) -> LetterSummary {
+    let locked = is_locked(row, loa);
+    LetterSummary {
+        id: LetterId::parse(&row.id).unwrap_or_default(),
+        sender_orgnr: row.sender_orgnr.clone(),
+        sender_name: row.sender_name.clone(),
+        ikkesensitivtittel: row.ikkesensitivtittel.clone(),
+        tittel: if locked { None } else { row.tittel.clone() },
+        sikkerhetsnivaa: u8::try_from(row.sikkerhetsnivaa).unwrap_or(4),
+        locked,
+        received_at: time_of(row.visible_from),
+        unread: row.opened_at.is_none(),
+        folder: Folder::parse(&row.folder).unwrap_or_default(),
+        requires_opening_receipt: row.aapningskvittering && row.receipt_accepted_at.is_none(),
+    }
+}
+
+fn like_pattern(s: &str) -> String {
+    let mut out = String::from("%");
+    for c in s.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn parse_cursor(c: &str) -> ServiceResult<(i64, String)> {
+    let bad = || ServiceError::InvalidQuery("cursor is not one this service issued".into());
+    let (t, id) = c.split_once('.').ok_or_else(bad)?;
+    let t = t.parse::<i64>().map_err(|_| bad())?;
+    let id = LetterId::parse(id).map_err(|_| bad())?;
+    Ok((t, id.to_string()))
+}
+
+impl Mailbox {
+    pub fn new(db: Db, blobs: BlobStore, jobs: Jobs, tenants: Vec<Tenant>) -> Self {
+        Self {
+            db,
+            blobs,
+            jobs,
+            tenants,
+        }
+    }
+
+    async fn citizen_id(&self, who: &CitizenRef) -> ServiceResult<String> {
+        repo::citizen_by_fnr(&self.db, &who.tenant.to_string(), &who.fnr.as_string())
+            .await?
+            .ok_or(ServiceError::NotAUser)
+    }
+
+    async fn letter(
+        &self,
+        citizen_id: &str,
+        id: LetterId,
+        now: OffsetDateTime,
+    ) -> ServiceResult<repo::LetterRow> {
+        repo::get_letter(&self.db, citizen_id, &id.to_string(), now)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// The citizen's letters in a folder, newest first, filtered and paged.
+    pub async fn list_letters(
+        &self,
+        who: &CitizenRef,
+        loa: Loa,
+        q: &LetterQuery,
+    ) -> ServiceResult<LetterPage> {
+        let citizen = self.citizen_id(who).await?;
+        let limit = i64::from(q.limit.unwrap_or(20).clamp(1, 100));
+        let search = match q.search.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) if s.chars().count() > 100 => {
+                return Err(ServiceError::InvalidQuery(
+                    "search is at most 100 characters".into(),
+                ));
+            }
+            Some(s) => Some(like_pattern(s)),
+        };
+        let filter = repo::ListFilter {
+            folder: q.folder.as_str(),
+            sender_orgnr: q.sender.map(|o| o.to_string()),
+            from_ms: q.from.map(store::to_ms),
+            to_ms: q.to.map(store::to_ms),
+            unread_only: q.unread_only,
+            search,
+            after: q.cursor.as_deref().map(parse_cursor).transpose()?,
+            limit: limit + 1,
+        };
+        let mut rows =
+            repo::list_letters(&self.db, &citizen, &filter, OffsetDateTime::now_utc()).await?;
+        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = if more {
+            rows.last().map(|r| format!("{}.{}", r.visible_from, r.id))
+        } else {
+            None
+        };
+        Ok(LetterPage {
+            letters: rows.iter().map(|r| summary(r, loa)).collect(),
+            next_cursor,
+        })
+    }
+
+    /// One letter with its documents and parsed extensions.
+    pub async fn get_letter(
+        &self,
+        who: &CitizenRef,
+        loa: Loa,
+        id: LetterId,
+    ) -> ServiceResult<LetterDetail> {
+        let citizen = self.citizen_id(who).await?;
+        let row = self.letter(&citizen, id, OffsetDateTime::now_utc()).await?;
+        let locked = is_locked(&row, loa);
+        let documents = if locked {
+            Vec::new()
+        } else {
+            repo::documents(&self.db, &citizen, &row.id)
+                .await?
+                .into_iter()
+                .map(|d| DocumentInfo {
+                    n: u32::try_from(d.n).unwrap_or_default(),
+                    href: d.href,
+                    mime: d.mime,
+                    title: d.title,
+                    lang: d.lang,
+                    role: d.role,
+                    size: d.size,
+                    extension: d
+                        .extension
+                        .as_deref()
+                        .and_then(|x| serde_json::from_str(x).ok()),
+                })
+                .collect()
+        };
+        let lenke = if locked {
+            None
+        } else {
+            row.lenke
+                .as_deref()
+                .and_then(|l| serde_json::from_str(l).ok())
+        };
+        Ok(LetterDetail {
+            summary: summary(&row, loa),
+            message_id: row.message_id.clone(),
+            conversation_id: row.conversation_id.clone(),
+            avsenderidentifikator: row.avsenderidentifikator.clone(),
+            spraak: row.spraak.clone(),
+            lenke,
+            documents,
+            delivered_at: time_of(row.received_at),
+            opened_at: row.opened_at.map(time_of),
+            opening_receipt_requested: row.aapningskvittering,
+            opening_receipt_accepted: row.receipt_accepted_at.is_some(),
+        })
+    }
+
+    /// Checks that the citizen may open the letter now.
+    fn may_open(row: &repo::LetterRow, loa: Loa) -> ServiceResult<()> {
+        if is_locked(row, loa) {
+            return Err(ServiceError::Locked);
+        }
+        if row.aapningskvittering && row.receipt_accepted_at.is_none() {
+            return Err(ServiceError::OpeningReceiptRequired);
+        }
+        Ok(())
+    }
+
+    /// Document `n` of a letter; reading it opens the letter.
+    pub async fn document(
+        &self,
+        who: &CitizenRef,
+        loa: Loa,
+        id: LetterId,
+        n: u32,
+    ) -> ServiceResult<DocumentBytes> {
+        let citizen = self.citizen_id(who).await?;
+        let now = OffsetDateTime::now_utc();
+        let row = self.letter(&citizen, id, now).await?;
+        Self::may_open(&row, loa)?;
+        let doc = repo::documents(&self.db, &citizen, &row.id)
+            .await?
+            .into_iter()
+            .find(|d| d.n == i64::from(n))
+            .ok_or(ServiceError::NotFound)?;
+        let bytes = self
+            .blobs
+            .get(&BlobRef {
+                sha256: doc.sha256,
+                size: u64::try_from(doc.size).unwrap_or_default(),
+            })
+            .await?;
+        repo::set_opened(&self.db, &citizen, &row.id, Some(now)).await?;
+        Ok(DocumentBytes {
+            mime: doc.mime,
+            filename: doc.href,
+            bytes,
+        })
+    }
+
+    /// Marks the letter opened (the first time is kept).
+    pub async fn mark_opened(&self, who: &CitizenRef, loa: Loa, id: LetterId) -> ServiceResult<()> {
+        let citizen = self.citizen_id(who).await?;
+        let now = OffsetDateTime::now_utc();
+        let row = self.letter(&citizen, id, now).await?;
+        Self::may_open(&row, loa)?;
+        repo::set_opened(&self.db, &citizen, &row.id, Some(now)).await?;
+        Ok(())
+    }
+
+    /// Marks the letter unread again.
+    pub async fn mark_unread(&self, who: &CitizenRef, id: LetterId) -> ServiceResult<()> {
+        let citizen = self.citizen_id(who).await?;
+        let row = self.letter(&citizen, id, OffsetDateTime::now_utc()).await?;
+        repo::set_opened(&self.db, &citizen, &row.id, None).await?;
+        Ok(())
+    }
+
+    /// Moves the letter to a folder (archive, bin, or back to the inbox to restore it).
+    pub async fn move_to(
+        &self,
+        who: &CitizenRef,
+        id: LetterId,
+        folder: Folder,
+    ) -> ServiceResult<()> {
+        let citizen = self.citizen_id(who).await?;
+        let row = self.letter(&citizen, id, OffsetDateTime::now_utc()).await?;
+        repo::set_folder(&self.db, &citizen, &row.id, folder.as_str()).await?;
+        Ok(())
+    }
+
+    /// The citizen accepts that the sender learns the letter was opened: records it, opens
+    /// the letter and queues a signed `aapningskvittering` — only when the letter asked for
+    /// one (`true` when one was queued now; `false` when not asked for or accepted before).
+    pub async fn accept_opening_receipt(
+        &self,
+        who: &CitizenRef,
+        loa: Loa,
+        id: LetterId,
+    ) -> ServiceResult<bool> {
+        let citizen = self.citizen_id(who).await?;
+        let now = OffsetDateTime::now_utc();
+        let row = self.letter(&citizen, id, now).await?;
+        if is_locked(&row, loa) {
+            return Err(ServiceError::Locked);
+        }
+        if !row.aapningskvittering {
+            repo::set_opened(&self.db, &citizen, &row.id, Some(now)).await?;
+            return Ok(false);
+        }
+        if row.receipt_accepted_at.is_some() {
+            return Ok(false);
+        }
+        let (tenant_orgnr, jws) = repo::letter_forretningsmelding(&self.db, &citizen, &row.id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let tenant = self
+            .tenants
+            .iter()
+            .find(|t| t.orgnr.to_string() == tenant_orgnr)
+            .ok_or_else(|| ServiceError::Internal("tenant not configured".into()))?;
+        let sbd = dpi::jws::decode_unverified(&jws)
+            .ok()
+            .and_then(|(_, p)| dpi::message::Sbd::parse(&p).ok())
+            .ok_or_else(|| ServiceError::Internal("stored letter does not parse".into()))?;
+        let receipt = crate::process::sign_receipt(tenant, &sbd, ReceiptKind::Aapning, now).await?;
+        let queued = repo::accept_opening_receipt(
+            &self.db,
+            &self.jobs,
+            &citizen,
+            &row.id,
+            &tenant_orgnr,
+            &row.message_id,
+            &receipt,
+            now,
+        )
+        .await?;
+        Ok(queued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern(" Skatt "), "%skatt%");
+        assert_eq!(like_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+    }
+
+    #[test]
+    fn cursors_must_be_ours() {
+        let id = LetterId::new();
+        assert_eq!(
+            parse_cursor(&format!("123.{id}")).unwrap(),
+            (123, id.to_string())
+        );
+        for bad in ["", "123", "x.y", "123.not-a-uuid", "1.2.3"] {
+            assert!(parse_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn acr_maps_to_loa() {
+        assert_eq!(Loa::from_acr(Some("idporten-loa-high")), Loa::High);
+        assert_eq!(
+            Loa::from_acr(Some("idporten-loa-substantial")),
+            Loa::Substantial
+        );
+        assert_eq!(Loa::from_acr(None), Loa::Substantial);
+    }
+}
