@@ -211,7 +211,8 @@ async fn forget_payload(state: &AppState, blob: &BlobRef) {
     }
 }
 
-/// Marks the letter FEILET and leaves a signed `feil` (SERVER) for its sender.
+/// Leaves a signed `feil` (SERVER) for the sender, then marks the letter FEILET. The feil's id
+/// is derived from the letter's, so a crash between the two steps cannot produce two of them.
 async fn give_up(
     state: &AppState,
     msg: &repo::MessageRow,
@@ -219,6 +220,12 @@ async fn give_up(
 ) -> Result<(), DeliverError> {
     let db = &state.0.deps.db;
     let now = OffsetDateTime::now_utc();
+    if let Some(letter) = dpi::jws::decode_unverified(&msg.forretningsmelding)
+        .ok()
+        .and_then(|(_, payload)| Sbd::parse(&payload).ok())
+    {
+        leave_feil(state, msg, &letter, reason, now).await?;
+    }
     if !repo::finish_message(db, &msg.message_id, repo::FEILET, Some(reason), now).await? {
         return Ok(());
     }
@@ -234,24 +241,32 @@ async fn give_up(
     }
     metrics::counter!("formidler_messages_failed_total").increment(1);
     tracing::warn!(message_id = %msg.message_id, reason, "letter failed");
-    let letter = match dpi::jws::decode_unverified(&msg.forretningsmelding)
-        .ok()
-        .and_then(|(_, payload)| Sbd::parse(&payload).ok())
-    {
-        Some(l) => l,
-        None => return Ok(()),
-    };
+    Ok(())
+}
+
+async fn leave_feil(
+    state: &AppState,
+    msg: &repo::MessageRow,
+    letter: &Sbd,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<(), DeliverError> {
+    let db = &state.0.deps.db;
     let signer = &state.0.deps.signer;
+    let feil_id = MessageId(uuid::Uuid::new_v5(
+        &FEIL_NAMESPACE,
+        msg.message_id.as_bytes(),
+    ));
     let detaljer: String = reason.chars().take(1000).collect();
     let feil = match build_receipt(
-        &letter,
+        letter,
         ReceiptKind::Feil {
             feiltype: Feiltype::Server,
             detaljer: Some(detaljer),
         },
         &signer.orgnr,
         Timestamp(now),
-        MessageId::new(),
+        feil_id,
     ) {
         Ok(f) => f,
         Err(e) => {
@@ -274,7 +289,7 @@ async fn give_up(
     repo::insert_incoming(
         db,
         &repo::NewIncoming {
-            id: &feil.message_id().to_string(),
+            id: &feil_id.to_string(),
             conversation_id: &conversation,
             message_type: feil.message_type().key(),
             recipient_orgnr: &msg.sender_orgnr,
@@ -289,3 +304,6 @@ async fn give_up(
     .await?;
     Ok(())
 }
+
+/// Namespace of the ids of the `feil` the access point issues itself (UUID v5 over the letter id).
+const FEIL_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5a3f_1c0e_9d2b_4e7a_8f61_0b4c_2d9e_7a13);

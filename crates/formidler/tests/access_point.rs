@@ -1,0 +1,701 @@
+//! The access point over real HTTP on loopback, with the real Maskinporten stand-in and token
+//! clients, real certificates from the test PKI, sealed letters, and a recording provider
+//! endpoint that can be taken down and brought back.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    extract::{Multipart, State},
+    http::StatusCode,
+    routing::post,
+};
+use clients::maskinporten::{GrantKey, MaskinportenClient, MaskinportenConfig};
+use domain::{ActorId, ConversationId, MessageId};
+use dpi::{
+    container::{self, Document, DocumentRole, Dokumentpakke, Manifest},
+    letter::{LetterSpec, seal_letter},
+    message::{
+        Avsender, Body, Digital, Dokumentpakkefingeravtrykk, Header, MessageType, Personmottaker,
+        Process, Sbd, Sikkerhetsnivaa, Timestamp,
+    },
+    receipt::{ReceiptKind, build_receipt, sign_sbd},
+};
+use time::OffsetDateTime;
+use web::auth::{SCOPE_FORMIDLING, TokenSource};
+
+/// What the recording provider got: (forretningsmelding, dokumentpakke) per delivery.
+type Deliveries = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+#[derive(Clone, Default)]
+struct Provider {
+    up: Arc<AtomicBool>,
+    received: Deliveries,
+}
+
+async fn provider_inbound(State(p): State<Provider>, mut mp: Multipart) -> StatusCode {
+    if !p.up.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let (mut jws, mut cms) = (String::new(), Vec::new());
+    while let Ok(Some(f)) = mp.next_field().await {
+        match f.name() {
+            Some("forretningsmelding") => jws = f.text().await.unwrap_or_default(),
+            Some("dokumentpakke") => cms = f.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            _ => {}
+        }
+    }
+    p.received.lock().unwrap().push((jws, cms));
+    StatusCode::ACCEPTED
+}
+
+struct Chain {
+    base: String,
+    http: reqwest::Client,
+    pki: pki::TestPki,
+    provider: Provider,
+    blobs: store::BlobStore,
+    kommune: Party,
+    digipost: Party,
+    eboks: Party,
+    _dir: tempfile::TempDir,
+    _db: store::testing::TestDb,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+struct Party {
+    issued: pki::Issued,
+    tokens: MaskinportenClient,
+}
+
+impl Party {
+    fn actor(&self) -> ActorId {
+        self.issued.orgnr().unwrap().actor_id()
+    }
+}
+
+async fn start(deadline_secs: u64) -> Chain {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::testing::fresh_db().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let url = |p: &str| url::Url::parse(&format!("{base}/{p}")).unwrap();
+    let env = |role: &str| web::RoleEnv {
+        data_dir: {
+            let d = dir.path().join(role);
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        },
+        public_url: url(role),
+        fnr_policy: domain::FnrPolicy::PERMISSIVE,
+    };
+    let pki = pki::TestPki::load_or_init(dir.path().join("pki")).unwrap();
+    let maskinporten = maskinporten::router(&maskinporten::Config::default(), &env("maskinporten"))
+        .await
+        .unwrap();
+    let issuer = format!("{base}/maskinporten/");
+    let http = reqwest::Client::new();
+    let party = |orgnr: domain::Organisasjonsnummer, name: &str, client: &str| {
+        let issued = pki.issue_enterprise(&orgnr, name).unwrap();
+        let tokens = MaskinportenClient::new(
+            MaskinportenConfig {
+                issuer: issuer.clone(),
+                token_endpoint: None,
+                client_id: client.into(),
+                refresh_margin_secs: 20,
+                grant_lifetime_secs: 60,
+            },
+            GrantKey::from_issued(&issued),
+            http.clone(),
+        );
+        Party { issued, tokens }
+    };
+    use maskinporten::fixtures::defaults as d;
+    let kommune = party(
+        pki::demo::kommune(),
+        pki::demo::KOMMUNE_NAME,
+        d::KOMMUNE_CLIENT,
+    );
+    let digipost = party(
+        pki::demo::digipost(),
+        pki::demo::DIGIPOST_NAME,
+        d::DIGIPOST_CLIENT,
+    );
+    let eboks = party(pki::demo::eboks(), pki::demo::EBOKS_NAME, d::EBOKS_CLIENT);
+    let me = party(
+        pki::demo::formidler(),
+        pki::demo::FORMIDLER_NAME,
+        d::FORMIDLER_CLIENT,
+    );
+
+    let mut anchors = dpi::trust::TrustAnchors::none();
+    anchors
+        .add_pem_or_der(pki.ca_cert_pem().as_bytes())
+        .unwrap();
+    let verifier = clients::verify::MaskinportenVerifier::new(
+        &clients::verify::MaskinportenVerifierConfig {
+            issuer: issuer.clone(),
+            jwks_uri: None,
+            audience: None,
+        },
+        http.clone(),
+    );
+    let cfg = formidler::Config {
+        providers: vec![
+            formidler::ProviderRoute {
+                orgnr: pki::demo::digipost(),
+                endpoint: url("provider"),
+            },
+            formidler::ProviderRoute {
+                orgnr: pki::demo::eboks(),
+                endpoint: url("provider"),
+            },
+        ],
+        delivery_deadline_secs: deadline_secs,
+        max_retry_delay_secs: 1,
+        delivery_workers: 2,
+        ..formidler::Config::default()
+    };
+    let blobs = store::BlobStore::memory();
+    let deps = formidler::Deps {
+        db: db.db().clone(),
+        blobs: blobs.clone(),
+        verifier: verifier.into_dyn(),
+        tokens: Arc::new(me.tokens.clone()),
+        signer: formidler::Signer {
+            orgnr: me.actor(),
+            cert: me.issued.cert().clone(),
+            key: me.issued.key().clone(),
+        },
+        anchors,
+        public_url: url("formidler"),
+    };
+    let state = formidler::AppState::new(cfg, deps).unwrap();
+    let (shutdown, rx) = tokio::sync::watch::channel(false);
+    formidler::spawn_workers(state.clone(), rx);
+    let provider = Provider {
+        up: Arc::new(AtomicBool::new(true)),
+        ..Provider::default()
+    };
+    let provider_router = Router::new()
+        .route("/dpi/inbound", post(provider_inbound))
+        .with_state(provider.clone());
+    let app = web::app(
+        vec![
+            ("maskinporten".into(), maskinporten),
+            ("formidler".into(), formidler::router(state)),
+            ("provider".into(), provider_router),
+        ],
+        web::AppOptions::default(),
+    );
+    tokio::spawn(async move {
+        web::serve(listener, app, std::future::pending())
+            .await
+            .unwrap();
+    });
+    Chain {
+        base,
+        http,
+        pki,
+        provider,
+        blobs,
+        kommune,
+        digipost,
+        eboks,
+        _dir: dir,
+        _db: db,
+        shutdown,
+    }
+}
+
+/// A small digital letter from `avsender` for `provider`'s citizen.
+fn letter(avsender: &ActorId, provider: &Party, message_id: MessageId) -> LetterSpec {
+    let now = OffsetDateTime::now_utc();
+    let created = Timestamp(now.replace_nanosecond(0).unwrap());
+    let header = Header::new(
+        MessageType::Digital,
+        avsender,
+        &provider.actor(),
+        message_id,
+        ConversationId::new(),
+        Process::Digital,
+        created,
+        None,
+    );
+    let body = Body::Digital(Digital {
+        avsender: Avsender::new(avsender),
+        mottaker: Personmottaker {
+            postkasseadresse: "ola.nordmann#1A2B".into(),
+        },
+        dokumentpakkefingeravtrykk: Dokumentpakkefingeravtrykk::of(b""),
+        maskinportentoken: String::new(),
+        sikkerhetsnivaa: Sikkerhetsnivaa::Nivaa3,
+        virkningsdato: None,
+        virkningstidspunkt: None,
+        aapningskvittering: None,
+        ikkesensitivtittel: "Vedtak om barnehageplass".into(),
+        spraak: "NO".into(),
+        varsler: None,
+    });
+    LetterSpec {
+        sbd: Sbd { header, body },
+        package: Dokumentpakke {
+            manifest: Manifest {
+                mottaker: Some(container::Mottaker {
+                    personidentifikator: None,
+                    postkasseadresse: "ola.nordmann#1A2B".into(),
+                }),
+                avsender: container::Avsender {
+                    organisasjon: avsender.to_string(),
+                    avsenderidentifikator: None,
+                    faktura_referanse: None,
+                },
+                lenke: None,
+            },
+            documents: vec![Document {
+                href: "vedtak.txt".into(),
+                mime: "text/plain".into(),
+                title: Some("Vedtak".into()),
+                lang: Some("NO".into()),
+                role: DocumentRole::Hoveddokument,
+                bytes: b"Du har fatt plass i Solsikken barnehage.".to_vec(),
+                data: None,
+            }],
+        },
+        signing_time: now,
+    }
+}
+
+impl Chain {
+    fn url(&self, p: &str) -> String {
+        format!("{}/formidler{p}", self.base)
+    }
+
+    async fn send_token(&self, who: &Party) -> String {
+        who.tokens
+            .token(dpi::token::SCOPE_SEND)
+            .await
+            .expect("a send token")
+    }
+
+    /// Seals `spec` as the kommune with `embedded` as the letter's token.
+    fn seal(&self, spec: &LetterSpec, embedded: &str, to: &Party) -> (String, Vec<u8>) {
+        let chain = vec![self.kommune.issued.cert().clone()];
+        let (sealed, _) = seal_letter(
+            spec,
+            &chain,
+            self.kommune.issued.key(),
+            to.issued.cert(),
+            embedded,
+        )
+        .unwrap();
+        (sealed.jwt, sealed.cms)
+    }
+
+    async fn post(&self, bearer: Option<&str>, jws: &str, cms: &[u8]) -> reqwest::Response {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "forretningsmelding",
+                reqwest::multipart::Part::text(jws.to_owned())
+                    .mime_str("application/jwt")
+                    .unwrap(),
+            )
+            .part(
+                "dokumentpakke",
+                reqwest::multipart::Part::bytes(cms.to_vec())
+                    .mime_str("application/cms")
+                    .unwrap(),
+            );
+        let mut req = self
+            .http
+            .post(self.url("/messages/out?kanal=Saksbehandling_1"))
+            .multipart(form);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn statuses(&self, token: &str, id: MessageId) -> Vec<String> {
+        let r = self
+            .http
+            .get(self.url(&format!("/messages/out/{id}/statuses")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Vec<serde_json::Value> = r.json().await.unwrap();
+        v.iter()
+            .map(|s| s["status"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn wait_status(&self, token: &str, id: MessageId, want: &str) -> Vec<String> {
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.statuses(token, id).await;
+            if s.last().map(String::as_str) == Some(want) {
+                return s;
+            }
+            assert!(Instant::now() < until, "status {want} not reached: {s:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn problem(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap();
+    (status, body["code"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn a_letter_is_accepted_delivered_once_and_its_payload_forgotten() {
+    let c = start(3600).await;
+    let token = c.send_token(&c.kommune).await;
+    let id = MessageId::new();
+    let spec = letter(&c.kommune.actor(), &c.digipost, id);
+    let (jws, cms) = c.seal(&spec, &token, &c.digipost);
+
+    let r = c.post(Some(&token), &jws, &cms).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let s = c.wait_status(&token, id, "SENDT").await;
+    assert_eq!(s, ["OPPRETTET", "SENDT"]);
+    {
+        let got = c.provider.received.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].0, jws,
+            "the provider gets the business message unchanged"
+        );
+        assert_eq!(got[0].1, cms, "and the dokumentpakke byte for byte");
+    }
+    // Delivered payloads are not kept.
+    let blob = store::BlobRef::of(&cms);
+    assert!(!c.blobs.exists(&blob).await.unwrap());
+    // A resend of the very same letter (a retry after a lost 201) is accepted again and not
+    // delivered twice.
+    let r = c.post(Some(&token), &jws, &cms).await;
+    assert_eq!(r.status(), 201);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.provider.received.lock().unwrap().len(), 1);
+
+    // Another letter under the same id is refused.
+    let other = letter(&c.kommune.actor(), &c.digipost, id);
+    let (jws2, cms2) = c.seal(&other, &token, &c.digipost);
+    assert_eq!(
+        problem(c.post(Some(&token), &jws2, &cms2).await).await,
+        (409, "duplicate_message_id".into())
+    );
+
+    // Statuses are the sender's alone.
+    let stranger = c.eboks.tokens.token(SCOPE_FORMIDLING).await.unwrap();
+    let r = c
+        .http
+        .get(c.url(&format!("/messages/out/{id}/statuses")))
+        .bearer_auth(&stranger)
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
+    let _ = c.shutdown.send(true);
+}
+
+#[tokio::test]
+async fn the_access_point_refuses_what_section_3_4_forbids() {
+    let c = start(3600).await;
+    let token = c.send_token(&c.kommune).await;
+    let spec = letter(&c.kommune.actor(), &c.digipost, MessageId::new());
+    let (jws, cms) = c.seal(&spec, &token, &c.digipost);
+
+    // No token, a forged token.
+    assert_eq!(
+        problem(c.post(None, &jws, &cms).await).await,
+        (401, "missing_token".into())
+    );
+    let (status, _) = problem(c.post(Some("eyJhbGciOiJub25lIn0.e30."), &jws, &cms).await).await;
+    assert_eq!(status, 401);
+
+    // A token without the send scope (the provider's).
+    let provider_token = c.digipost.tokens.token(SCOPE_FORMIDLING).await.unwrap();
+    assert_eq!(
+        problem(c.post(Some(&provider_token), &jws, &cms).await).await,
+        (403, "insufficient_scope".into())
+    );
+
+    // The embedded token is not the bearer token.
+    c.kommune.tokens.invalidate();
+    let second = c.send_token(&c.kommune).await;
+    assert_ne!(second, token);
+    assert_eq!(
+        problem(c.post(Some(&second), &jws, &cms).await).await,
+        (400, "token_mismatch".into())
+    );
+
+    // The dokumentpakke is not the one the fingerprint names.
+    let mut tampered = cms.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert_eq!(
+        problem(c.post(Some(&token), &jws, &tampered).await).await,
+        (400, "fingerprint_mismatch".into())
+    );
+
+    // The letter's avsender is not the token's consumer.
+    let foreign = letter(&c.eboks.actor(), &c.digipost, MessageId::new());
+    let (fjws, fcms) = c.seal(&foreign, &token, &c.digipost);
+    assert_eq!(
+        problem(c.post(Some(&token), &fjws, &fcms).await).await,
+        (403, "consumer_mismatch".into())
+    );
+
+    // A receiver without a route.
+    let mut spec2 = letter(&c.kommune.actor(), &c.digipost, MessageId::new());
+    spec2.sbd.header.receiver = dpi::message::Identifier::org(&pki::demo::print().actor_id());
+    let (njws, ncms) = c.seal(&spec2, &token, &c.digipost);
+    assert_eq!(
+        problem(c.post(Some(&token), &njws, &ncms).await).await,
+        (400, "unknown_receiver".into())
+    );
+
+    // Garbage instead of a JWS, a missing part, a bad kanal.
+    assert_eq!(
+        problem(c.post(Some(&token), "not a jws", &cms).await).await,
+        (400, "invalid_forretningsmelding".into())
+    );
+    let form = reqwest::multipart::Form::new().text("forretningsmelding", jws.clone());
+    let r = c
+        .http
+        .post(c.url("/messages/out"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (400, "missing_part".into()));
+    let r = c
+        .http
+        .post(c.url("/messages/out?kanal=%C3%A6%C3%B8%C3%A5"))
+        .bearer_auth(&token)
+        .multipart(reqwest::multipart::Form::new().text("x", "y"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (400, "invalid_kanal".into()));
+
+    // Nothing of this reached the provider.
+    assert!(c.provider.received.lock().unwrap().is_empty());
+    let _ = c.shutdown.send(true);
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_gets_the_letter_when_it_comes_back() {
+    let c = start(3600).await;
+    c.provider.up.store(false, Ordering::SeqCst);
+    let token = c.send_token(&c.kommune).await;
+    let id = MessageId::new();
+    let (jws, cms) = c.seal(&letter(&c.kommune.actor(), &c.eboks, id), &token, &c.eboks);
+    assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(c.statuses(&token, id).await, ["OPPRETTET"]);
+    assert!(c.provider.received.lock().unwrap().is_empty());
+
+    c.provider.up.store(true, Ordering::SeqCst);
+    c.wait_status(&token, id, "SENDT").await;
+    assert_eq!(c.provider.received.lock().unwrap().len(), 1);
+    let _ = c.shutdown.send(true);
+}
+
+#[tokio::test]
+async fn an_undeliverable_letter_becomes_a_signed_feil_for_its_sender() {
+    let c = start(1).await;
+    c.provider.up.store(false, Ordering::SeqCst);
+    let token = c.send_token(&c.kommune).await;
+    let id = MessageId::new();
+    let (jws, cms) = c.seal(
+        &letter(&c.kommune.actor(), &c.digipost, id),
+        &token,
+        &c.digipost,
+    );
+    assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
+    let s = c.wait_status(&token, id, "FEILET").await;
+    assert_eq!(s, ["OPPRETTET", "FEILET"]);
+
+    let r = c
+        .http
+        .get(c.url("/messages/in"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let list: Vec<serde_json::Value> = r.json().await.unwrap();
+    assert_eq!(list.len(), 1);
+    let feil = list[0]["forretningsmelding"].as_str().unwrap();
+    let mut anchors = dpi::trust::TrustAnchors::none();
+    anchors
+        .add_pem_or_der(c.pki.ca_cert_pem().as_bytes())
+        .unwrap();
+    let opened = dpi::receipt::open_receipt(feil, &anchors, OffsetDateTime::now_utc());
+    assert!(opened.valid, "{:?}", opened.errors);
+    let sbd = opened.sbd.unwrap();
+    match &sbd.body {
+        Body::Feil(f) => {
+            assert_eq!(f.feiltype, dpi::message::Feiltype::Server);
+            assert!(
+                f.detaljer
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("deadline")
+            );
+        }
+        other => panic!("expected feil, got {other:?}"),
+    }
+    let _ = c.shutdown.send(true);
+}
+
+#[tokio::test]
+async fn receipts_reach_their_sender_once_and_only_from_the_receiving_provider() {
+    let c = start(3600).await;
+    let token = c.send_token(&c.kommune).await;
+    let id = MessageId::new();
+    let spec = letter(&c.kommune.actor(), &c.digipost, id);
+    let (jws, cms) = c.seal(&spec, &token, &c.digipost);
+    assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
+    c.wait_status(&token, id, "SENDT").await;
+    let (_, sent) = seal_letter(
+        &spec,
+        &[c.kommune.issued.cert().clone()],
+        c.kommune.issued.key(),
+        c.digipost.issued.cert(),
+        &token,
+    )
+    .unwrap();
+
+    let receipt_from = |p: &Party| {
+        let sbd = build_receipt(
+            &sent,
+            ReceiptKind::Levering,
+            &p.actor(),
+            Timestamp::now(),
+            MessageId::new(),
+        )
+        .unwrap();
+        sign_sbd(&sbd, p.issued.cert(), p.issued.key()).unwrap()
+    };
+    let hand_in = |who: &'static str, bearer: String, jws: String| {
+        let http = c.http.clone();
+        let url = c.url("/dpi/receipts");
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(bearer)
+                .header("content-type", "application/jwt")
+                .body(jws)
+                .send()
+                .await
+                .unwrap();
+            (who, r.status().as_u16())
+        }
+    };
+    let digipost_token = c.digipost.tokens.token(SCOPE_FORMIDLING).await.unwrap();
+    let eboks_token = c.eboks.tokens.token(SCOPE_FORMIDLING).await.unwrap();
+
+    // Another provider may not hand in receipts for digipost's letter, nor under its name.
+    assert_eq!(
+        hand_in("eboks", eboks_token.clone(), receipt_from(&c.eboks)).await,
+        ("eboks", 403)
+    );
+    assert_eq!(
+        hand_in("eboks", eboks_token.clone(), receipt_from(&c.digipost)).await,
+        ("eboks", 403)
+    );
+    // Not JSON nor anything else than a JWT.
+    let r = c
+        .http
+        .post(c.url("/dpi/receipts"))
+        .bearer_auth(&digipost_token)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    let receipt = receipt_from(&c.digipost);
+    assert_eq!(
+        hand_in("digipost", digipost_token.clone(), receipt.clone()).await,
+        ("digipost", 202)
+    );
+    assert_eq!(
+        hand_in("digipost", digipost_token.clone(), receipt.clone()).await,
+        ("digipost", 200),
+        "the same receipt twice is stored once"
+    );
+
+    // The sender sees it once, filtered by its kanal, downloads it and marks it read.
+    let r = c
+        .http
+        .get(c.url("/messages/in?kanal=saksbehandling_1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let list: Vec<serde_json::Value> = r.json().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["forretningsmelding"], receipt);
+    let download = list[0]["downloadurl"].as_str().unwrap().to_owned();
+    let r = c
+        .http
+        .get(&download)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), receipt);
+    let other_kanal = c
+        .http
+        .get(c.url("/messages/in?kanal=annen"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_kanal.status(), 204);
+    // The provider cannot read the sender's incoming messages.
+    let r = c
+        .http
+        .get(&download)
+        .bearer_auth(&digipost_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let read = format!("{download}/read");
+    assert_eq!(
+        c.http
+            .post(&read)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = c
+        .http
+        .get(c.url("/messages/in"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let _ = c.shutdown.send(true);
+}
