@@ -85,6 +85,12 @@ impl StoreError {
         }
     }
 
+    /// Whether this is a unique-constraint violation (duplicate key) on either backend, for
+    /// callers that map "already exists" to a conflict answer.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+
     pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
         StoreError::Config {
             key: key.into(),

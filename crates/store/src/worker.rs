@@ -4,6 +4,8 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use sqlx::postgres::PgListener;
 use time::OffsetDateTime;
 
@@ -72,11 +74,19 @@ where
     let mut listener = listen(&jobs).await;
     let mut delay = options.poll_min;
     loop {
-        let claimed = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            claimed = jobs.claim(queue, &options.worker_id, options.lease, OffsetDateTime::now_utc()) => claimed,
-        };
+        // Checked between claims, never raced against one: a claim cancelled after its
+        // commit would strand the job until its lease expires.
+        if shutdown.as_mut().now_or_never().is_some() {
+            break;
+        }
+        let claimed = jobs
+            .claim(
+                queue,
+                &options.worker_id,
+                options.lease,
+                OffsetDateTime::now_utc(),
+            )
+            .await;
         match claimed {
             Ok(Some(job)) => {
                 handle_one(&jobs, &options, &mut handler, job, &mut stats).await;

@@ -376,6 +376,14 @@ async fn enqueue_in_transaction_commits_or_vanishes_with_it(db: &TestDb) -> Resu
         .await?
         .context("committed job is claimable")?;
     ensure!(job.id == committed.id && job.payload == serde_json::json!("committed"));
+    let duplicate = store::sqlx::query("INSERT INTO outbox_probe (id) VALUES ($1)")
+        .bind("committed")
+        .execute(db.pool())
+        .await
+        .map_err(store::StoreError::from)
+        .err()
+        .context("duplicate primary key must fail")?;
+    ensure!(duplicate.is_unique_violation(), "{duplicate}");
     let rows: i64 = store::sqlx::query_scalar("SELECT COUNT(*) FROM outbox_probe")
         .fetch_one(db.pool())
         .await?;
