@@ -181,6 +181,21 @@ mod tests {
     }
 
     #[test]
+    fn relative_sqlite_url_survives_the_any_driver_url_parsing() {
+        // The Any driver parses the URL with `url` before SQLite sees it; a relative path must
+        // come through unchanged (`.` is parsed as the host of a non-special URL).
+        for url in [
+            "sqlite://./data/samspill.sqlite?mode=rwc",
+            "sqlite://../data/x.sqlite?mode=rwc",
+            "sqlite://data/x.sqlite?mode=rwc",
+            "sqlite:///var/lib/samspill/db.sqlite?mode=rwc",
+        ] {
+            let parsed: sqlx::any::AnyConnectOptions = url.parse().unwrap();
+            assert_eq!(parsed.database_url.as_str(), url);
+        }
+    }
+
+    #[test]
     fn both_dialects_embed_the_same_migrations() {
         let sqlite = Db::embedded_migrations(Backend::Sqlite);
         assert!(!sqlite.is_empty());
