@@ -1,0 +1,509 @@
+//! The print file of one letter: an address page in front, then the letter's PDF documents
+//! (hoveddokument, then vedlegg) page by page, as one PDF.
+//!
+//! Built on `lopdf`'s object model: every input document is parsed, its objects renumbered
+//! into the output's id space, its pages re-parented under one new page tree (with the
+//! attributes they inherited from their old tree copied onto them), and whatever is no longer
+//! reachable (old catalogs, outlines, page-tree nodes) pruned. The address page uses the
+//! standard Helvetica font in WinAnsiEncoding, so it needs no embedded font and covers
+//! Norwegian letters (æ, ø, å).
+
+use lopdf::{
+    Dictionary, Document, Object, ObjectId, Stream, StringFormat,
+    content::{Content, Operation},
+    dictionary,
+};
+
+/// A4 portrait in PDF points.
+const A4: (f32, f32) = (595.28, 841.89);
+
+/// Attributes a page may inherit from its page-tree ancestors (ISO 32000-1 §7.7.3.4).
+const INHERITABLE: [&[u8]; 4] = [b"Resources", b"MediaBox", b"CropBox", b"Rotate"];
+
+/// Why a letter cannot be printed. All of these are the sender's to fix (`feil` KLIENT).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PdfError {
+    #[error("{href} is {mime}, but the print service prints PDF documents only")]
+    NotPdf { href: String, mime: String },
+    #[error("{href} is not a readable PDF: {detail}")]
+    Unreadable { href: String, detail: String },
+    #[error("{href} is password protected or encrypted")]
+    Encrypted { href: String },
+    #[error("{href} has no pages")]
+    NoPages { href: String },
+    #[error("the letter has {pages} pages, more than the {max} the print service takes")]
+    TooManyPages { pages: usize, max: usize },
+    #[error("the print file could not be written: {0}")]
+    Write(String),
+}
+
+impl PdfError {
+    /// Stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotPdf { .. } => "document_not_pdf",
+            Self::Unreadable { .. } => "pdf_unreadable",
+            Self::Encrypted { .. } => "pdf_encrypted",
+            Self::NoPages { .. } => "pdf_no_pages",
+            Self::TooManyPages { .. } => "pdf_too_many_pages",
+            Self::Write(_) => "pdf_write_failed",
+        }
+    }
+}
+
+/// What the address page says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressPage {
+    /// Recipient: name, then address lines, then `postnummer poststed`, then country.
+    pub recipient: Vec<String>,
+    /// Return address, same layout.
+    pub return_address: Vec<String>,
+    /// `A` or `B`.
+    pub posttype: String,
+    /// `SORT_HVIT` or `FARGE`.
+    pub utskriftstype: String,
+    /// `DIREKTE_RETUR` or `MAKULERING_MED_MELDING`.
+    pub returposthaandtering: String,
+    /// The DPI message id, printed as the letter's reference.
+    pub reference: String,
+}
+
+impl AddressPage {
+    /// Address lines from a DPI `adresseInformasjon`.
+    pub fn lines(a: &dpi::message::AdresseInformasjon) -> Vec<String> {
+        let mut out: Vec<String> = [
+            &a.navn,
+            &a.adresselinje1,
+            &a.adresselinje2,
+            &a.adresselinje3,
+            &a.adresselinje4,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.trim().is_empty())
+        .cloned()
+        .collect();
+        match (&a.postnummer, &a.poststed) {
+            (Some(n), Some(s)) => out.push(format!("{n} {}", s.to_uppercase())),
+            (Some(n), None) => out.push(n.clone()),
+            (None, Some(s)) => out.push(s.to_uppercase()),
+            (None, None) => {}
+        }
+        if let Some(l) = a.land.as_ref().or(a.landkode.as_ref()) {
+            out.push(l.to_uppercase());
+        }
+        out
+    }
+}
+
+/// One document of the letter, in print order.
+#[derive(Debug, Clone, Copy)]
+pub struct Part<'a> {
+    pub href: &'a str,
+    pub mime: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// The composed print file.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub pdf: Vec<u8>,
+    /// Pages including the address page.
+    pub pages: usize,
+}
+
+/// Checks that every part is a PDF the print service can use, without composing anything.
+pub fn check_parts(parts: &[Part<'_>]) -> Result<(), PdfError> {
+    for p in parts {
+        if p.mime != "application/pdf" {
+            return Err(PdfError::NotPdf {
+                href: p.href.to_owned(),
+                mime: p.mime.to_owned(),
+            });
+        }
+        if !p.bytes.starts_with(b"%PDF-") {
+            return Err(PdfError::NotPdf {
+                href: p.href.to_owned(),
+                mime: "not a PDF file (no %PDF- header)".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Builds the print file: the address page, then every page of every part.
+/// `max_pages` bounds the letter's own pages. Never panics: a parser panic on hostile input
+/// becomes [`PdfError::Unreadable`].
+pub fn compose(
+    page: &AddressPage,
+    parts: &[Part<'_>],
+    max_pages: usize,
+) -> Result<Composed, PdfError> {
+    check_parts(parts)?;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        compose_inner(page, parts, max_pages)
+    })) {
+        Ok(r) => r,
+        Err(_) => Err(PdfError::Unreadable {
+            href: "(letter)".into(),
+            detail: "the PDF parser gave up on this input".into(),
+        }),
+    }
+}
+
+fn compose_inner(
+    page: &AddressPage,
+    parts: &[Part<'_>],
+    max_pages: usize,
+) -> Result<Composed, PdfError> {
+    let mut out = Document::with_version("1.7");
+    let pages_id = out.new_object_id();
+    let mut kids: Vec<Object> = Vec::new();
+    kids.push(address_page(&mut out, pages_id, page)?.into());
+
+    for part in parts {
+        let unreadable = |e: lopdf::Error| PdfError::Unreadable {
+            href: part.href.to_owned(),
+            detail: e.to_string(),
+        };
+        let mut doc = Document::load_mem(part.bytes).map_err(unreadable)?;
+        if doc.is_encrypted() || doc.encryption_state.is_some() {
+            return Err(PdfError::Encrypted {
+                href: part.href.to_owned(),
+            });
+        }
+        doc.renumber_objects_with(out.max_id + 1);
+        let page_ids: Vec<ObjectId> = doc.get_pages().into_values().collect();
+        if page_ids.is_empty() {
+            return Err(PdfError::NoPages {
+                href: part.href.to_owned(),
+            });
+        }
+        if kids.len() - 1 + page_ids.len() > max_pages {
+            return Err(PdfError::TooManyPages {
+                pages: kids.len() - 1 + page_ids.len(),
+                max: max_pages,
+            });
+        }
+        for id in &page_ids {
+            let inherited = inherited_attributes(&doc, *id);
+            let dict = doc
+                .get_object_mut(*id)
+                .and_then(Object::as_dict_mut)
+                .map_err(unreadable)?;
+            for (k, v) in inherited {
+                if !dict.has(&k) {
+                    dict.set(k, v);
+                }
+            }
+            if !dict.has(b"MediaBox") {
+                dict.set("MediaBox", a4_box());
+            }
+            dict.set("Parent", pages_id);
+            kids.push((*id).into());
+        }
+        out.max_id = out.max_id.max(doc.max_id);
+        out.objects.append(&mut doc.objects);
+    }
+
+    let count = i64::try_from(kids.len()).unwrap_or(i64::MAX);
+    let pages_count = kids.len();
+    out.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages",
+            "Kids" => kids,
+            "Count" => count,
+        }),
+    );
+    let catalog_id = out.add_object(dictionary! {
+        "Type" => "Catalog",
+        "Pages" => pages_id,
+    });
+    out.trailer.set("Root", catalog_id);
+    out.prune_objects();
+    out.compress();
+    let mut pdf = Vec::new();
+    out.save_to(&mut pdf)
+        .map_err(|e| PdfError::Write(e.to_string()))?;
+    Ok(Composed {
+        pdf,
+        pages: pages_count,
+    })
+}
+
+fn a4_box() -> Object {
+    vec![0.into(), 0.into(), A4.0.into(), A4.1.into()].into()
+}
+
+/// Inheritable attributes of `page` found on its ancestors (nearest first wins).
+fn inherited_attributes(doc: &Document, page: ObjectId) -> Vec<(Vec<u8>, Object)> {
+    let mut found: Vec<(Vec<u8>, Object)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut current = doc
+        .get_dictionary(page)
+        .ok()
+        .and_then(|d| d.get(b"Parent").ok())
+        .and_then(|p| p.as_reference().ok());
+    while let Some(id) = current {
+        if !seen.insert(id) || seen.len() > 64 {
+            break;
+        }
+        let Ok(node) = doc.get_dictionary(id) else {
+            break;
+        };
+        for key in INHERITABLE {
+            if !found.iter().any(|(k, _)| k.as_slice() == key)
+                && let Ok(v) = node.get(key)
+            {
+                found.push((key.to_vec(), v.clone()));
+            }
+        }
+        current = node.get(b"Parent").ok().and_then(|p| p.as_reference().ok());
+    }
+    found
+}
+
+/// Text in WinAnsiEncoding (Windows-1252): Latin-1 maps 1:1, the rest becomes `?`.
+fn win_ansi(s: &str) -> Vec<u8> {
+    s.chars()
+        .map(|c| match c {
+            '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{ff}' => u8::try_from(u32::from(c)).unwrap_or(b'?'),
+            '€' => 0x80,
+            '–' => 0x96,
+            '—' => 0x97,
+            '’' => 0x92,
+            _ => b'?',
+        })
+        .collect()
+}
+
+fn text(font: &str, size: f32, x: f32, y: f32, s: &str) -> Vec<Operation> {
+    vec![
+        Operation::new("BT", vec![]),
+        Operation::new("Tf", vec![font.into(), size.into()]),
+        Operation::new("Td", vec![x.into(), y.into()]),
+        Operation::new(
+            "Tj",
+            vec![Object::String(win_ansi(s), StringFormat::Literal)],
+        ),
+        Operation::new("ET", vec![]),
+    ]
+}
+
+/// Writes the address page into `out` and returns its id. Layout follows a C4/C5 window
+/// envelope: the recipient block sits in the left window, 18 mm free at the left edge.
+fn address_page(
+    out: &mut Document,
+    parent: ObjectId,
+    p: &AddressPage,
+) -> Result<ObjectId, PdfError> {
+    let font = out.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type1",
+        "BaseFont" => "Helvetica",
+        "Encoding" => "WinAnsiEncoding",
+    });
+    let bold = out.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type1",
+        "BaseFont" => "Helvetica-Bold",
+        "Encoding" => "WinAnsiEncoding",
+    });
+    let mut ops = Vec::new();
+    let left = 65.0_f32;
+    // Sender's return address, small, above the window.
+    let mut y = 790.0_f32;
+    ops.extend(text("F2", 8.0, left, y, "Returadresse:"));
+    for line in &p.return_address {
+        y -= 10.0;
+        ops.extend(text("F1", 8.0, left, y, line));
+    }
+    // Recipient in the window.
+    let mut y = 690.0_f32;
+    for (i, line) in p.recipient.iter().enumerate() {
+        let f = if i == 0 { "F2" } else { "F1" };
+        ops.extend(text(f, 12.0, left, y, line));
+        y -= 15.0;
+    }
+    // Handling marks for the print line.
+    let mut y = 480.0_f32;
+    for line in [
+        format!("Posttype: {}", p.posttype),
+        format!("Utskrift: {}", p.utskriftstype),
+        format!("Returpost: {}", p.returposthaandtering),
+        format!("Referanse: {}", p.reference),
+    ] {
+        ops.extend(text("F1", 9.0, left, y, &line));
+        y -= 12.0;
+    }
+    let content = Content { operations: ops }
+        .encode()
+        .map_err(|e| PdfError::Write(e.to_string()))?;
+    let contents = out.add_object(Stream::new(Dictionary::new(), content));
+    let page = out.add_object(dictionary! {
+        "Type" => "Page",
+        "Parent" => parent,
+        "MediaBox" => a4_box(),
+        "Contents" => contents,
+        "Resources" => dictionary! {
+            "Font" => dictionary! { "F1" => font, "F2" => bold },
+        },
+    });
+    Ok(page)
+}
+
+/// Test and tooling helper: a plain PDF of A4 pages, each showing one line of text.
+pub fn simple_pdf(lines: &[&str]) -> Vec<u8> {
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font = doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type1",
+        "BaseFont" => "Helvetica",
+        "Encoding" => "WinAnsiEncoding",
+    });
+    // Resources on the page tree (inherited), as many producers do.
+    let resources = doc.add_object(dictionary! {
+        "Font" => dictionary! { "F1" => font },
+    });
+    let mut kids: Vec<Object> = Vec::new();
+    for line in lines {
+        let ops = text("F1", 14.0, 72.0, 720.0, line);
+        let content = Content { operations: ops }.encode().unwrap_or_default();
+        let contents = doc.add_object(Stream::new(Dictionary::new(), content));
+        let page = doc.add_object(dictionary! {
+            "Type" => "Page",
+            "Parent" => pages_id,
+            "Contents" => contents,
+        });
+        kids.push(page.into());
+    }
+    let count = i64::try_from(kids.len()).unwrap_or(0);
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages",
+            "Kids" => kids,
+            "Count" => count,
+            "Resources" => resources,
+            "MediaBox" => a4_box(),
+        }),
+    );
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog);
+    let mut out = Vec::new();
+    let _ = doc.save_to(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page() -> AddressPage {
+        AddressPage {
+            recipient: vec![
+                "Aud Testesen".into(),
+                "Storgata 1".into(),
+                "0155 OSLO".into(),
+            ],
+            return_address: vec![
+                "Samspill kommune".into(),
+                "Postboks 1".into(),
+                "0101 OSLO".into(),
+            ],
+            posttype: "B".into(),
+            utskriftstype: "SORT_HVIT".into(),
+            returposthaandtering: "DIREKTE_RETUR".into(),
+            reference: "abc".into(),
+        }
+    }
+
+    fn part<'a>(href: &'a str, bytes: &'a [u8]) -> Part<'a> {
+        Part {
+            href,
+            mime: "application/pdf",
+            bytes,
+        }
+    }
+
+    #[test]
+    fn address_page_comes_first_then_every_page_in_order() {
+        let a = simple_pdf(&["Brev side 1", "Brev side 2"]);
+        let b = simple_pdf(&["Vedlegg æøå"]);
+        let c = compose(
+            &page(),
+            &[part("brev.pdf", &a), part("vedlegg.pdf", &b)],
+            100,
+        )
+        .unwrap();
+        assert_eq!(c.pages, 4);
+        let doc = Document::load_mem(&c.pdf).unwrap();
+        assert_eq!(doc.get_pages().len(), 4);
+        let first = doc.extract_text(&[1]).unwrap();
+        assert!(first.contains("Aud Testesen"), "{first}");
+        assert!(first.contains("0155 OSLO"), "{first}");
+        assert!(first.contains("Samspill kommune"), "{first}");
+        assert!(first.contains("Posttype: B"), "{first}");
+        assert!(doc.extract_text(&[2]).unwrap().contains("Brev side 1"));
+        assert!(doc.extract_text(&[3]).unwrap().contains("Brev side 2"));
+        assert!(doc.extract_text(&[4]).unwrap().contains("Vedlegg æøå"));
+        // Inherited resources and media box were carried onto the moved pages.
+        let p2 = *doc.get_pages().get(&2).unwrap();
+        let d = doc.get_dictionary(p2).unwrap();
+        assert!(d.has(b"Resources") && d.has(b"MediaBox"));
+    }
+
+    #[test]
+    fn non_pdf_documents_are_refused_by_mime_and_by_content() {
+        let txt = Part {
+            href: "brev.txt",
+            mime: "text/plain",
+            bytes: b"Hei",
+        };
+        let e = compose(&page(), &[txt], 100).unwrap_err();
+        assert_eq!(e.code(), "document_not_pdf");
+        let fake = part("brev.pdf", b"GIF89a....");
+        assert_eq!(
+            compose(&page(), &[fake], 100).unwrap_err().code(),
+            "document_not_pdf"
+        );
+        let broken = part("brev.pdf", b"%PDF-1.4\nthis is not a pdf body");
+        assert_eq!(
+            compose(&page(), &[broken], 100).unwrap_err().code(),
+            "pdf_unreadable"
+        );
+    }
+
+    #[test]
+    fn page_limit_is_enforced() {
+        let a = simple_pdf(&["1", "2", "3"]);
+        let e = compose(&page(), &[part("a.pdf", &a)], 2).unwrap_err();
+        assert_eq!(e, PdfError::TooManyPages { pages: 3, max: 2 });
+    }
+
+    #[test]
+    fn address_lines_follow_the_norwegian_and_foreign_forms() {
+        let no = dpi::message::AdresseInformasjon {
+            navn: Some("Aud".into()),
+            adresselinje1: Some("Gate 1".into()),
+            postnummer: Some("0155".into()),
+            poststed: Some("Oslo".into()),
+            ..Default::default()
+        };
+        assert_eq!(AddressPage::lines(&no), vec!["Aud", "Gate 1", "0155 OSLO"]);
+        let se = dpi::message::AdresseInformasjon {
+            navn: Some("Sven".into()),
+            adresselinje1: Some("Gatan 2".into()),
+            adresselinje2: Some("111 22 Stockholm".into()),
+            landkode: Some("se".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            AddressPage::lines(&se),
+            vec!["Sven", "Gatan 2", "111 22 Stockholm", "SE"]
+        );
+        assert_eq!(win_ansi("æøå€✓"), vec![0xe6, 0xf8, 0xe5, 0x80, b'?']);
+    }
+}

@@ -1,0 +1,164 @@
+//! Receipts to senders (queue `utskrift.receipt`): built from the letter and the owed
+//! receipt row, signed with the provider's certificate and handed to the access point's
+//! `POST /dpi/receipts` with the provider's Maskinporten token, retried with backoff until the
+//! access point takes it. The receipt id and time are fixed when it is owed, so a retry sends
+//! the very same receipt.
+
+use std::time::Duration;
+
+use axum::http::header;
+use domain::MessageId;
+use dpi::{
+    message::{Feiltype, Sbd, Timestamp},
+    receipt::{ReceiptKind, build_receipt, sign_sbd},
+};
+use store::{Job, WorkerOptions};
+use time::OffsetDateTime;
+
+use crate::{AppState, SCOPE_FORMIDLING, repo};
+
+pub const MOTTAK: &str = "mottakskvittering";
+pub const LEVERING: &str = "leveringskvittering";
+pub const RETURPOST: &str = "returpostkvittering";
+pub const FEIL: &str = "feil";
+
+pub fn spawn(
+    state: AppState,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..state.0.cfg.receipt_workers.max(1))
+        .map(|n| {
+            let state = state.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let options = WorkerOptions {
+                    worker_id: format!(
+                        "utskrift-receipt-{}-{n}-{}",
+                        std::process::id(),
+                        uuid::Uuid::new_v4()
+                    ),
+                    lease: Duration::from_secs(state.0.cfg.receipt_timeout_secs.max(1) * 2),
+                    poll_min: Duration::from_millis(20),
+                    poll_max: Duration::from_millis(500),
+                };
+                let jobs = state.0.jobs.clone();
+                let result = store::run_worker(
+                    jobs,
+                    repo::RECEIPT_QUEUE,
+                    options,
+                    |job| send(state.clone(), job),
+                    async move {
+                        let _ = shutdown.wait_for(|stop| *stop).await;
+                    },
+                )
+                .await;
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "receipt worker stopped");
+                }
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("{0}")]
+    Retry(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+fn kind_of(row: &repo::ReceiptRow) -> Option<ReceiptKind> {
+    Some(match row.kind.as_str() {
+        MOTTAK => ReceiptKind::Mottak,
+        LEVERING => ReceiptKind::Levering,
+        RETURPOST => ReceiptKind::Returpost,
+        FEIL => ReceiptKind::Feil {
+            feiltype: Feiltype::Klient,
+            detaljer: row.detaljer.clone(),
+        },
+        _ => return None,
+    })
+}
+
+/// The signed receipt JWS for an owed receipt row.
+fn build(state: &AppState, row: &repo::ReceiptRow, letter_jws: &str) -> Result<String, String> {
+    let letter = dpi::jws::decode_unverified(letter_jws)
+        .map_err(|e| e.to_string())
+        .and_then(|(_, p)| Sbd::parse(&p).map_err(|e| e.to_string()))?;
+    let kind = kind_of(row).ok_or_else(|| format!("unknown receipt kind {}", row.kind))?;
+    let id = MessageId::parse(&row.id).map_err(|e| e.to_string())?;
+    let at = store::from_ms(row.tidspunkt).map_err(|e| e.to_string())?;
+    let identity = &state.0.deps.identity;
+    let receipt = build_receipt(&letter, kind, &identity.orgnr, Timestamp(at), id)
+        .map_err(|e| format!("{}: {e}", e.code()))?;
+    sign_sbd(&receipt, &identity.cert, &identity.key).map_err(|e| e.to_string())
+}
+
+async fn send(state: AppState, job: Job) -> Result<(), SendError> {
+    let p: repo::ReceiptJob = job.payload_as()?;
+    let db = &state.0.deps.db;
+    let Some(row) = repo::get_receipt(db, &p.receipt_id).await? else {
+        return Ok(());
+    };
+    if row.status != "pending" {
+        return Ok(());
+    }
+    let Some(letter) = repo::get_letter(db, &row.message_id).await? else {
+        return Ok(());
+    };
+    let jws = match build(&state, &row, &letter.forretningsmelding) {
+        Ok(j) => j,
+        Err(e) => {
+            // Nothing a retry could change: the letter cannot be answered.
+            tracing::error!(receipt = %row.id, error = %e, "receipt cannot be built");
+            repo::finish_receipt(db, &row.id, "refused", Some(&e), OffsetDateTime::now_utc())
+                .await?;
+            return Ok(());
+        }
+    };
+    let token = state
+        .0
+        .deps
+        .tokens
+        .token(SCOPE_FORMIDLING)
+        .await
+        .map_err(|e| SendError::Retry(format!("token: {e:#}")))?;
+    let url = state.0.deps.receipts_url.as_str();
+    let response = state
+        .0
+        .http
+        .post(url)
+        .bearer_auth(token)
+        .header(header::CONTENT_TYPE, "application/jwt")
+        .body(jws)
+        .send()
+        .await
+        .map_err(|e| SendError::Retry(format!("POST {url}: {e}")))?;
+    let status = response.status();
+    if status.is_success() {
+        repo::finish_receipt(db, &row.id, "sent", None, OffsetDateTime::now_utc()).await?;
+        metrics::counter!("utskrift_receipts_sent_total", "kind" => row.kind.clone()).increment(1);
+        tracing::info!(receipt = %row.id, kind = %row.kind, message_id = %row.message_id, "receipt delivered");
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    let detail = format!(
+        "{url} answered {status}: {}",
+        body.chars().take(300).collect::<String>()
+    );
+    let permanent = status.is_client_error() && ![401, 408, 429].contains(&status.as_u16());
+    if permanent {
+        tracing::error!(receipt = %row.id, detail, "access point refused the receipt");
+        repo::finish_receipt(
+            db,
+            &row.id,
+            "refused",
+            Some(&detail),
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+        return Ok(());
+    }
+    Err(SendError::Retry(detail))
+}
