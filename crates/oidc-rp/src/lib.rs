@@ -13,6 +13,25 @@
 //!     .nest("/auth", oidc_rp::router(rp)); // cfg.base_path = "/auth"
 //! ```
 //!
+//! ## Against the real ID-porten
+//!
+//! Nothing in the code is specific to the stand-in. Register the client in Samarbeidsportalen
+//! (redirect URI, post-logout redirect URI, front-channel logout URI, scopes), then:
+//!
+//! ```toml
+//! issuer = "https://test.idporten.no"          # prod: "https://idporten.no"
+//! client_id = "<from Samarbeidsportalen>"
+//! redirect_uri = "https://minside.example.kommune.no/auth/callback"
+//! post_logout_redirect_uri = "https://minside.example.kommune.no/"
+//! base_path = "/auth"
+//! cookie_secure = true
+//! use_par = true
+//! [client_auth]
+//! method = "private_key_jwt"                   # or client_secret_basic / client_secret_post
+//! key_file = "/etc/samspill/idporten-client.pem"
+//! kid = "<kid registered with the public key>"
+//! ```
+//!
 //! Logins in progress (state, nonce, PKCE verifier) are kept in memory for ten minutes; with
 //! several instances behind a load balancer, route `/login` and `/callback` sticky.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]

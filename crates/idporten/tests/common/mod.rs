@@ -15,6 +15,8 @@ pub struct Srv {
     pub origin: String,
     /// Browser-like: keeps cookies, does not follow redirects.
     pub http: reqwest::Client,
+    /// A server-side client for /token and /par (made once: native-tls setup is costly).
+    pub api: reqwest::Client,
     pub client_key: SigningKey,
     pub pid_a: String,
     pub pid_b: String,
@@ -97,6 +99,7 @@ pub async fn start_with(cfg: Config, tweak: impl FnOnce(&mut Fixtures)) -> Srv {
         base,
         origin,
         http: browser(),
+        api: reqwest::Client::new(),
         client_key,
         pid_a,
         pid_b,
@@ -216,7 +219,7 @@ impl Srv {
         code: &str,
         verifier: &str,
     ) -> reqwest::Response {
-        reqwest::Client::new()
+        self.api
             .post(self.url("/token"))
             .basic_auth(client, Some(secret))
             .form(&[
