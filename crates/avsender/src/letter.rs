@@ -284,6 +284,19 @@ pub fn validate(
                 "at most one of lenke, bevis and arrangement",
             ));
         }
+        let ext = match (&d.lenke, &d.bevis, &d.arrangement) {
+            (Some(x), _, _) => Some(Extension::Lenke(x.clone())),
+            (_, Some(x), _) => Some(Extension::Bevis(x.clone())),
+            (_, _, Some(x)) => Some(Extension::Arrangement(x.clone())),
+            _ => None,
+        };
+        if let Some(Err(e)) = ext.as_ref().map(Extension::validate) {
+            return Err(invalid(
+                "invalid_document",
+                format!("{field}.{}", ext_name(ext.as_ref())),
+                e.to_string(),
+            ));
+        }
         documents.push(StoredDocument {
             filename: d.filename.clone(),
             mime: d.mime.clone(),
@@ -394,6 +407,15 @@ fn check_sbd(
         ));
     }
     Ok(())
+}
+
+fn ext_name(e: Option<&Extension>) -> &'static str {
+    match e {
+        Some(Extension::Lenke(_)) => "lenke",
+        Some(Extension::Bevis(_)) => "bevis",
+        Some(Extension::Arrangement(_)) => "arrangement",
+        _ => "extension",
+    }
 }
 
 /// Where a letter goes, decided from KRR.

@@ -423,7 +423,7 @@ async fn seal(
         .put(sealed.cms.clone())
         .await
         .map_err(|e| SendError::Retry(format!("storing the dokumentpakke: {e}")))?;
-    let provider = route.receiver.to_string();
+    let provider = route.receiver.orgnr().to_string();
     repo::store_sealed(
         &state.0.deps.db,
         &l.letter_id,

@@ -1,0 +1,384 @@
+//! The sender's world on one loopback listener: the Maskinporten and KRR stand-ins, the
+//! access point (formidler) and the sender service (avsender), each mounted under its role
+//! name, on a fresh database per test. The mailbox and print providers are played by the
+//! test itself with their real certificates and Maskinporten clients (receipts), and their
+//! intake endpoints point at a closed port, so letters wait at the access point where the
+//! tests inspect them.
+#![allow(dead_code)]
+
+use std::{sync::Arc, time::Duration};
+
+use avsender::{ApiKey, Deps, Signer};
+use clients::{
+    jwks::JwksCache,
+    krr::{KrrClient, KrrConfig},
+    maskinporten::{GrantKey, MaskinportenClient, MaskinportenConfig},
+    verify::{JwtVerifier, MaskinportenVerifier},
+};
+use domain::{ActorId, Organisasjonsnummer};
+use dpi::{
+    message::{Sbd, Timestamp},
+    receipt::{ReceiptKind, build_receipt, sign_sbd},
+    trust::TrustAnchors,
+};
+use maskinporten::defaults;
+use serde_json::Value;
+use store::{BlobRef, BlobStore, sqlx, sqlx::Row};
+
+pub const API_KEY: &str = "test-key-0123456789abcdef";
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub pki: pki::TestPki,
+    pub db: store::testing::TestDb,
+    pub formidler_blobs: BlobStore,
+    pub avsender: avsender::client::AvsenderClient,
+    pub http: reqwest::Client,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn mp_client(issuer: &str, client_id: &str, key: GrantKey) -> MaskinportenClient {
+    MaskinportenClient::new(
+        MaskinportenConfig {
+            issuer: issuer.into(),
+            token_endpoint: None,
+            client_id: client_id.into(),
+            refresh_margin_secs: 20,
+            grant_lifetime_secs: 60,
+        },
+        key,
+        reqwest::Client::new(),
+    )
+}
+
+/// An address nobody listens on.
+async fn closed_port() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{a}")
+}
+
+pub async fn start() -> World {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(tweak: impl FnOnce(&mut avsender::Config)) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let pki = pki::TestPki::load_or_init(dir.path().join("pki")).unwrap();
+    let env = |role: &str| {
+        let data_dir = dir.path().join(role);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        web::RoleEnv {
+            data_dir,
+            public_url: url::Url::parse(&format!("{base}/{role}")).unwrap(),
+            fnr_policy: domain::FnrPolicy::PERMISSIVE,
+        }
+    };
+    let issuer = format!("{base}/maskinporten/");
+    let db = store::testing::fresh_db().await;
+    let anchors = TrustAnchors::new(vec![pki.ca_cert().clone()]);
+
+    let mp = maskinporten::router(&maskinporten::Config::default(), &env("maskinporten"))
+        .await
+        .unwrap();
+    let krr = krr::router(&krr::Config::default(), &env("krr"))
+        .await
+        .unwrap();
+
+    let verifier = {
+        let mut jwks = JwksCache::new(format!("{issuer}jwk"), reqwest::Client::new());
+        jwks.min_refetch_interval = Duration::ZERO;
+        MaskinportenVerifier::from_jwt_verifier(JwtVerifier::new(issuer.clone(), jwks, None))
+    };
+    let formidler_cert = pki
+        .issue_enterprise(&pki::demo::formidler(), pki::demo::FORMIDLER_NAME)
+        .unwrap();
+    let nowhere = closed_port().await;
+    let formidler_blobs = BlobStore::memory();
+    let formidler_state = formidler::AppState::new(
+        formidler::Config {
+            providers: [
+                pki::demo::digipost(),
+                pki::demo::eboks(),
+                pki::demo::print(),
+            ]
+            .into_iter()
+            .map(|orgnr| formidler::ProviderRoute {
+                orgnr,
+                endpoint: url::Url::parse(&format!("{nowhere}/{orgnr}")).unwrap(),
+            })
+            .collect(),
+            delivery_workers: 1,
+            delivery_timeout_secs: 2,
+            ..Default::default()
+        },
+        formidler::Deps {
+            db: db.db().clone(),
+            blobs: formidler_blobs.clone(),
+            verifier: Arc::new(verifier),
+            tokens: Arc::new(mp_client(
+                &issuer,
+                defaults::FORMIDLER_CLIENT,
+                GrantKey::from_issued(&formidler_cert),
+            )),
+            signer: formidler::Signer {
+                orgnr: pki::demo::formidler().actor_id(),
+                cert: formidler_cert.cert().clone(),
+                key: formidler_cert.key().clone(),
+            },
+            anchors: anchors.clone(),
+            public_url: url::Url::parse(&format!("{base}/formidler")).unwrap(),
+        },
+    )
+    .unwrap();
+
+    let kommune = pki
+        .issue_enterprise(&pki::demo::kommune(), pki::demo::KOMMUNE_NAME)
+        .unwrap();
+    let tokens = Arc::new(mp_client(
+        &issuer,
+        defaults::KOMMUNE_CLIENT,
+        GrantKey::from_issued(&kommune),
+    ));
+    let mut cfg = avsender::Config {
+        api_keys: vec![ApiKey {
+            name: "test".into(),
+            secret: API_KEY.into(),
+        }],
+        poll_interval_ms: 50,
+        send_workers: 2,
+        http_timeout_secs: 10,
+        ..Default::default()
+    };
+    tweak(&mut cfg);
+    let mut chain = vec![kommune.cert().clone()];
+    chain.push(pki.ca_cert().clone());
+    let avsender_state = avsender::AppState::new(
+        cfg,
+        Deps {
+            db: db.db().clone(),
+            blobs: BlobStore::memory(),
+            tokens: tokens.clone(),
+            krr: KrrClient::new(
+                KrrConfig::new(format!("{base}/krr")),
+                tokens.clone(),
+                reqwest::Client::new(),
+            ),
+            signer: Signer {
+                orgnr: pki::demo::kommune().actor_id(),
+                chain,
+                key: kommune.key().clone(),
+            },
+            anchors,
+            formidler_url: url::Url::parse(&format!("{base}/formidler")).unwrap(),
+            formidler_orgnr: Some(pki::demo::formidler()),
+            data_dir: env("avsender").data_dir,
+            fnr_policy: domain::FnrPolicy::PERMISSIVE,
+        },
+    )
+    .unwrap();
+
+    let app = axum::Router::new()
+        .nest("/maskinporten", mp)
+        .nest("/krr", krr)
+        .nest("/formidler", formidler::router(formidler_state.clone()))
+        .nest("/avsender", avsender::router(avsender_state.clone()));
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = formidler::spawn_workers(formidler_state, rx.clone());
+    tasks.extend(avsender::spawn_workers(avsender_state, rx.clone()));
+    let mut srx = rx.clone();
+    tasks.push(tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = srx.wait_for(|s| *s).await;
+            })
+            .await
+            .unwrap();
+    }));
+    World {
+        base: base.clone(),
+        pki,
+        db,
+        formidler_blobs,
+        avsender: avsender::client::AvsenderClient::new(format!("{base}/avsender"), API_KEY),
+        http: reqwest::Client::new(),
+        dir,
+        stop,
+        tasks,
+    }
+}
+
+impl World {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+
+    /// Polls the letter until `done` holds (or panics after 30 s with the last view).
+    pub async fn wait_for(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..600 {
+            last = self.avsender.status(id).await.unwrap();
+            if done(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("letter {id} did not get there: {last:#}");
+    }
+
+    pub async fn wait_status(&self, id: &str, status: &str) -> Value {
+        self.wait_for(id, |v| v["status"] == status).await
+    }
+
+    /// The letter as the access point holds it: (receiver orgnr, message type, JWS, CMS).
+    pub async fn at_formidler(
+        &self,
+        message_id: &str,
+    ) -> Option<(String, String, String, Vec<u8>)> {
+        let row = sqlx::query(
+            "SELECT receiver_orgnr, message_type, forretningsmelding, dokumentpakke_sha256, \
+             dokumentpakke_size FROM formidler_messages WHERE message_id = $1",
+        )
+        .bind(message_id)
+        .fetch_optional(self.db.db().pool())
+        .await
+        .unwrap()?;
+        let sha: String = row.try_get("dokumentpakke_sha256").unwrap();
+        let size: i64 = row.try_get("dokumentpakke_size").unwrap();
+        let cms = self
+            .formidler_blobs
+            .get(&BlobRef {
+                sha256: sha,
+                size: size as u64,
+            })
+            .await
+            .unwrap();
+        Some((
+            row.try_get("receiver_orgnr").unwrap(),
+            row.try_get("message_type").unwrap(),
+            row.try_get("forretningsmelding").unwrap(),
+            cms.to_vec(),
+        ))
+    }
+
+    pub async fn formidler_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM formidler_messages")
+            .fetch_one(self.db.db().pool())
+            .await
+            .unwrap()
+    }
+
+    pub fn provider(&self, orgnr: Organisasjonsnummer, name: &str) -> pki::Issued {
+        self.pki.issue_enterprise(&orgnr, name).unwrap()
+    }
+
+    /// A provider hands a signed receipt for `letter_jws` to the access point, as corner 4
+    /// does (`POST /dpi/receipts` with its own Maskinporten token).
+    pub async fn provider_receipt(
+        &self,
+        provider: &pki::Issued,
+        client_id: &str,
+        letter_jws: &str,
+        kind: ReceiptKind,
+    ) -> reqwest::StatusCode {
+        let jws = self.sign_receipt(provider, letter_jws, kind);
+        let mp = mp_client(
+            &format!("{}/maskinporten/", self.base),
+            client_id,
+            GrantKey::from_issued(provider),
+        );
+        let token = mp
+            .token_for(web::auth::SCOPE_FORMIDLING, None)
+            .await
+            .unwrap()
+            .access_token;
+        self.http
+            .post(format!("{}/formidler/dpi/receipts", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/jwt")
+            .body(jws)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    pub fn sign_receipt(
+        &self,
+        provider: &pki::Issued,
+        letter_jws: &str,
+        kind: ReceiptKind,
+    ) -> String {
+        let (_, payload) = dpi::jws::decode_unverified(letter_jws).unwrap();
+        let letter = Sbd::parse(&payload).unwrap();
+        let issuer: ActorId = provider.orgnr().unwrap().actor_id();
+        let receipt = build_receipt(
+            &letter,
+            kind,
+            &issuer,
+            Timestamp::now(),
+            domain::MessageId::new(),
+        )
+        .unwrap();
+        sign_sbd(&receipt, provider.cert(), provider.key()).unwrap()
+    }
+
+    /// Puts a message straight into the access point's incoming table, as a compromised or
+    /// buggy access point would hand it out.
+    pub async fn inject_incoming(&self, id: &str, conversation_id: &str, jws: &str) {
+        sqlx::query(
+            "INSERT INTO formidler_incoming (id, conversation_id, message_type, recipient_orgnr, \
+             avsenderidentifikator, kanal, forretningsmelding, received_at) \
+             VALUES ($1, $2, 'leveringskvittering', $3, NULL, NULL, $4, $5)",
+        )
+        .bind(id)
+        .bind(conversation_id)
+        .bind(pki::demo::kommune().to_string())
+        .bind(jws)
+        .bind(store::to_ms(time::OffsetDateTime::now_utc()))
+        .execute(self.db.db().pool())
+        .await
+        .unwrap();
+    }
+}
+
+/// A letter for `pid` with one PDF and a lenke.
+pub fn letter(pid: &str) -> avsender::letter::LetterRequest {
+    serde_json::from_value(serde_json::json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "personidentifikator": pid,
+        "ikkesensitivtittel": "Tilbud om barnehageplass",
+        "sikkerhetsnivaa": 3,
+        "varsler": {"epost": {"tekst": "Du har fått brev fra kommunen."}},
+        "documents": [{
+            "filename": "tilbud.pdf",
+            "mime": "application/pdf",
+            "title": "Tilbud om barnehageplass",
+            "content_base64": "JVBERi0xLjQKJSBzYW1zcGlsbAo=",
+            "lenke": {
+                "url": "https://minside.kommune.no/barnehage/svar",
+                "beskrivelse": {"text": "Svar på tilbudet innen fristen.", "lang": "nb"},
+                "knapp_tekst": {"text": "Svar nå", "lang": "nb"}
+            }
+        }]
+    }))
+    .unwrap()
+}
+
+pub fn print_address() -> avsender::letter::UtskriftRequest {
+    serde_json::from_value(serde_json::json!({
+        "mottaker": {"navn": "Aud Testesen", "adresselinje1": "Storgata 1", "postnummer": "0155", "poststed": "Oslo"},
+        "retur": {"navn": "Samspill kommune", "adresselinje1": "Rådhuset", "postnummer": "0037", "poststed": "Oslo"},
+        "returposthaandtering": "MAKULERING_MED_MELDING"
+    }))
+    .unwrap()
+}
