@@ -12,6 +12,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -125,6 +126,28 @@ impl BlobStore {
         }
     }
 
+    /// The same backend seen under `namespace/`: each service that shares one store gets its
+    /// own namespace, so that one service deleting its copy of some content never removes
+    /// another's (content addressing would otherwise make them the same object).
+    /// `namespace` is one path segment of `[a-z0-9_-]`.
+    pub fn scoped(&self, namespace: &str) -> StoreResult<BlobStore> {
+        let ok = !namespace.is_empty()
+            && namespace
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(StoreError::config(
+                "blob namespace",
+                "must be one segment of a-z, 0-9, _ and -",
+            ));
+        }
+        Ok(BlobStore {
+            inner: Arc::new(PrefixStore::new(self.inner.clone(), namespace)),
+            backend: self.backend,
+            local_root: self.local_root.as_ref().map(|r| r.join(namespace)),
+        })
+    }
+
     /// Which backend this is.
     pub fn backend(&self) -> BlobBackendKind {
         self.backend
@@ -234,5 +257,31 @@ mod tests {
             };
             assert_eq!(r.validate().unwrap_err().code(), "blob_ref_malformed");
         }
+    }
+}
+
+#[cfg(test)]
+mod scoped_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn namespaces_do_not_share_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        for root in [BlobStore::memory(), BlobStore::local(dir.path()).unwrap()] {
+            let a = root.scoped("formidler").unwrap();
+            let b = root.scoped("postkasse").unwrap();
+            let blob = a.put(Bytes::from_static(b"the same letter")).await.unwrap();
+            assert_eq!(
+                b.put(Bytes::from_static(b"the same letter")).await.unwrap(),
+                blob
+            );
+            a.delete(&blob).await.unwrap();
+            assert!(!a.exists(&blob).await.unwrap());
+            assert!(b.exists(&blob).await.unwrap(), "{:?}", root.backend());
+            assert_eq!(&b.get(&blob).await.unwrap()[..], b"the same letter");
+        }
+        assert!(dir.path().join("postkasse/sha256").is_dir());
+        assert!(BlobStore::memory().scoped("../x").is_err());
+        assert!(BlobStore::memory().scoped("").is_err());
     }
 }
