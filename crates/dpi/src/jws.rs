@@ -164,7 +164,8 @@ pub fn verify(jws: &str) -> Result<VerifiedJws, JwsError> {
         .map(|c| {
             let der = crate::b64_std_decode(c)
                 .ok_or_else(|| JwsError::BadCertificate("x5c entry is not base64".into()))?;
-            X509::from_der(&der).map_err(|e| JwsError::BadCertificate(e.to_string()))
+            crate::certcache::x509_from_der(&der)
+                .map_err(|e| JwsError::BadCertificate(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let leaf = chain.first().ok_or(JwsError::MissingX5c)?;

@@ -11,6 +11,7 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod certcache;
 pub mod container;
 pub mod jws;
 pub mod letter;
