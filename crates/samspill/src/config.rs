@@ -29,6 +29,8 @@ pub struct Config {
     pub maskinporten: maskinporten::Config,
     pub krr: krr::Config,
     pub formidler: formidler::Config,
+    pub postkasse: postkasse::Config,
+    pub avsender: avsender::Config,
 }
 
 /// Where the national infrastructure is, for the roles that use it.
@@ -42,6 +44,15 @@ pub struct NationalConfig {
     pub maskinporten_jwks_uri: Option<String>,
     /// PEM files of the roots DPI certificates must chain to; empty = the test PKI's CA.
     pub trust_anchors: Vec<PathBuf>,
+    /// KRR base URL for the sender; default: this process's `krr` role.
+    /// Real test environment: `https://test.kontaktregisteret.no`.
+    pub krr_url: Option<url::Url>,
+    /// The access point senders send through and providers return receipts to; default:
+    /// this process's `formidler` role.
+    pub access_point_url: Option<url::Url>,
+    /// Organization number of that access point (issuer of the `feil` it writes itself);
+    /// default: the demo access point.
+    pub access_point_orgnr: Option<domain::Organisasjonsnummer>,
 }
 
 impl Default for Config {
@@ -59,6 +70,8 @@ impl Default for Config {
             maskinporten: Default::default(),
             krr: Default::default(),
             formidler: Default::default(),
+            postkasse: Default::default(),
+            avsender: Default::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::{config::Config, identity};
 pub struct Context {
     pub config: Config,
     pub db: store::Db,
+    /// The shared blob store; each role takes its own namespace (`scoped(<role>)`).
     pub blobs: store::BlobStore,
     pub public_url: url::Url,
     /// Flips to `true` when the server stops; background workers watch it.
@@ -80,7 +81,92 @@ pub const ALL: &[Role] = &[
         about: "DPI access point (corners 2/3): sender API, routing, delivery, receipts",
         build: |ctx| Box::pin(formidler_role(ctx)),
     },
+    Role {
+        name: "postkasse",
+        about: "Mailbox provider (corner 4): intake, letters per citizen, receipts, end-user API",
+        build: |ctx| Box::pin(postkasse_role(ctx)),
+    },
+    Role {
+        name: "avsender",
+        about: "Sender (corner 1): case-system API, KRR routing, sealing, sending, receipts",
+        build: |ctx| Box::pin(avsender_role(ctx)),
+    },
 ];
+
+async fn postkasse_role(ctx: &Context) -> anyhow::Result<axum::Router> {
+    let env = ctx.role_env("postkasse")?;
+    let mut cfg = ctx.config.postkasse.clone();
+    if cfg.maskinporten_issuer.is_none() {
+        cfg.maskinporten_issuer = ctx.config.national.maskinporten_issuer.clone();
+    }
+    if cfg.formidler_receipts_url.is_none() {
+        cfg.formidler_receipts_url = Some(url::Url::parse(&format!(
+            "{}/dpi/receipts",
+            access_point_url(ctx)?.as_str().trim_end_matches('/')
+        ))?);
+    }
+    let state =
+        postkasse::build(&cfg, &env, ctx.db.clone(), ctx.blobs.scoped("postkasse")?).await?;
+    ctx.keep(postkasse::spawn_workers(
+        state.clone(),
+        ctx.shutdown.clone(),
+    ));
+    Ok(postkasse::router(state))
+}
+
+fn access_point_url(ctx: &Context) -> anyhow::Result<url::Url> {
+    match &ctx.config.national.access_point_url {
+        Some(u) => Ok(u.clone()),
+        None => ctx.role_url("formidler"),
+    }
+}
+
+async fn avsender_role(ctx: &Context) -> anyhow::Result<axum::Router> {
+    let env = ctx.role_env("avsender")?;
+    let me = identity::load(
+        &ctx.config,
+        "avsender",
+        pki::demo::kommune(),
+        pki::demo::KOMMUNE_NAME,
+        maskinporten::fixtures::defaults::KOMMUNE_CLIENT,
+    )?;
+    let tokens = identity::token_source(&ctx.config, &ctx.public_url, &me)?;
+    let krr_url = match &ctx.config.national.krr_url {
+        Some(u) => u.to_string(),
+        None => ctx.role_url("krr")?.to_string(),
+    };
+    let krr = clients::krr::KrrClient::new(
+        clients::krr::KrrConfig::new(krr_url.trim_end_matches('/')),
+        tokens.clone(),
+        reqwest::Client::new(),
+    );
+    let deps = avsender::Deps {
+        db: ctx.db.clone(),
+        blobs: ctx.blobs.scoped("avsender")?,
+        tokens,
+        krr,
+        signer: avsender::Signer {
+            orgnr: me.actor(),
+            chain: std::iter::once(me.cert.clone())
+                .chain(me.chain.iter().cloned())
+                .collect(),
+            key: me.key.clone(),
+        },
+        anchors: identity::trust_anchors(&ctx.config)?,
+        formidler_url: access_point_url(ctx)?,
+        formidler_orgnr: Some(
+            ctx.config
+                .national
+                .access_point_orgnr
+                .unwrap_or_else(pki::demo::formidler),
+        ),
+        data_dir: env.data_dir.clone(),
+        fnr_policy: ctx.config.fnr_policy(),
+    };
+    let state = avsender::AppState::new(ctx.config.avsender.clone(), deps)?;
+    ctx.keep(avsender::spawn_workers(state.clone(), ctx.shutdown.clone()));
+    Ok(avsender::router(state))
+}
 
 async fn idporten_role(ctx: &Context) -> anyhow::Result<axum::Router> {
     idporten::router(&ctx.config.idporten, &ctx.role_env("idporten")?).await
@@ -123,7 +209,7 @@ async fn formidler_role(ctx: &Context) -> anyhow::Result<axum::Router> {
     }
     let deps = formidler::Deps {
         db: ctx.db.clone(),
-        blobs: ctx.blobs.clone(),
+        blobs: ctx.blobs.scoped("formidler")?,
         verifier: identity::verifier(&ctx.config, &ctx.public_url),
         tokens: identity::token_source(&ctx.config, &ctx.public_url, &me)?,
         signer: formidler::Signer {
