@@ -14,8 +14,22 @@ fn page_text(doc: &lopdf::Document, page: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reserved_citizens_letter_is_spooled_with_address_page_then_printed_and_returned() {
-    let w = World::start().await;
-    // Aud Testesen is reserved against digital post in KRR: her letters go to print.
+    let mut w = World::start().await;
+    // Aud Testesen is reserved against digital post in KRR: her letters go to print, sealed
+    // for the certificate KRR's print-certificate lookup publishes.
+    let aud = w
+        .krr
+        .lookup(&[krr::default_pids().reserved])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(aud.route(), clients::krr::Route::Print);
+    let print = w.krr.print_certificate().await.unwrap();
+    assert_eq!(
+        print.postkasseleverandoer_adresse,
+        pki::demo::print().to_string()
+    );
+    w.print_cert = pki::cert_from_b64(&print.x509_sertifikat).unwrap();
     let spec = print_letter(
         norsk("Aud Testesen", "Storgata 1", "0155", "Oslo"),
         Returposthaandtering::MakuleringMedMelding,
@@ -275,4 +289,137 @@ async fn a_tampered_letter_is_refused_with_feil() {
         "{status:?}"
     );
     assert_eq!(status.receipts[0].0, "feil");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_token_maskinporten_never_issued_gets_feil_klient() {
+    let w = World::start().await;
+    let spec = print_letter(
+        norsk("Aud Testesen", "Storgata 1", "0155", "Oslo"),
+        Returposthaandtering::DirekteRetur,
+        vec![pdf_doc("brev.pdf", DocumentRole::Hoveddokument, &["Hei"])],
+    );
+    // Every claim right, but signed by a key Maskinporten does not publish.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let forged = pki::SigningKey::generate()
+        .unwrap()
+        .sign_jwt(
+            &serde_json::json!({
+                "iss": format!("{}/maskinporten/", w.base),
+                "scope": "digitalpostinnbygger:send",
+                "client_id": maskinporten::defaults::KOMMUNE_CLIENT,
+                "consumer": {
+                    "authority": "iso6523-actorid-upis",
+                    "ID": format!("0192:{}", pki::demo::kommune()),
+                },
+                "iat": now,
+                "exp": now + 120,
+                "jti": uuid::Uuid::new_v4().to_string(),
+            }),
+            None,
+        )
+        .unwrap();
+    let (jwt, cms, sbd) = w.seal_with_token(&spec, &forged);
+    // The access point would refuse it (embedded token ≠ bearer): deliver directly.
+    assert_eq!(w.deliver_directly(&jwt, &cms, None).await, 202);
+    let status = w.wait_status(sbd.message_id(), utskrift::REJECTED).await;
+    let detail = status.detail.unwrap_or_default();
+    assert!(detail.contains("maskinportentoken"), "{detail}");
+    assert!(status.spool_path.is_none());
+    assert_eq!(status.receipts[0].0, "feil");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digital_letter_routed_to_print_gets_feil_klient() {
+    use dpi::message::{Digital, Personmottaker, Sikkerhetsnivaa};
+    let w = World::start().await;
+    let mut spec = print_letter(
+        norsk("Aud Testesen", "Storgata 1", "0155", "Oslo"),
+        Returposthaandtering::DirekteRetur,
+        vec![pdf_doc("brev.pdf", DocumentRole::Hoveddokument, &["Hei"])],
+    );
+    let avsender = spec.sbd.body.avsender().clone();
+    spec.sbd.header = dpi::message::Header::new(
+        MessageType::Digital,
+        &domain::ActorId::from(pki::demo::kommune()),
+        &domain::ActorId::from(pki::demo::print()),
+        domain::MessageId::new(),
+        domain::ConversationId::new(),
+        dpi::message::Process::Digital,
+        dpi::message::Timestamp(time::OffsetDateTime::now_utc()),
+        None,
+    );
+    spec.sbd.body = Body::Digital(Digital {
+        avsender,
+        mottaker: Personmottaker {
+            postkasseadresse: "aud.testesen#1".into(),
+        },
+        dokumentpakkefingeravtrykk: dpi::message::Dokumentpakkefingeravtrykk {
+            digest_method: dpi::message::SHA256_URI.into(),
+            digest_value: String::new(),
+        },
+        maskinportentoken: String::new(),
+        sikkerhetsnivaa: Sikkerhetsnivaa::Nivaa4,
+        virkningsdato: None,
+        virkningstidspunkt: None,
+        aapningskvittering: None,
+        ikkesensitivtittel: "Brev".into(),
+        spraak: "no".into(),
+        varsler: None,
+    });
+    spec.package.manifest.mottaker = Some(dpi::container::Mottaker {
+        personidentifikator: None,
+        postkasseadresse: "aud.testesen#1".into(),
+    });
+    let (jwt, cms, sbd) = w.seal(&spec).await;
+    assert_eq!(w.send(&jwt, &cms).await, 201);
+    let feil = w
+        .wait_receipt(sbd.conversation_id().unwrap(), MessageType::Feil)
+        .await;
+    let Body::Feil(f) = &feil.body else {
+        panic!("not a feil: {:?}", feil.body)
+    };
+    assert_eq!(f.feiltype, Feiltype::Klient);
+    assert!(
+        f.detaljer
+            .clone()
+            .unwrap_or_default()
+            .contains("not digital"),
+        "{:?}",
+        f.detaljer
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_batch_prints_only_what_is_due() {
+    let w = World::start().await;
+    let spec = print_letter(
+        norsk("Aud Testesen", "Storgata 1", "0155", "Oslo"),
+        Returposthaandtering::DirekteRetur,
+        vec![pdf_doc("brev.pdf", DocumentRole::Hoveddokument, &["Hei"])],
+    );
+    let (jwt, cms, sbd) = w.seal(&spec).await;
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(w.send(&jwt, &cms).await, 201);
+    let status = w.wait_status(sbd.message_id(), utskrift::SPOOLED).await;
+    w.wait_receipt(
+        sbd.conversation_id().unwrap(),
+        MessageType::Mottakskvittering,
+    )
+    .await;
+    // Planned for the next 14:00 UTC batch: today's or tomorrow's.
+    let date = status.batch_date.unwrap();
+    let tomorrow = (now + time::Duration::days(1)).date().to_string();
+    assert!(date == now.date().to_string() || date == tomorrow, "{date}");
+    let early = utskrift::run_due_batches(w.db.db(), now).await.unwrap();
+    assert_eq!(early.letters, 0);
+    let later = utskrift::run_due_batches(w.db.db(), now + time::Duration::hours(25))
+        .await
+        .unwrap();
+    assert_eq!(later.letters, 1);
+    w.wait_receipt(
+        sbd.conversation_id().unwrap(),
+        MessageType::Leveringskvittering,
+    )
+    .await;
 }

@@ -31,6 +31,8 @@ pub struct World {
     pub print_cert: X509,
     pub anchors: dpi::trust::TrustAnchors,
     pub http: reqwest::Client,
+    /// KRR as the sender sees it (reservations, the print certificate).
+    pub krr: clients::krr::KrrClient,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -136,8 +138,12 @@ impl World {
                 .unwrap();
         let u_state = utskrift::AppState::new(cfg, deps).unwrap();
 
+        let krr = krr::router(&krr::Config::default(), &env(dir.path(), &base, "krr"))
+            .await
+            .unwrap();
         let app = axum::Router::new()
             .nest("/maskinporten", mp)
+            .nest("/krr", krr)
             .nest("/formidler", formidler::router(f_state.clone()))
             .nest("/utskrift", utskrift::router(u_state.clone()));
         tokio::spawn(async move {
@@ -161,7 +167,13 @@ impl World {
             .unwrap()
             .cert()
             .clone();
+        let krr = clients::krr::KrrClient::new(
+            clients::krr::KrrConfig::new(format!("{base}/krr")),
+            Arc::new(sender.clone()),
+            http.clone(),
+        );
         World {
+            krr,
             base,
             db,
             dir,
@@ -188,13 +200,18 @@ impl World {
     /// Seals `spec` as the kommune for the print provider.
     pub async fn seal(&self, spec: &LetterSpec) -> (String, Vec<u8>, Sbd) {
         let token = self.send_token().await;
+        self.seal_with_token(spec, &token)
+    }
+
+    /// Seals `spec` with `token` embedded as its maskinportentoken.
+    pub fn seal_with_token(&self, spec: &LetterSpec, token: &str) -> (String, Vec<u8>, Sbd) {
         let chain = vec![self.sender_cert.cert().clone(), self.pki.ca_cert().clone()];
         let (sealed, sbd) = seal_letter(
             spec,
             &chain,
             self.sender_cert.key(),
             &self.print_cert,
-            &token,
+            token,
         )
         .unwrap();
         (sealed.jwt, sealed.cms, sbd)
