@@ -113,6 +113,20 @@ impl Db {
         Ok(())
     }
 
+    /// Starts a transaction meant to write. On SQLite it is `BEGIN IMMEDIATE`: the write lock
+    /// is taken up front (waiting up to `busy_timeout`), so a transaction that reads and then
+    /// writes cannot fail with "database is locked" when another writer committed in between,
+    /// as a deferred `BEGIN` can under WAL. On PostgreSQL it is a plain `BEGIN` (READ
+    /// COMMITTED): make writes that depend on a read conditional (`UPDATE … WHERE version = $n`)
+    /// or single-statement (`SET n = n + 1`), which is portable and safe on both.
+    pub async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        let begin = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        Ok(self.pool.begin_with(begin).await?)
+    }
+
     /// The pool, for queries of other crates.
     pub fn pool(&self) -> &AnyPool {
         &self.pool

@@ -49,6 +49,7 @@ fn db_tests() -> Vec<(&'static str, DbTest)> {
         enqueue_dedup_key_is_idempotent,
         enqueue_in_transaction_commits_or_vanishes_with_it,
         purge_done_keeps_unfinished_jobs,
+        concurrent_read_then_write_transactions_all_commit,
         payload_round_trips,
         concurrent_claimers_never_double_claim,
         backoff_schedule_doubles_and_caps,
@@ -413,6 +414,65 @@ async fn purge_done_keeps_unfinished_jobs(db: &TestDb) -> Result<()> {
     );
     let reused = jobs.enqueue("p", &3, Some("once"), now).await?;
     ensure!(reused.inserted, "a purged job's dedup key is free again");
+    Ok(())
+}
+
+/// 8 tasks x 25 read-modify-write transactions through `begin_write` with a compare-and-set
+/// update: every one must eventually commit (no "database is locked"), none may be lost.
+async fn concurrent_read_then_write_transactions_all_commit(db: &TestDb) -> Result<()> {
+    store::sqlx::query("CREATE TABLE rmw_counter (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)")
+        .execute(db.pool())
+        .await?;
+    store::sqlx::query("INSERT INTO rmw_counter (id, n) VALUES (1, 0)")
+        .execute(db.pool())
+        .await?;
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let db = db.db().clone();
+        handles.push(tokio::spawn(async move {
+            let mut retries = 0u32;
+            for _ in 0..25 {
+                loop {
+                    let mut tx = db.begin_write().await?;
+                    let n: i64 =
+                        store::sqlx::query_scalar("SELECT n FROM rmw_counter WHERE id = 1")
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    let updated =
+                        store::sqlx::query("UPDATE rmw_counter SET n = $1 WHERE id = 1 AND n = $2")
+                            .bind(n + 1)
+                            .bind(n)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    tx.commit().await?;
+                    if updated == 1 {
+                        break;
+                    }
+                    retries += 1;
+                }
+            }
+            Ok::<u32, anyhow::Error>(retries)
+        }));
+    }
+    let mut retries = Vec::new();
+    for h in handles {
+        retries.push(h.await??);
+    }
+    let n: i64 = store::sqlx::query_scalar("SELECT n FROM rmw_counter WHERE id = 1")
+        .fetch_one(db.pool())
+        .await?;
+    println!(
+        "  compare-and-set retries per task on {}: {retries:?}",
+        db.backend().name()
+    );
+    ensure!(n == 200, "counter {n}, expected 200");
+    if db.backend() == Backend::Sqlite {
+        ensure!(
+            retries.iter().all(|r| *r == 0),
+            "BEGIN IMMEDIATE serialises writers: {retries:?}"
+        );
+    }
     Ok(())
 }
 
