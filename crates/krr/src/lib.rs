@@ -436,3 +436,22 @@ async fn own_person(State(st): State<Arc<AppState>>, parts: Parts) -> Response {
         Err(p) => p.into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sibling_roles_share_the_prefix() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert_eq!(
+            sibling(&u("http://127.0.0.1:8080/krr"), "maskinporten"),
+            "http://127.0.0.1:8080/maskinporten"
+        );
+        assert_eq!(
+            sibling(&u("https://x.example/a/b/krr/"), "idporten"),
+            "https://x.example/a/b/idporten"
+        );
+        assert_eq!(sibling(&u("http://h/"), "idporten"), "http://h/idporten");
+    }
+}

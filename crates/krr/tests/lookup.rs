@@ -418,6 +418,41 @@ async fn hostile_input_gets_problem_json_never_500() {
         401,
         "unknown_kid",
     );
+    // Expired and future tokens signed with Maskinporten's own key.
+    let mp_key = s.pki.signing_key("maskinporten").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mp_claims = |iat: i64, exp: i64| {
+        json!({"iss": format!("{}/", s.base.replace("/krr", "/maskinporten")), "iat": iat, "exp": exp, "scope": KONTAKT,
+               "consumer": {"authority": "iso6523-actorid-upis", "ID": format!("0192:{}", defaults::kommune())}})
+    };
+    let expired = mp_key
+        .sign_jwt(&mp_claims(now - 600, now - 300), None)
+        .unwrap();
+    check(
+        s.raw(Some(&expired), "application/json", ok_body.clone())
+            .await,
+        401,
+        "token_expired",
+    );
+    let future = mp_key
+        .sign_jwt(&mp_claims(now + 600, now + 700), None)
+        .unwrap();
+    check(
+        s.raw(Some(&future), "application/json", ok_body.clone())
+            .await,
+        401,
+        "token_not_yet_valid",
+    );
+    let fresh = mp_key.sign_jwt(&mp_claims(now, now + 60), None).unwrap();
+    assert_eq!(
+        s.raw(Some(&fresh), "application/json", ok_body.clone())
+            .await
+            .0,
+        200
+    );
     check(
         s.raw(Some(&t), "text/plain", ok_body.clone()).await,
         415,
