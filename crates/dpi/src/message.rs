@@ -332,6 +332,7 @@ struct Actor {
 pub struct DocumentIdentification {
     pub standard: String,
     pub type_version: String,
+    #[serde(deserialize_with = "de_message_id")]
     pub instance_identifier: MessageId,
     /// Kept as received; [`Sbd::dpi_issues`] checks it equals the body key.
     #[serde(rename = "type")]
@@ -351,7 +352,11 @@ pub struct ScopeInformation {
 pub struct Scope {
     #[serde(rename = "type")]
     pub scope_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_conversation_id"
+    )]
     pub instance_identifier: Option<ConversationId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identifier: Option<String>,
@@ -1093,6 +1098,16 @@ impl Sbd {
                 format!("business message larger than {MAX_SBD_BYTES} bytes"),
             ));
         }
+        // Duplicate members are refused before anything else: parsers disagree on which one
+        // wins, and a signed message must mean the same thing to every reader.
+        if let Err(e) = serde_json::from_slice::<NoDuplicates>(json) {
+            let code = if e.to_string().contains(DUPLICATE) {
+                "sbd_duplicate_member"
+            } else {
+                MessageError::from_serde("", &e).code
+            };
+            return Err(MessageError::new(code, "", e.to_string()));
+        }
         let root: Value =
             serde_json::from_slice(json).map_err(|e| MessageError::from_serde("", &e))?;
         Self::from_value(root)
@@ -1358,6 +1373,83 @@ impl Sbd {
 
 // ---------------------------------------------------------------------------------------------
 // Small schema helpers
+
+const DUPLICATE: &str = "duplicate member";
+
+/// JSON schema `format: uuid`: the hyphenated RFC 4122 form only (no braces, URN or simple).
+fn is_hyphenated_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+fn strict_uuid<'de, D: Deserializer<'de>>(d: D) -> Result<uuid::Uuid, D::Error> {
+    let s = String::deserialize(d)?;
+    if !is_hyphenated_uuid(&s) {
+        return Err(de::Error::custom(format!("not a hyphenated UUID: {s:?}")));
+    }
+    uuid::Uuid::parse_str(&s).map_err(de::Error::custom)
+}
+
+fn de_message_id<'de, D: Deserializer<'de>>(d: D) -> Result<MessageId, D::Error> {
+    strict_uuid(d).map(MessageId)
+}
+
+fn de_conversation_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ConversationId>, D::Error> {
+    strict_uuid(d).map(|u| Some(ConversationId(u)))
+}
+
+/// Walks any JSON value and fails on an object with the same member twice.
+struct NoDuplicates;
+
+impl<'de> Deserialize<'de> for NoDuplicates {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicatesVisitor)
+    }
+}
+
+struct NoDuplicatesVisitor;
+
+impl<'de> de::Visitor<'de> for NoDuplicatesVisitor {
+    type Value = NoDuplicates;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_unit<E>(self) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<NoDuplicates, A::Error> {
+        while a.next_element::<NoDuplicates>()?.is_some() {}
+        Ok(NoDuplicates)
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut a: A) -> Result<NoDuplicates, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(k) = a.next_key::<String>()? {
+            if !seen.insert(k.clone()) {
+                return Err(de::Error::custom(format!("{DUPLICATE} `{k}`")));
+            }
+            a.next_value::<NoDuplicates>()?;
+        }
+        Ok(NoDuplicates)
+    }
+}
 
 fn chars(s: &str) -> usize {
     s.chars().count()

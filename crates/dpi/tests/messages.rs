@@ -314,6 +314,20 @@ fn every_schema_rule_has_a_code() {
         (
             "sbd_format",
             Box::new(|v| {
+                h(v)["documentIdentification"]["instanceIdentifier"] =
+                    json!("{4c96fb25-54b0-4560-a954-afdeed10077b}")
+            }),
+        ),
+        (
+            "sbd_format",
+            Box::new(|v| {
+                h(v)["businessScope"]["scope"][0]["instanceIdentifier"] =
+                    json!("b63b72a3ec7a4d7094f1699ef899864f")
+            }),
+        ),
+        (
+            "sbd_format",
+            Box::new(|v| {
                 h(v)["documentIdentification"]["creationDateAndTime"] =
                     json!("20xx-01-01T00:00:00Z")
             }),
@@ -333,6 +347,26 @@ fn every_schema_rule_has_a_code() {
         let e = r.expect_err(&format!("case {i} ({code}) accepted"));
         assert_eq!(e.code, code, "case {i}: {e}");
     }
+}
+
+#[test]
+fn duplicate_members_are_refused() {
+    let ok = serde_json::to_string(&digital_sample()).unwrap();
+    let dup = ok.replacen(
+        "\"spraak\":\"no\"",
+        "\"spraak\":\"no\",\"spraak\":\"en\"",
+        1,
+    );
+    assert_ne!(ok, dup);
+    assert_eq!(
+        Sbd::parse(dup.as_bytes()).unwrap_err().code,
+        "sbd_duplicate_member"
+    );
+    let dup = ok.replacen("\"varsler\":{", "\"varsler\":{\"x\":1,\"x\":2,", 1);
+    assert_eq!(
+        Sbd::parse(dup.as_bytes()).unwrap_err().code,
+        "sbd_duplicate_member"
+    );
 }
 
 #[test]
