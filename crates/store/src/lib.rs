@@ -17,7 +17,11 @@
 //! - ids (UUIDs) as `TEXT`, timestamps as `BIGINT` epoch milliseconds ([`jobs::to_ms`]),
 //!   JSON as `TEXT`, bytes as `BLOB` (SQLite) / `BYTEA` (PostgreSQL), flags as `BOOLEAN`;
 //! - `INSERT … ON CONFLICT … DO NOTHING/UPDATE` and `RETURNING` are fine on both;
-//! - decode integers as `i64` (SQLite has only 64-bit integers).
+//! - decode integers as `i64` (SQLite has only 64-bit integers);
+//! - open transactions that write with [`Db::begin_write`], not `pool().begin()`: on SQLite a
+//!   deferred transaction that reads before it writes fails with "database is locked" when
+//!   another writer commits in between; make writes that depend on a read conditional
+//!   (`UPDATE … WHERE version = $n`) so they are also safe under PostgreSQL's READ COMMITTED.
 //!
 //! SQLite is opened in WAL mode with `busy_timeout`, `foreign_keys = ON` and
 //! `synchronous = NORMAL`; the file and its parent folder are created if missing.
@@ -42,7 +46,7 @@
 //! small loop around it. See [`jobs`] for the life of a job.
 //!
 //! # Tests
-//! With the `testing` feature, [`testing::fresh_db`] gives each test a new migrated database
+//! With the `testing` feature, `testing::fresh_db()` gives each test a new migrated database
 //! on the backend named by `SAMSPILL_TEST_BACKEND` (`sqlite` default, or `postgres`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
