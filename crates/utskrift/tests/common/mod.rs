@@ -19,8 +19,22 @@ use openssl::x509::X509;
 use store::testing::TestDb;
 use time::OffsetDateTime;
 
+/// Knobs for the tests that take parts of the world down.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// Do not start the print provider's workers (see [`World::restart_utskrift`]).
+    pub no_utskrift_workers: bool,
+    /// Where the print provider sends receipts instead of the shared listener.
+    pub formidler_url: Option<String>,
+}
+
 pub struct World {
     pub base: String,
+    pub formidler: formidler::AppState,
+    pub utskrift_blobs: store::BlobStore,
+    u_cfg: utskrift::Config,
+    u_env: web::RoleEnv,
+    shutdown_rx: tokio::sync::watch::Receiver<bool>,
     pub db: TestDb,
     pub dir: tempfile::TempDir,
     pub pki: pki::TestPki,
@@ -68,6 +82,10 @@ fn client(base: &str, id: &str, key: GrantKey, http: reqwest::Client) -> Maskinp
 
 impl World {
     pub async fn start() -> World {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> World {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -131,12 +149,16 @@ impl World {
         let cfg = utskrift::Config {
             run_batch: false,
             max_retry_delay_secs: 1,
+            formidler_url: opts
+                .formidler_url
+                .as_deref()
+                .map(|u| url::Url::parse(u).unwrap()),
             ..utskrift::Config::default()
         };
-        let deps =
-            utskrift::Deps::from_env(&cfg, &u_env, db.db().clone(), store::BlobStore::memory())
-                .unwrap();
-        let u_state = utskrift::AppState::new(cfg, deps).unwrap();
+        let utskrift_blobs = store::BlobStore::memory();
+        let deps = utskrift::Deps::from_env(&cfg, &u_env, db.db().clone(), utskrift_blobs.clone())
+            .unwrap();
+        let u_state = utskrift::AppState::new(cfg.clone(), deps).unwrap();
 
         let krr = krr::router(&krr::Config::default(), &env(dir.path(), &base, "krr"))
             .await
@@ -150,8 +172,10 @@ impl World {
             axum::serve(listener, app).await.unwrap();
         });
         let (tx, rx) = tokio::sync::watch::channel(false);
-        formidler::spawn_workers(f_state, rx.clone());
-        utskrift::spawn_workers(u_state.clone(), rx);
+        formidler::spawn_workers(f_state.clone(), rx.clone());
+        if !opts.no_utskrift_workers {
+            utskrift::spawn_workers(u_state.clone(), rx.clone());
+        }
 
         let sender_cert = pki
             .issue_enterprise(&pki::demo::kommune(), pki::demo::KOMMUNE_NAME)
@@ -173,6 +197,11 @@ impl World {
             http.clone(),
         );
         World {
+            formidler: f_state,
+            utskrift_blobs,
+            u_cfg: cfg,
+            u_env,
+            shutdown_rx: rx,
             krr,
             base,
             db,
@@ -351,6 +380,20 @@ impl World {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A fresh print provider process on the same database and folders (a restart after a
+    /// crash): new state, new workers.
+    pub fn restart_utskrift(&self) {
+        let deps = utskrift::Deps::from_env(
+            &self.u_cfg,
+            &self.u_env,
+            self.db.db().clone(),
+            self.utskrift_blobs.clone(),
+        )
+        .unwrap();
+        let state = utskrift::AppState::new(self.u_cfg.clone(), deps).unwrap();
+        utskrift::spawn_workers(state, self.shutdown_rx.clone());
     }
 
     pub fn spool_dir(&self) -> PathBuf {
