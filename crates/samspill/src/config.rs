@@ -31,6 +31,7 @@ pub struct Config {
     pub formidler: formidler::Config,
     pub postkasse: postkasse::Config,
     pub avsender: avsender::Config,
+    pub utskrift: utskrift::Config,
 }
 
 /// Where the national infrastructure is, for the roles that use it.
@@ -72,6 +73,7 @@ impl Default for Config {
             formidler: Default::default(),
             postkasse: Default::default(),
             avsender: Default::default(),
+            utskrift: Default::default(),
         }
     }
 }
@@ -179,6 +181,9 @@ impl Config {
         tracing_subscriber_filter_ok(&self.log.filter).context("log.filter")?;
         self.database.validate()?;
         self.blobs.validate()?;
+        self.utskrift
+            .batch_hm()
+            .map_err(|e| anyhow::anyhow!("utskrift.{e}"))?;
         Ok(())
     }
 
@@ -261,13 +266,15 @@ fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// `SAMSPILL_…` variables that are not configuration keys: the config file path itself and
-/// the test harness's own settings.
-const NOT_CONFIG: &[&str] = &["SAMSPILL_CONFIG", "SAMSPILL_TEST_", "SAMSPILL_PYTHON"];
-
+/// Configuration variables are `SAMSPILL_DATA_DIR` and `SAMSPILL_<SECTION>__<KEY>`; other
+/// `SAMSPILL_…` variables (the config file path, CLI defaults such as `SAMSPILL_AVSENDER_URL`,
+/// the test harness's settings) are not configuration keys.
 fn config_env() -> config::Map<String, String> {
     std::env::vars()
-        .filter(|(k, _)| k.starts_with("SAMSPILL_") && !NOT_CONFIG.iter().any(|p| k.starts_with(p)))
+        .filter(|(k, _)| {
+            k.strip_prefix("SAMSPILL_")
+                .is_some_and(|rest| rest == "DATA_DIR" || rest.contains("__"))
+        })
         .collect()
 }
 

@@ -4,6 +4,8 @@
 
 mod cmd_dpi;
 mod cmd_pki;
+mod cmd_send;
+mod cmd_utskrift;
 mod config;
 mod identity;
 mod roles;
@@ -49,6 +51,10 @@ enum Command {
     Dpi(cmd_dpi::DpiArgs),
     /// The local test PKI for development and tests.
     Pki(cmd_pki::PkiArgs),
+    /// Send a letter through a running avsender role, and follow its status.
+    Send(cmd_send::SendArgs),
+    /// Print provider operations (returned mail, the print batch).
+    Utskrift(cmd_utskrift::UtskriftArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +72,16 @@ fn main() -> ExitCode {
         }
         Command::Dpi(args) => cmd_dpi::run(args),
         Command::Pki(args) => cmd_pki::run(args),
+        Command::Send(args) => cmd_send::run(args),
+        Command::Utskrift(args) => report(load(&cli.config).and_then(|cfg| {
+            runtime()?.block_on(async {
+                let db = store::Db::connect(&cfg.database)
+                    .await
+                    .context("database")?;
+                db.migrate().await.context("migrating")?;
+                cmd_utskrift::run(args, db).await
+            })
+        })),
         Command::Config => report(load(&cli.config).and_then(|cfg| {
             print!("{}", cfg.redacted_toml()?);
             Ok(())

@@ -87,6 +87,11 @@ pub const ALL: &[Role] = &[
         build: |ctx| Box::pin(postkasse_role(ctx)),
     },
     Role {
+        name: "utskrift",
+        about: "Print provider (corner 4): intake, print spool with address pages, receipts",
+        build: |ctx| Box::pin(utskrift_role(ctx)),
+    },
+    Role {
         name: "avsender",
         about: "Sender (corner 1): case-system API, KRR routing, sealing, sending, receipts",
         build: |ctx| Box::pin(avsender_role(ctx)),
@@ -112,6 +117,25 @@ async fn postkasse_role(ctx: &Context) -> anyhow::Result<axum::Router> {
         ctx.shutdown.clone(),
     ));
     Ok(postkasse::router(state))
+}
+
+async fn utskrift_role(ctx: &Context) -> anyhow::Result<axum::Router> {
+    let env = ctx.role_env("utskrift")?;
+    let mut cfg = ctx.config.utskrift.clone();
+    if cfg.maskinporten_issuer.is_none() {
+        cfg.maskinporten_issuer = ctx.config.national.maskinporten_issuer.clone();
+    }
+    if cfg.formidler_url.is_none() {
+        cfg.formidler_url = Some(access_point_url(ctx)?);
+    }
+    let mut deps =
+        utskrift::Deps::from_env(&cfg, &env, ctx.db.clone(), ctx.blobs.scoped("utskrift")?)?;
+    if !ctx.config.national.trust_anchors.is_empty() {
+        deps.anchors = identity::trust_anchors(&ctx.config)?;
+    }
+    let state = utskrift::AppState::new(cfg, deps)?;
+    ctx.keep(utskrift::spawn_workers(state.clone(), ctx.shutdown.clone()));
+    Ok(utskrift::router(state))
 }
 
 fn access_point_url(ctx: &Context) -> anyhow::Result<url::Url> {
