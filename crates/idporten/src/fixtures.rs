@@ -46,6 +46,9 @@ pub struct ClientRegistration {
     /// Scopes the client may ask for (`openid` is always allowed).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Issue one-time refresh tokens to this client (a per-client setting at ID-porten).
+    #[serde(default)]
+    pub refresh_tokens: bool,
     /// Sector identifier for the pairwise `sub`; clients of one sector see the same `sub`.
     /// Defaults to the client id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,6 +206,7 @@ fn default_fixtures(origin: &str) -> Fixtures {
             "profile".into(),
             "krr:user/kontaktinformasjon.read".into(),
         ],
+        refresh_tokens: true,
         sector: None,
     };
     let persons = [

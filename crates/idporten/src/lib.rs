@@ -7,7 +7,8 @@
 //!
 //! Clients and synthetic test persons come from a TOML fixture file (written with defaults on
 //! first start); the signing key and the pairwise salt are kept in the role's data folder.
-//! Sessions, pending logins, authorization codes and PAR request URIs live in memory only: a
+//! Sessions, pending logins, authorization codes, refresh tokens and PAR request URIs live
+//! in memory only: a
 //! restart logs everybody out, which is what a test IdP should do.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
@@ -59,6 +60,8 @@ pub struct Config {
     pub token_ttl_secs: u64,
     /// Lifetime of the single sign-on session in seconds.
     pub session_ttl_secs: u64,
+    /// Lifetime of a refresh token in seconds (for clients with `refresh_tokens = true`).
+    pub refresh_token_ttl_secs: u64,
     /// Largest accepted request body in bytes (token, PAR, login form).
     pub max_body_bytes: usize,
     /// Largest accepted `private_key_jwt` lifetime (`exp - iat`) in seconds.
@@ -74,6 +77,7 @@ impl Default for Config {
             login_ttl_secs: 900,
             token_ttl_secs: 120,
             session_ttl_secs: 1800,
+            refresh_token_ttl_secs: 8 * 3600,
             max_body_bytes: 64 * 1024,
             max_assertion_lifetime_secs: 120,
         }
@@ -162,12 +166,29 @@ pub(crate) struct Mem {
     pub codes: HashMap<String, authorize::CodeGrant>,
     /// SSO cookie value → session.
     pub sessions: HashMap<String, SsoSession>,
+    /// Refresh token → grant.
+    pub refresh: HashMap<String, RefreshGrant>,
     /// `jti` of accepted client assertions → their `exp`, to refuse replays.
     pub assertion_jtis: HashMap<String, i64>,
 }
 
 /// Upper bound on in-memory entries per map, so a flood of requests cannot exhaust memory.
 pub(crate) const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Debug, Clone)]
+pub(crate) struct RefreshGrant {
+    /// All refresh tokens descending from one login share a chain id, revoked together.
+    pub chain: String,
+    pub client_id: String,
+    pub pid: String,
+    pub sid: String,
+    pub acr: Acr,
+    pub auth_time: i64,
+    pub scope: Vec<String>,
+    pub lang: html::Lang,
+    pub created: Instant,
+    pub used: bool,
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct SsoSession {
@@ -305,7 +326,7 @@ async fn discovery(State(st): State<Arc<AppState>>) -> Response {
         "scopes_supported": ["openid", "profile"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
         "acr_values_supported": ["idporten-loa-substantial", "idporten-loa-high"],
         "ui_locales_supported": ["nb", "nn", "en"],
         "prompt_values_supported": ["login", "none"],

@@ -101,7 +101,12 @@ pub(crate) async fn end_session(
                 .map(|(k, _)| k.clone()),
             None => cookie_key.filter(|k| mem.sessions.contains_key(k)),
         };
-        key.and_then(|k| mem.sessions.remove(&k))
+        let ended = key.and_then(|k| mem.sessions.remove(&k));
+        // Logging out also ends what the session's refresh tokens could still obtain.
+        if let Some(s) = &ended {
+            mem.refresh.retain(|_, r| r.sid != s.sid);
+        }
+        ended
     };
     let iframes: Vec<String> = ended
         .iter()

@@ -1,6 +1,9 @@
 //! `/token` (authorization code grant, three client authentication methods) and `/userinfo`.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json,
@@ -14,10 +17,13 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    AppState, MAX_ENTRIES,
+    Acr, AppState, MAX_ENTRIES, RefreshGrant,
+    fixtures::Client,
+    html::Lang,
     jose::{Jws, b64},
     now,
     oauth::{OAuthError, Params, form_body, secret_eq},
+    random_token,
 };
 
 pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -241,16 +247,39 @@ fn token_inner(
 ) -> Result<Value, OAuthError> {
     let p = form_body(headers, body)?;
     let client_id = authenticate_client(st, headers, &p)?;
+    let client = st
+        .registry
+        .clients
+        .get(&client_id)
+        .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
     match p.get("grant_type") {
-        None => return Err(OAuthError::invalid_request("grant_type is missing")),
-        Some("authorization_code") => {}
-        Some(_) => {
-            return Err(OAuthError::new(
-                "unsupported_grant_type",
-                "only authorization_code is supported",
-            ));
-        }
+        None => Err(OAuthError::invalid_request("grant_type is missing")),
+        Some("authorization_code") => code_grant(st, &p, client),
+        Some("refresh_token") if client.reg.refresh_tokens => refresh_grant(st, &p, client),
+        Some("refresh_token") => Err(OAuthError::new(
+            "unauthorized_client",
+            "refresh tokens are not enabled for this client",
+        )),
+        Some(_) => Err(OAuthError::new(
+            "unsupported_grant_type",
+            "only authorization_code and refresh_token are supported",
+        )),
     }
+}
+
+/// What a token response is about, from a code or a refresh token.
+struct Grant {
+    pid: String,
+    sid: String,
+    acr: Acr,
+    auth_time: i64,
+    scope: Vec<String>,
+    lang: Lang,
+    nonce: Option<String>,
+}
+
+fn code_grant(st: &AppState, p: &Params, client: &Client) -> Result<Value, OAuthError> {
+    let client_id = &client.reg.client_id;
     let code = p
         .get("code")
         .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
@@ -268,7 +297,7 @@ fn token_inner(
             .codes
             .get_mut(code)
             .ok_or_else(|| OAuthError::invalid_grant("unknown or expired authorization code"))?;
-        if g.req.client_id != client_id {
+        if &g.req.client_id != client_id {
             return Err(OAuthError::invalid_grant(
                 "the code was issued to another client",
             ));
@@ -301,50 +330,174 @@ fn token_inner(
             "code_verifier does not match code_challenge",
         ));
     }
+    let g = Grant {
+        pid: grant.pid,
+        sid: grant.sid,
+        acr: grant.acr,
+        auth_time: grant.auth_time,
+        scope: grant.req.scope,
+        lang: grant.req.lang,
+        nonce: grant.req.nonce,
+    };
+    let refresh = client
+        .reg
+        .refresh_tokens
+        .then(|| new_refresh(st, client_id, &g, &random_token()))
+        .transpose()?;
+    issue(st, client, &g, true, refresh)
+}
 
-    let client = st
-        .registry
-        .clients
-        .get(&client_id)
-        .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+/// One-time refresh tokens (RFC 9700 §4.14.2): each use returns a new one; presenting a used
+/// one revokes the whole chain, since it means the token was stolen or replayed.
+fn refresh_grant(st: &AppState, p: &Params, client: &Client) -> Result<Value, OAuthError> {
+    let token = p
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let ttl = Duration::from_secs(st.cfg.refresh_token_ttl_secs);
+    let old = {
+        let mut mem = st.mem();
+        let r = mem.refresh.get_mut(token).ok_or_else(|| {
+            OAuthError::invalid_grant("unknown, expired or revoked refresh token")
+        })?;
+        if r.client_id != client.reg.client_id {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        if r.used {
+            let chain = r.chain.clone();
+            mem.refresh.retain(|_, x| x.chain != chain);
+            tracing::warn!(client = %client.reg.client_id, "refresh token reuse; chain revoked");
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was already used; the grant is revoked",
+            ));
+        }
+        r.used = true;
+        if r.created.elapsed() >= ttl {
+            return Err(OAuthError::invalid_grant("the refresh token has expired"));
+        }
+        r.clone()
+    };
+    let mut scope = old.scope.clone();
+    if let Some(asked) = p.get("scope") {
+        let asked: Vec<String> = asked
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(bad) = asked.iter().find(|s| !old.scope.contains(s)) {
+            return Err(OAuthError::new(
+                "invalid_scope",
+                format!("scope {bad} was not granted"),
+            ));
+        }
+        scope = asked;
+    }
+    let g = Grant {
+        pid: old.pid,
+        sid: old.sid,
+        acr: old.acr,
+        auth_time: old.auth_time,
+        scope,
+        lang: old.lang,
+        nonce: None,
+    };
+    let refresh = new_refresh(st, &client.reg.client_id, &g, &old.chain)?;
+    issue(st, client, &g, false, Some(refresh))
+}
+
+fn new_refresh(
+    st: &AppState,
+    client_id: &str,
+    g: &Grant,
+    chain: &str,
+) -> Result<String, OAuthError> {
+    let ttl = Duration::from_secs(st.cfg.refresh_token_ttl_secs);
+    let mut mem = st.mem();
+    mem.refresh.retain(|_, r| r.created.elapsed() < ttl);
+    if mem.refresh.len() >= MAX_ENTRIES {
+        return Err(OAuthError::new(
+            "temporarily_unavailable",
+            "too many refresh tokens",
+        ));
+    }
+    let token = random_token();
+    mem.refresh.insert(
+        token.clone(),
+        RefreshGrant {
+            chain: chain.to_owned(),
+            client_id: client_id.to_owned(),
+            pid: g.pid.clone(),
+            sid: g.sid.clone(),
+            acr: g.acr,
+            auth_time: g.auth_time,
+            scope: g.scope.clone(),
+            lang: g.lang,
+            created: Instant::now(),
+            used: false,
+        },
+    );
+    Ok(token)
+}
+
+fn issue(
+    st: &AppState,
+    client: &Client,
+    g: &Grant,
+    with_id_token: bool,
+    refresh: Option<String>,
+) -> Result<Value, OAuthError> {
+    let client_id = &client.reg.client_id;
     let t = now();
     let exp = t + st.cfg.token_ttl_secs as i64;
-    let sub = st.pairwise_sub(client.sector(), &grant.pid);
-    let locale = grant.req.lang.code();
-    let scope = grant.req.scope.join(" ");
-    let mut id = json!({
-        "iss": st.issuer, "aud": client_id, "sub": sub, "pid": grant.pid,
-        "acr": grant.acr.as_str(), "amr": ["TestID"], "auth_time": grant.auth_time,
-        "sid": grant.sid, "locale": locale, "iat": t, "exp": exp,
-        "jti": uuid::Uuid::new_v4().to_string(),
-    });
-    if let Some(n) = &grant.req.nonce {
-        set(&mut id, "nonce", json!(n));
-    }
-    let name = st.registry.person_name(&grant.pid);
-    if grant.req.scope.iter().any(|s| s == "profile")
-        && let Some(n) = name
-    {
-        set(&mut id, "name", json!(n));
-    }
-    let at = json!({
-        "iss": st.issuer, "aud": st.issuer, "sub": sub, "client_id": client_id,
-        "scope": scope, "pid": grant.pid, "acr": grant.acr.as_str(), "amr": ["TestID"],
-        "locale": locale, "iat": t, "exp": exp, "jti": uuid::Uuid::new_v4().to_string(),
-    });
+    let sub = st.pairwise_sub(client.sector(), &g.pid);
+    let locale = g.lang.code();
+    let scope = g.scope.join(" ");
     let fail = |_| {
         OAuthError::new("server_error", "token signing failed")
             .with_status(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
     };
-    let id_token = st.key.sign("JWT", &id).map_err(fail)?;
-    let access_token = st.key.sign("at+jwt", &at).map_err(fail)?;
-    Ok(json!({
-        "access_token": access_token,
-        "id_token": id_token,
+    let at = json!({
+        "iss": st.issuer, "aud": st.issuer, "sub": sub, "client_id": client_id,
+        "scope": scope, "pid": g.pid, "acr": g.acr.as_str(), "amr": ["TestID"],
+        "locale": locale, "iat": t, "exp": exp, "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    let mut out = json!({
+        "access_token": st.key.sign("at+jwt", &at).map_err(fail)?,
         "token_type": "Bearer",
         "expires_in": st.cfg.token_ttl_secs,
         "scope": scope,
-    }))
+    });
+    if with_id_token {
+        let mut id = json!({
+            "iss": st.issuer, "aud": client_id, "sub": sub, "pid": g.pid,
+            "acr": g.acr.as_str(), "amr": ["TestID"], "auth_time": g.auth_time,
+            "sid": g.sid, "locale": locale, "iat": t, "exp": exp,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        if let Some(n) = &g.nonce {
+            set(&mut id, "nonce", json!(n));
+        }
+        if g.scope.iter().any(|s| s == "profile")
+            && let Some(n) = st.registry.person_name(&g.pid)
+        {
+            set(&mut id, "name", json!(n));
+        }
+        set(
+            &mut out,
+            "id_token",
+            json!(st.key.sign("JWT", &id).map_err(fail)?),
+        );
+    }
+    if let Some(r) = refresh {
+        set(&mut out, "refresh_token", json!(r));
+        set(
+            &mut out,
+            "refresh_token_expires_in",
+            json!(st.cfg.refresh_token_ttl_secs),
+        );
+    }
+    Ok(out)
 }
 
 pub(crate) async fn userinfo(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {

@@ -959,3 +959,118 @@ async fn authorize_by_post_and_form_post_response_mode() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn one_time_refresh_tokens() {
+    let s = start(Config::default()).await;
+    let refresh =
+        |client: &'static str, secret: &'static str, token: String, scope: Option<&'static str>| {
+            let mut f = vec![
+                ("grant_type", "refresh_token".to_owned()),
+                ("refresh_token", token),
+            ];
+            if let Some(sc) = scope {
+                f.push(("scope", sc.to_owned()));
+            }
+            s.api
+                .post(s.url("/token"))
+                .basic_auth(client, Some(secret))
+                .form(&f)
+                .send()
+        };
+    let (code, v) = s.login(&s.http, "rp-a", &s.pid_a, SUB).await;
+    let t: Value = s
+        .token_basic("rp-a", SECRET_A, &code, &v)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r1 = t["refresh_token"].as_str().unwrap().to_owned();
+    assert!(t["refresh_token_expires_in"].as_u64().unwrap() > 0);
+
+    let r = refresh("rp-a", SECRET_A, r1.clone(), None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let t2: Value = r.json().await.unwrap();
+    let r2 = t2["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r2, "a new refresh token every time");
+    assert_eq!(
+        claims(t2["access_token"].as_str().unwrap())["pid"],
+        s.pid_a.as_str()
+    );
+    assert!(t2.get("id_token").is_none());
+
+    // Narrowing the scope is allowed, widening is not.
+    let r = refresh("rp-a", SECRET_A, r2.clone(), Some("openid altinn:x"))
+        .await
+        .unwrap();
+    assert_eq!(oauth_error(r).await.1, "invalid_scope");
+    // (That attempt used r2 up; get a fresh chain for the rest.)
+    let (code, v) = s.login(&s.http, "rp-a", &s.pid_a, SUB).await;
+    let t: Value = s
+        .token_basic("rp-a", SECRET_A, &code, &v)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let c1 = t["refresh_token"].as_str().unwrap().to_owned();
+    let t: Value = refresh("rp-a", SECRET_A, c1.clone(), Some("openid"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["scope"], "openid");
+    let c2 = t["refresh_token"].as_str().unwrap().to_owned();
+
+    // Another client cannot use it; replaying c1 revokes the chain, c2 included.
+    let r = refresh("rp-c", "secret-c", c2.clone(), None).await.unwrap();
+    assert_eq!(oauth_error(r).await.1, "invalid_grant");
+    let r = refresh("rp-a", SECRET_A, c1, None).await.unwrap();
+    let (_, e, d) = oauth_error(r).await;
+    assert_eq!(e, "invalid_grant");
+    assert!(d.contains("revoked"), "{d}");
+    let r = refresh("rp-a", SECRET_A, c2, None).await.unwrap();
+    assert_eq!(oauth_error(r).await.1, "invalid_grant");
+
+    // A client without refresh tokens, and an unknown token.
+    let r = refresh("rp-b", "secret-b", "x".into(), None).await.unwrap();
+    assert_eq!(oauth_error(r).await.1, "unauthorized_client");
+    let r = refresh("rp-a", SECRET_A, "forged".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(oauth_error(r).await.1, "invalid_grant");
+    let r = s
+        .api
+        .post(s.url("/token"))
+        .basic_auth("rp-a", Some(SECRET_A))
+        .form(&[("grant_type", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oauth_error(r).await.1, "invalid_request");
+
+    // Logout ends the refresh tokens of the session.
+    let (code, v) = s.login(&s.http, "rp-a", &s.pid_a, SUB).await;
+    let t: Value = s
+        .token_basic("rp-a", SECRET_A, &code, &v)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hint = t["id_token"].as_str().unwrap();
+    s.http
+        .get(s.url("/logout"))
+        .query(&[("id_token_hint", hint)])
+        .send()
+        .await
+        .unwrap();
+    let r = refresh(
+        "rp-a",
+        SECRET_A,
+        t["refresh_token"].as_str().unwrap().to_owned(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(oauth_error(r).await.1, "invalid_grant");
+}

@@ -29,6 +29,7 @@ fn registration(id: &str, origin: &str) -> ClientRegistration {
         post_logout_redirect_uris: vec![format!("{origin}/")],
         frontchannel_logout_uri: Some(format!("{origin}/auth/frontchannel-logout")),
         scopes: vec!["openid".into(), "profile".into()],
+        refresh_tokens: true,
         sector: None,
     }
 }

@@ -35,6 +35,7 @@ pub fn client(id: &str, origin: &str) -> ClientRegistration {
         post_logout_redirect_uris: vec![format!("{origin}/{id}/")],
         frontchannel_logout_uri: Some(format!("{origin}/{id}/frontchannel-logout")),
         scopes: vec!["openid".into(), "profile".into()],
+        refresh_tokens: id != "rp-b",
         sector: None,
     }
 }
