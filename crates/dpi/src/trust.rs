@@ -57,11 +57,23 @@ impl From<openssl::error::ErrorStack> for TrustError {
 #[derive(Debug, Clone, Default)]
 pub struct TrustAnchors {
     roots: Vec<X509>,
+    /// Issuing CAs offered as untrusted path-building helpers (the JWS `x5c` of Digdir-style
+    /// messages carries only the leaf).
+    intermediates: Vec<X509>,
 }
 
 impl TrustAnchors {
     pub fn new(roots: Vec<X509>) -> Self {
-        Self { roots }
+        Self {
+            roots,
+            intermediates: Vec::new(),
+        }
+    }
+
+    /// Add issuing CA certificates used to complete chains; they are not trusted by themselves.
+    pub fn with_intermediates(mut self, intermediates: Vec<X509>) -> Self {
+        self.intermediates.extend(intermediates);
+        self
     }
 
     /// No anchors: every chain is reported untrusted.
@@ -108,7 +120,7 @@ impl TrustAnchors {
         builder.set_param(&param)?;
         let store = builder.build();
         let mut untrusted = Stack::new()?;
-        for c in chain.iter().skip(1) {
+        for c in chain.iter().skip(1).chain(&self.intermediates) {
             untrusted.push(c.clone())?;
         }
         let mut ctx = X509StoreContext::new()?;

@@ -272,7 +272,10 @@ fn trust_org_number_both_styles() {
     pki.anchors().verify(&pki.chain_for(&new), at).unwrap();
     // leaf alone cannot chain to the root
     assert_eq!(
-        pki.anchors().verify(std::slice::from_ref(&new), at).unwrap_err().code(),
+        pki.anchors()
+            .verify(std::slice::from_ref(&new), at)
+            .unwrap_err()
+            .code(),
         "chain_untrusted"
     );
     // another PKI's root does not anchor it
@@ -340,6 +343,58 @@ fn receipts_answer_the_real_digital_letter() {
         assert!(!untrusted.valid);
         assert_eq!(untrusted.errors[0].code, "chain_untrusted_no_anchors");
     }
+    // The print process: mottak, levering, returpost; aapning is not allowed there.
+    let print = Sbd::parse(
+        &std::fs::read(
+            root.join(KOMPLETTE)
+                .join("utskrift-forretningsmelding.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let printer = domain::ActorId::parse("0192:974761076").unwrap();
+    for kind in [
+        ReceiptKind::Mottak,
+        ReceiptKind::Levering,
+        ReceiptKind::Returpost,
+    ] {
+        let r = build_receipt(&print, kind, &printer, now, domain::MessageId::new()).unwrap();
+        assert_eq!(r.dpi_issues(), vec![]);
+        assert_eq!(r.process(), Some(dpi::message::Process::Utskrift));
+    }
+    assert_eq!(
+        build_receipt(
+            &print,
+            ReceiptKind::Aapning,
+            &printer,
+            now,
+            domain::MessageId::new()
+        )
+        .unwrap_err()
+        .code(),
+        "receipt_not_allowed_in_process"
+    );
+    // A receipt cannot answer a receipt.
+    let r = build_receipt(
+        &letter,
+        ReceiptKind::Levering,
+        &provider,
+        now,
+        domain::MessageId::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        build_receipt(
+            &r,
+            ReceiptKind::Levering,
+            &provider,
+            now,
+            domain::MessageId::new()
+        )
+        .unwrap_err()
+        .code(),
+        "receipt_not_a_letter"
+    );
     // Mottakskvittering belongs to the print process only.
     let e = build_receipt(
         &letter,
