@@ -451,9 +451,16 @@ async fn a_citizen_can_never_reach_another_citizens_letters() {
             .status(),
         401
     );
-    let mut forged = kari.clone();
-    forged.pop();
-    forged.push('A');
+    // Kari's token with Sigrid's pid swapped in: the signature no longer holds.
+    let forged = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let parts: Vec<&str> = kari.split('.').collect();
+        let claims = String::from_utf8(b64.decode(parts[1]).unwrap()).unwrap();
+        let swapped = claims.replace(&c.pids.digipost, &c.pids.stale);
+        assert_ne!(claims, swapped);
+        format!("{}.{}.{}", parts[0], b64.encode(swapped), parts[2])
+    };
     assert_eq!(
         c.api_get("digipost", "/letters", &forged).await.status(),
         401
