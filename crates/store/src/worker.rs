@@ -122,13 +122,14 @@ async fn handle_one<F, Fut, E>(
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let work = handler(job.clone());
+    // A panicking handler fails the attempt instead of taking the worker loop down.
+    let work = std::panic::AssertUnwindSafe(handler(job.clone())).catch_unwind();
     tokio::pin!(work);
     let period = (options.lease / 3).max(Duration::from_millis(10));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let result = loop {
         tokio::select! {
-            result = &mut work => break result,
+            result = &mut work => break result.map(|r| r.map_err(|e| HandlerError(e.to_string()))),
             _ = ticker.tick() => {
                 if let Err(e) = jobs.heartbeat(&job, options.lease, OffsetDateTime::now_utc()).await {
                     tracing::warn!(job = %job.id, error = %e, "lease renewal failed");
@@ -136,6 +137,14 @@ async fn handle_one<F, Fut, E>(
             }
         }
     };
+    let result = result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(HandlerError(format!("handler panicked: {what}")))
+    });
     let outcome = match result {
         Ok(()) => jobs.complete(&job).await.map(|()| {
             stats.completed += 1;
@@ -161,6 +170,15 @@ async fn handle_one<F, Fut, E>(
             stats.lease_lost += 1;
         }
         tracing::warn!(job = %job.id, error = %e, "could not record job outcome");
+    }
+}
+
+/// A handler's error (or panic) as text, which is all `jobs.last_error` keeps.
+struct HandlerError(String);
+
+impl Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -59,6 +59,7 @@ fn db_tests() -> Vec<(&'static str, DbTest)> {
         lease_expired_on_last_attempt_goes_dead,
         killed_claimer_process_job_is_retried,
         worker_loop_processes_and_retries,
+        worker_renews_lease_and_survives_a_panicking_handler,
     ]
 }
 
@@ -907,6 +908,107 @@ async fn worker_loop_processes_and_retries(db: &TestDb) -> Result<()> {
     for id in ids {
         ensure!(jobs.get(id).await?.map(|j| j.state) == Some(JobState::Done));
     }
+    Ok(())
+}
+
+/// A handler that runs longer than the lease keeps its job (the loop heartbeats every third
+/// of the lease), and a handler that panics fails the attempt instead of killing the loop.
+async fn worker_renews_lease_and_survives_a_panicking_handler(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone()).with_policy(RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(10),
+        jitter: 0.0,
+    });
+    let slow = jobs
+        .enqueue("slow", &"slow", None, OffsetDateTime::now_utc())
+        .await?
+        .id;
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run_worker(
+        jobs.clone(),
+        "slow",
+        WorkerOptions {
+            worker_id: "slow-worker".into(),
+            lease: secs(3),
+            poll_min: Duration::from_millis(10),
+            poll_max: Duration::from_millis(50),
+        },
+        move |job| {
+            let mut release = release_rx.clone();
+            async move {
+                let what: String = job.payload_as()?;
+                if what == "panic" && job.attempts == 1 {
+                    panic!("handler bug");
+                }
+                if what == "slow" {
+                    release.wait_for(|r| *r).await?;
+                }
+                Ok::<(), anyhow::Error>(())
+            }
+        },
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    // Wait (bounded) until the slow job is claimed, then past its first lease.
+    let mut first_lease = None;
+    for _ in 0..600 {
+        if let Some(until) = jobs.get(slow).await?.and_then(|j| j.lease_until) {
+            first_lease = Some(until);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first_lease = first_lease.context("slow job never claimed")?;
+    while OffsetDateTime::now_utc() < first_lease + Duration::from_millis(500) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = OffsetDateTime::now_utc();
+    let running = jobs.get(slow).await?.context("exists")?;
+    let renewed = running.lease_until.context("still leased")?;
+    ensure!(
+        renewed > first_lease,
+        "lease not renewed: {renewed} vs {first_lease}"
+    );
+    ensure!(
+        jobs.claim("slow", "thief", secs(3), now).await?.is_none(),
+        "a renewed lease must not be claimable"
+    );
+    let _ = release_tx.send(true);
+    let panicky = jobs
+        .enqueue("slow", &"panic", None, OffsetDateTime::now_utc())
+        .await?
+        .id;
+    let mut states = (None, None);
+    for _ in 0..600 {
+        states = (
+            jobs.get(slow).await?.map(|j| j.state),
+            jobs.get(panicky)
+                .await?
+                .map(|j| (j.state, j.attempts, j.last_error)),
+        );
+        if states.0 == Some(JobState::Done) && matches!(states.1, Some((JobState::Done, _, _))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(());
+    let stats = worker.await??;
+    ensure!(states.0 == Some(JobState::Done), "{states:?}");
+    let (state, attempts, last_error) = states.1.context("panicky job exists")?;
+    ensure!(
+        state == JobState::Done && attempts == 2,
+        "{state:?} after {attempts}"
+    );
+    ensure!(
+        last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("handler panicked: handler bug")),
+        "{last_error:?}"
+    );
+    ensure!(stats.completed == 2 && stats.retried == 1, "{stats:?}");
     Ok(())
 }
 
