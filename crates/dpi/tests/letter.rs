@@ -373,6 +373,14 @@ prop_compose! {
         epost in prop::option::of(("[a-z]{1,10}@[a-z]{1,10}\\.no", "[a-zA-Z ]{1,100}", prop::collection::btree_set(0u8..=25, 1..5))),
         avsenderidentifikator in prop::option::of("[a-z0-9]{1,30}"),
         use_databehandler in prop::bool::ANY,
+        print in prop::option::of((
+            "[A-Za-zæøå ]{1,40}",
+            "[A-Za-z0-9 ]{1,40}",
+            "[0-9]{4}",
+            "[A-Za-z]{1,20}",
+            prop::option::of("[A-Z]{2}"),
+            prop::bool::ANY,
+        )),
     ) -> (LetterSpec, bool) {
         let mut docs = docs;
         for (i, d) in docs.iter_mut().enumerate() {
@@ -398,7 +406,50 @@ prop_compose! {
                 extra: Default::default(),
             });
         }
-        spec.package.manifest.avsender.avsenderidentifikator = avsenderidentifikator;
+        spec.package.manifest.avsender.avsenderidentifikator = avsenderidentifikator.clone();
+        if let Some((navn, linje, postnr, sted, landkode, farge)) = print {
+            let adr = match landkode {
+                None => AdresseInformasjon {
+                    navn: Some(navn),
+                    adresselinje1: Some(linje),
+                    postnummer: Some(postnr),
+                    poststed: Some(sted),
+                    ..Default::default()
+                },
+                Some(k) => AdresseInformasjon {
+                    navn: Some(navn),
+                    adresselinje1: Some(linje),
+                    adresselinje2: Some(format!("{postnr} {sted}")),
+                    landkode: Some(k),
+                    ..Default::default()
+                },
+            };
+            let mut av = Avsender::new(&ActorId::parse(AVSENDER).unwrap());
+            av.avsenderidentifikator = avsenderidentifikator;
+            spec.sbd.header = Header::new(
+                MessageType::Utskrift,
+                &ActorId::parse(sender).unwrap(),
+                &ActorId::parse("0192:974761076").unwrap(),
+                MessageId::new(),
+                ConversationId::new(),
+                Process::Utskrift,
+                Timestamp(at()),
+                None,
+            );
+            spec.sbd.body = Body::Utskrift(Utskrift {
+                avsender: av,
+                mottaker: adr.clone(),
+                dokumentpakkefingeravtrykk: placeholder_fp(),
+                maskinportentoken: String::new(),
+                utskriftstype: if farge { Utskriftstype::Farge } else { Utskriftstype::SortHvit },
+                retur: Retur {
+                    mottaker: adr,
+                    returposthaandtering: Returposthaandtering::DirekteRetur,
+                },
+                posttype: None,
+            });
+            spec.package.manifest.mottaker = None;
+        }
         (spec, use_databehandler)
     }
 }
@@ -420,9 +471,16 @@ proptest! {
         prop_assert_eq!(&got, &sent);
         // Every field of the spec, apart from the two that sealing fills in.
         let mut got_spec_body = got.body.clone();
-        if let (Body::Digital(g), Body::Digital(s)) = (&mut got_spec_body, &spec.sbd.body) {
-            g.dokumentpakkefingeravtrykk = s.dokumentpakkefingeravtrykk.clone();
-            g.maskinportentoken = s.maskinportentoken.clone();
+        match (&mut got_spec_body, &spec.sbd.body) {
+            (Body::Digital(g), Body::Digital(s)) => {
+                g.dokumentpakkefingeravtrykk = s.dokumentpakkefingeravtrykk.clone();
+                g.maskinportentoken = s.maskinportentoken.clone();
+            }
+            (Body::Utskrift(g), Body::Utskrift(s)) => {
+                g.dokumentpakkefingeravtrykk = s.dokumentpakkefingeravtrykk.clone();
+                g.maskinportentoken = s.maskinportentoken.clone();
+            }
+            _ => prop_assert!(false, "letter type changed"),
         }
         prop_assert_eq!(&got_spec_body, &spec.sbd.body);
         prop_assert_eq!(&got.header, &spec.sbd.header);
