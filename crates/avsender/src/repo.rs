@@ -43,7 +43,7 @@ pub async fn insert_letter(
     l: &NewLetter,
     now: OffsetDateTime,
 ) -> StoreResult<Inserted> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO avsender_letters (letter_id, request_sha256, request_json, status, \
          message_id, conversation_id, created_at, updated_at) \
@@ -311,7 +311,7 @@ pub async fn apply(
     info: &EventInfo<'_>,
     now: OffsetDateTime,
 ) -> StoreResult<Applied> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let r = apply_in(&mut tx, letter_id, event, info, now).await?;
     tx.commit().await?;
     Ok(r)
@@ -404,7 +404,7 @@ pub async fn apply_receipt(
     error_code: Option<&str>,
     now: OffsetDateTime,
 ) -> StoreResult<ReceiptOutcome> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let seen: Option<String> =
         sqlx::query_scalar("SELECT receipt_id FROM avsender_receipts WHERE receipt_id = $1")
             .bind(r.receipt_id)

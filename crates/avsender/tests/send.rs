@@ -432,7 +432,7 @@ async fn forged_and_misdirected_receipts_are_recorded_but_never_applied() {
 #[tokio::test]
 async fn the_api_refuses_what_it_cannot_take_with_problem_json() {
     let w = start().await;
-    let url = format!("{}/avsender/api/v1/letters", w.base);
+    let url = format!("{}/avsender/api/v1/letters", w.sender_base);
     let l = letter(&krr::default_pids().digipost);
 
     let r = w.http.post(&url).json(&l).send().await.unwrap();

@@ -27,16 +27,68 @@ use store::{BlobRef, BlobStore, sqlx, sqlx::Row};
 
 pub const API_KEY: &str = "test-key-0123456789abcdef";
 
+/// One server with its background workers; stopped gracefully or killed.
+pub struct Part {
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Part {
+    async fn serve(
+        listener: tokio::net::TcpListener,
+        app: axum::Router,
+        spawn: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>>,
+    ) -> Part {
+        let addr = listener.local_addr().unwrap();
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let mut tasks = spawn(rx.clone());
+        let mut srx = rx;
+        tasks.push(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = srx.wait_for(|s| *s).await;
+                })
+                .await
+                .unwrap();
+        }));
+        Part { addr, stop, tasks }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+
+    /// As a crash: every task dropped where it stands.
+    pub async fn kill(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
 pub struct World {
     pub dir: tempfile::TempDir,
     pub base: String,
+    pub formidler_base: String,
+    pub sender_base: String,
     pub pki: pki::TestPki,
     pub db: store::testing::TestDb,
     pub formidler_blobs: BlobStore,
+    pub avsender_blobs: BlobStore,
     pub avsender: avsender::client::AvsenderClient,
     pub http: reqwest::Client,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub cfg: avsender::Config,
+    pub core: Option<Part>,
+    pub formidler: Option<Part>,
+    pub sender: Option<Part>,
+    nowhere: String,
 }
 
 fn mp_client(issuer: &str, client_id: &str, key: GrantKey) -> MaskinportenClient {
@@ -54,11 +106,9 @@ fn mp_client(issuer: &str, client_id: &str, key: GrantKey) -> MaskinportenClient
 }
 
 /// An address nobody listens on.
-async fn closed_port() -> String {
+async fn closed_port() -> std::net::SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = l.local_addr().unwrap();
-    drop(l);
-    format!("http://{a}")
+    l.local_addr().unwrap()
 }
 
 pub async fn start() -> World {
@@ -66,86 +116,32 @@ pub async fn start() -> World {
 }
 
 pub async fn start_with(tweak: impl FnOnce(&mut avsender::Config)) -> World {
+    let w = start_down(tweak).await;
+    w.with_formidler().await.with_sender().await
+}
+
+/// Maskinporten and KRR only; the access point and the sender are started by
+/// [`World::with_formidler`] and [`World::with_sender`].
+pub async fn start_down(tweak: impl FnOnce(&mut avsender::Config)) -> World {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
     let pki = pki::TestPki::load_or_init(dir.path().join("pki")).unwrap();
-    let env = |role: &str| {
-        let data_dir = dir.path().join(role);
-        std::fs::create_dir_all(&data_dir).unwrap();
-        web::RoleEnv {
-            data_dir,
-            public_url: url::Url::parse(&format!("{base}/{role}")).unwrap(),
-            fnr_policy: domain::FnrPolicy::PERMISSIVE,
-        }
-    };
-    let issuer = format!("{base}/maskinporten/");
+    let env = |role: &str| role_env(dir.path(), &base, role);
     let db = store::testing::fresh_db().await;
-    let anchors = TrustAnchors::new(vec![pki.ca_cert().clone()]);
-
     let mp = maskinporten::router(&maskinporten::Config::default(), &env("maskinporten"))
         .await
         .unwrap();
     let krr = krr::router(&krr::Config::default(), &env("krr"))
         .await
         .unwrap();
-
-    let verifier = {
-        let mut jwks = JwksCache::new(format!("{issuer}jwk"), reqwest::Client::new());
-        jwks.min_refetch_interval = Duration::ZERO;
-        MaskinportenVerifier::from_jwt_verifier(JwtVerifier::new(issuer.clone(), jwks, None))
-    };
-    let formidler_cert = pki
-        .issue_enterprise(&pki::demo::formidler(), pki::demo::FORMIDLER_NAME)
-        .unwrap();
-    let nowhere = closed_port().await;
-    let formidler_blobs = BlobStore::memory();
-    let formidler_state = formidler::AppState::new(
-        formidler::Config {
-            providers: [
-                pki::demo::digipost(),
-                pki::demo::eboks(),
-                pki::demo::print(),
-            ]
-            .into_iter()
-            .map(|orgnr| formidler::ProviderRoute {
-                orgnr,
-                endpoint: url::Url::parse(&format!("{nowhere}/{orgnr}")).unwrap(),
-            })
-            .collect(),
-            delivery_workers: 1,
-            delivery_timeout_secs: 2,
-            ..Default::default()
-        },
-        formidler::Deps {
-            db: db.db().clone(),
-            blobs: formidler_blobs.clone(),
-            verifier: Arc::new(verifier),
-            tokens: Arc::new(mp_client(
-                &issuer,
-                defaults::FORMIDLER_CLIENT,
-                GrantKey::from_issued(&formidler_cert),
-            )),
-            signer: formidler::Signer {
-                orgnr: pki::demo::formidler().actor_id(),
-                cert: formidler_cert.cert().clone(),
-                key: formidler_cert.key().clone(),
-            },
-            anchors: anchors.clone(),
-            public_url: url::Url::parse(&format!("{base}/formidler")).unwrap(),
-        },
-    )
-    .unwrap();
-
-    let kommune = pki
-        .issue_enterprise(&pki::demo::kommune(), pki::demo::KOMMUNE_NAME)
-        .unwrap();
-    let tokens = Arc::new(mp_client(
-        &issuer,
-        defaults::KOMMUNE_CLIENT,
-        GrantKey::from_issued(&kommune),
-    ));
+    let app = axum::Router::new()
+        .nest("/maskinporten", mp)
+        .nest("/krr", krr);
+    let core = Part::serve(listener, app, |_| Vec::new()).await;
+    let formidler_addr = closed_port().await;
+    let sender_addr = closed_port().await;
     let mut cfg = avsender::Config {
         api_keys: vec![ApiKey {
             name: "test".into(),
@@ -154,71 +150,170 @@ pub async fn start_with(tweak: impl FnOnce(&mut avsender::Config)) -> World {
         poll_interval_ms: 50,
         send_workers: 2,
         http_timeout_secs: 10,
+        max_retry_delay_secs: 1,
         ..Default::default()
     };
     tweak(&mut cfg);
-    let mut chain = vec![kommune.cert().clone()];
-    chain.push(pki.ca_cert().clone());
-    let avsender_state = avsender::AppState::new(
-        cfg,
-        Deps {
-            db: db.db().clone(),
-            blobs: BlobStore::memory(),
-            tokens: tokens.clone(),
-            krr: KrrClient::new(
-                KrrConfig::new(format!("{base}/krr")),
-                tokens.clone(),
-                reqwest::Client::new(),
-            ),
-            signer: Signer {
-                orgnr: pki::demo::kommune().actor_id(),
-                chain,
-                key: kommune.key().clone(),
-            },
-            anchors,
-            formidler_url: url::Url::parse(&format!("{base}/formidler")).unwrap(),
-            formidler_orgnr: Some(pki::demo::formidler()),
-            data_dir: env("avsender").data_dir,
-            fnr_policy: domain::FnrPolicy::PERMISSIVE,
-        },
-    )
-    .unwrap();
-
-    let app = axum::Router::new()
-        .nest("/maskinporten", mp)
-        .nest("/krr", krr)
-        .nest("/formidler", formidler::router(formidler_state.clone()))
-        .nest("/avsender", avsender::router(avsender_state.clone()));
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let mut tasks = formidler::spawn_workers(formidler_state, rx.clone());
-    tasks.extend(avsender::spawn_workers(avsender_state, rx.clone()));
-    let mut srx = rx.clone();
-    tasks.push(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = srx.wait_for(|s| *s).await;
-            })
-            .await
-            .unwrap();
-    }));
     World {
         base: base.clone(),
+        formidler_base: format!("http://{formidler_addr}"),
+        sender_base: format!("http://{sender_addr}"),
         pki,
         db,
-        formidler_blobs,
-        avsender: avsender::client::AvsenderClient::new(format!("{base}/avsender"), API_KEY),
+        formidler_blobs: BlobStore::memory(),
+        avsender_blobs: BlobStore::memory(),
+        avsender: avsender::client::AvsenderClient::new(
+            format!("http://{sender_addr}/avsender"),
+            API_KEY,
+        ),
         http: reqwest::Client::new(),
+        cfg,
+        core: Some(core),
+        formidler: None,
+        sender: None,
+        nowhere: format!("http://{}", closed_port().await),
         dir,
-        stop,
-        tasks,
     }
 }
 
+fn role_env(dir: &std::path::Path, base: &str, role: &str) -> web::RoleEnv {
+    let data_dir = dir.join(role);
+    std::fs::create_dir_all(&data_dir).unwrap();
+    web::RoleEnv {
+        data_dir,
+        public_url: url::Url::parse(&format!("{base}/{role}")).unwrap(),
+        fnr_policy: domain::FnrPolicy::PERMISSIVE,
+    }
+}
+
+async fn bind(base: &str) -> tokio::net::TcpListener {
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    // The port was free a moment ago (or was ours until a stop); retry briefly.
+    for _ in 0..100 {
+        if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("cannot bind {addr}");
+}
+
 impl World {
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    fn issuer(&self) -> String {
+        format!("{}/maskinporten/", self.base)
+    }
+
+    /// Starts (or restarts) the access point on its fixed address, with the providers'
+    /// intake pointing at a closed port.
+    pub async fn with_formidler(mut self) -> World {
+        let issuer = self.issuer();
+        let verifier = {
+            let mut jwks = JwksCache::new(format!("{issuer}jwk"), reqwest::Client::new());
+            jwks.min_refetch_interval = Duration::ZERO;
+            MaskinportenVerifier::from_jwt_verifier(JwtVerifier::new(issuer.clone(), jwks, None))
+        };
+        let cert = self
+            .pki
+            .issue_enterprise(&pki::demo::formidler(), pki::demo::FORMIDLER_NAME)
+            .unwrap();
+        let state = formidler::AppState::new(
+            formidler::Config {
+                providers: [
+                    pki::demo::digipost(),
+                    pki::demo::eboks(),
+                    pki::demo::print(),
+                ]
+                .into_iter()
+                .map(|orgnr| formidler::ProviderRoute {
+                    orgnr,
+                    endpoint: url::Url::parse(&format!("{}/{orgnr}", self.nowhere)).unwrap(),
+                })
+                .collect(),
+                delivery_workers: 1,
+                delivery_timeout_secs: 2,
+                ..Default::default()
+            },
+            formidler::Deps {
+                db: self.db.db().clone(),
+                blobs: self.formidler_blobs.clone(),
+                verifier: Arc::new(verifier),
+                tokens: Arc::new(mp_client(
+                    &issuer,
+                    defaults::FORMIDLER_CLIENT,
+                    GrantKey::from_issued(&cert),
+                )),
+                signer: formidler::Signer {
+                    orgnr: pki::demo::formidler().actor_id(),
+                    cert: cert.cert().clone(),
+                    key: cert.key().clone(),
+                },
+                anchors: TrustAnchors::new(vec![self.pki.ca_cert().clone()]),
+                public_url: url::Url::parse(&self.formidler_base).unwrap(),
+            },
+        )
+        .unwrap();
+        let listener = bind(&self.formidler_base).await;
+        let app = formidler::router(state.clone());
+        self.formidler =
+            Some(Part::serve(listener, app, |rx| formidler::spawn_workers(state, rx)).await);
+        self
+    }
+
+    /// Starts (or restarts) the sender service on its fixed address.
+    pub async fn with_sender(mut self) -> World {
+        let issuer = self.issuer();
+        let kommune = self
+            .pki
+            .issue_enterprise(&pki::demo::kommune(), pki::demo::KOMMUNE_NAME)
+            .unwrap();
+        let tokens = Arc::new(mp_client(
+            &issuer,
+            defaults::KOMMUNE_CLIENT,
+            GrantKey::from_issued(&kommune),
+        ));
+        let chain = vec![kommune.cert().clone(), self.pki.ca_cert().clone()];
+        let state = avsender::AppState::new(
+            self.cfg.clone(),
+            Deps {
+                db: self.db.db().clone(),
+                blobs: self.avsender_blobs.clone(),
+                tokens: tokens.clone(),
+                krr: KrrClient::new(
+                    KrrConfig::new(format!("{}/krr", self.base)),
+                    tokens.clone(),
+                    reqwest::Client::new(),
+                ),
+                signer: Signer {
+                    orgnr: pki::demo::kommune().actor_id(),
+                    chain,
+                    key: kommune.key().clone(),
+                },
+                anchors: TrustAnchors::new(vec![self.pki.ca_cert().clone()]),
+                formidler_url: url::Url::parse(&self.formidler_base).unwrap(),
+                formidler_orgnr: Some(pki::demo::formidler()),
+                data_dir: role_env(self.dir.path(), &self.base, "avsender").data_dir,
+                fnr_policy: domain::FnrPolicy::PERMISSIVE,
+            },
+        )
+        .unwrap();
+        let base = self.avsender_base();
+        let listener = bind(&base).await;
+        let app = axum::Router::new().nest("/avsender", avsender::router(state.clone()));
+        self.sender =
+            Some(Part::serve(listener, app, |rx| avsender::spawn_workers(state, rx)).await);
+        self
+    }
+
+    pub fn avsender_base(&self) -> String {
+        self.sender_base.clone()
+    }
+
+    pub async fn stop(mut self) {
+        for p in [self.sender.take(), self.formidler.take(), self.core.take()]
+            .into_iter()
+            .flatten()
+        {
+            p.stop().await;
         }
     }
 
@@ -302,7 +397,7 @@ impl World {
             .unwrap()
             .access_token;
         self.http
-            .post(format!("{}/formidler/dpi/receipts", self.base))
+            .post(format!("{}/dpi/receipts", self.formidler_base))
             .bearer_auth(token)
             .header("content-type", "application/jwt")
             .body(jws)
