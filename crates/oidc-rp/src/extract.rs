@@ -2,7 +2,7 @@
 //! problem (API clients). `CitizenHigh` additionally steps up to `idporten-loa-high`.
 
 use axum::{
-    extract::{FromRef, FromRequestParts},
+    extract::{FromRef, FromRequestParts, OptionalFromRequestParts},
     http::{HeaderMap, Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
@@ -108,6 +108,26 @@ where
     }
 }
 
+/// `Option<Citizen>`: `None` when nobody is logged in (for pages that work either way).
+impl<S> OptionalFromRequestParts<S> for Citizen
+where
+    Rp: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match <Citizen as FromRequestParts<S>>::from_request_parts(parts, state).await {
+            Ok(c) => Ok(Some(c)),
+            Err(r) if r.status().is_server_error() => Err(r),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
 impl<S> FromRequestParts<S> for CitizenHigh
 where
     Rp: FromRef<S>,
@@ -116,7 +136,7 @@ where
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let c = Citizen::from_request_parts(parts, state).await?;
+        let c = <Citizen as FromRequestParts<S>>::from_request_parts(parts, state).await?;
         if c.acr < Acr::High {
             let rp = Rp::from_ref(state);
             return Err(reject(&rp, parts, Some(Acr::High)));

@@ -181,6 +181,8 @@ pub enum RpError {
     InvalidIdToken(String),
     #[error("level of assurance {got} is below the required {want}")]
     InsufficientAcr { got: String, want: &'static str },
+    #[error("the citizen must log in (again)")]
+    LoginRequired,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("configuration: {0}")]
@@ -194,6 +196,7 @@ impl RpError {
             RpError::TokenRefused { .. } => "token_refused",
             RpError::InvalidIdToken(_) => "invalid_id_token",
             RpError::InsufficientAcr { .. } => "insufficient_acr",
+            RpError::LoginRequired => "login_required",
             RpError::Store(_) => "session_store",
             RpError::Config(_) => "config",
         }
@@ -249,6 +252,8 @@ pub(crate) struct Inner {
     pub meta: RwLock<Option<Metadata>>,
     pub jwks: RwLock<(Vec<jose::Jwk>, Option<Instant>)>,
     pub pending: Mutex<HashMap<String, PendingLogin>>,
+    /// Serialises refreshes: refresh tokens are single use, so two at once would revoke them.
+    pub refresh_lock: tokio::sync::Mutex<()>,
 }
 
 impl Rp {
@@ -282,6 +287,7 @@ impl Rp {
             meta: RwLock::new(None),
             jwks: RwLock::new((Vec::new(), None)),
             pending: Mutex::new(HashMap::new()),
+            refresh_lock: tokio::sync::Mutex::new(()),
         })))
     }
 
@@ -484,6 +490,7 @@ impl Rp {
             .get("id_token")
             .and_then(Value::as_str)
             .ok_or_else(|| RpError::InvalidIdToken("the token response has no id_token".into()))?;
+        let t = now();
         let jws = jose::Jws::parse(id_token).map_err(|e| RpError::InvalidIdToken(e.to_string()))?;
         let keys = self.keys_for(jws.kid()).await?;
         jws.verify_with_jwks(&keys)
@@ -500,7 +507,6 @@ impl Rp {
             },
         )?;
         let secret = random_token();
-        let t = now();
         Ok((
             Session {
                 id: session_key(&secret),
@@ -512,12 +518,81 @@ impl Rp {
                 locale: c.locale,
                 name: c.name,
                 id_token: id_token.to_owned(),
+                access_token: tokens
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                access_token_expires_at: tokens
+                    .get("expires_in")
+                    .and_then(Value::as_i64)
+                    .map(|e| t + e),
+                refresh_token: tokens
+                    .get("refresh_token")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 auth_time: c.auth_time,
                 created_at: t,
                 expires_at: t + self.0.cfg.session_ttl_secs as i64,
             },
             secret,
         ))
+    }
+}
+
+impl Rp {
+    /// A current access token for calling APIs on the citizen's behalf, refreshed with the
+    /// session's refresh token when it is about to expire. `LoginRequired` when neither works
+    /// (refresh tokens not enabled, expired, or revoked by logout at ID-porten).
+    pub async fn access_token(&self, citizen: &Citizen) -> Result<String, RpError> {
+        let _one_at_a_time = self.0.refresh_lock.lock().await;
+        let mut s = self
+            .0
+            .store
+            .get(&citizen.session_id)
+            .await?
+            .ok_or(RpError::LoginRequired)?;
+        if let (Some(at), Some(exp)) = (&s.access_token, s.access_token_expires_at)
+            && exp - 10 > now()
+        {
+            return Ok(at.clone());
+        }
+        let rt = s.refresh_token.take().ok_or(RpError::LoginRequired)?;
+        let meta = self.metadata().await?;
+        let v = match self
+            .post_form(
+                &meta.token_endpoint,
+                vec![
+                    ("grant_type", "refresh_token".into()),
+                    ("refresh_token", rt),
+                ],
+            )
+            .await
+        {
+            Ok(v) => v,
+            Err(RpError::TokenRefused { error, .. }) => {
+                tracing::info!(error, "refresh refused; the citizen must log in again");
+                // The used token is worthless now; forget it.
+                self.0.store.put(&s).await?;
+                return Err(RpError::LoginRequired);
+            }
+            Err(e) => return Err(e),
+        };
+        let at = v
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| RpError::Provider("refresh answer without access_token".into()))?
+            .to_owned();
+        s.access_token = Some(at.clone());
+        s.access_token_expires_at = v
+            .get("expires_in")
+            .and_then(Value::as_i64)
+            .map(|e| now() + e);
+        s.refresh_token = v
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        self.0.store.put(&s).await?;
+        Ok(at)
     }
 }
 

@@ -107,6 +107,7 @@ fn error_page(e: &RpError) -> Response {
         RpError::Provider(_) => StatusCode::BAD_GATEWAY,
         RpError::Store(_) | RpError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         RpError::InsufficientAcr { .. } => StatusCode::FORBIDDEN,
+        RpError::LoginRequired => StatusCode::UNAUTHORIZED,
         _ => StatusCode::BAD_REQUEST,
     };
     page(

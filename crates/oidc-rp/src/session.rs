@@ -25,6 +25,14 @@ pub struct Session {
     pub name: Option<String>,
     /// Kept for `id_token_hint` at logout.
     pub id_token: String,
+    /// The latest access token for calling APIs as the citizen (e.g. KRR's `/rest/v1/person`).
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub access_token_expires_at: Option<i64>,
+    /// One-time refresh token, when the client has them enabled.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
     /// Unix seconds.
     pub auth_time: Option<i64>,
     pub created_at: i64,
@@ -111,6 +119,9 @@ mod tests {
             locale: None,
             name: None,
             id_token: String::new(),
+            access_token: None,
+            access_token_expires_at: None,
+            refresh_token: None,
             auth_time: None,
             created_at: 0,
             expires_at,

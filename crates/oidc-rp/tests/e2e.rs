@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::{Router, routing::get};
+use axum::{Router, extract::State, http::StatusCode, routing::get};
 use idporten::{ClientRegistration, Fixtures, TestPerson, synthetic_pid};
 use oidc_rp::{Citizen, CitizenHigh, ClientAuth, MemoryStore, Rp, RpConfig};
 use reqwest::Client;
@@ -42,9 +42,21 @@ async fn secure(CitizenHigh(c): CitizenHigh) -> String {
     format!("secure {}", c.acr.as_str())
 }
 
+async fn access_token(State(rp): State<Rp>, c: Citizen) -> Result<String, (StatusCode, String)> {
+    rp.access_token(&c)
+        .await
+        .map_err(|e| (StatusCode::UNAUTHORIZED, e.code().to_owned()))
+}
+
+async fn maybe(c: Option<Citizen>) -> String {
+    c.map_or("anonymous".into(), |c| c.pid)
+}
+
 fn app(rp: Rp) -> Router {
     Router::new()
         .route("/", get(|| async { "home" }))
+        .route("/at", get(access_token))
+        .route("/maybe", get(maybe))
         .route("/me", get(me))
         .route("/secure", get(secure))
         .with_state(rp.clone())
@@ -52,6 +64,10 @@ fn app(rp: Rp) -> Router {
 }
 
 async fn world() -> World {
+    world_with(idporten::Config::default()).await
+}
+
+async fn world_with(idp_cfg: idporten::Config) -> World {
     let dir = tempfile::tempdir().unwrap();
     let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
     let (li, la, lb) = (
@@ -92,9 +108,7 @@ async fn world() -> World {
         public_url: idp.parse().unwrap(),
         fnr_policy: domain::FnrPolicy::PERMISSIVE,
     };
-    let idp_router = idporten::router(&idporten::Config::default(), &env)
-        .await
-        .unwrap();
+    let idp_router = idporten::router(&idp_cfg, &env).await.unwrap();
     tokio::spawn(async move {
         axum::serve(li, Router::new().nest("/idporten", idp_router))
             .await
@@ -645,4 +659,59 @@ async fn bad_input_to_rp_routes_is_refused_safely() {
         r.headers()["location"].to_str().unwrap(),
         format!("{}/", w.a)
     );
+}
+
+#[tokio::test]
+async fn access_tokens_are_refreshed_until_idporten_logout() {
+    // Access tokens that are already stale when issued: every call refreshes.
+    let w = world_with(idporten::Config {
+        token_ttl_secs: 0,
+        ..Default::default()
+    })
+    .await;
+    let http = browser();
+    let (_, r) = walk(&http, format!("{}/me", w.a)).await;
+    log_in(
+        &http,
+        &r.text().await.unwrap(),
+        &w.pid,
+        "idporten-loa-substantial",
+    )
+    .await;
+    let (_, r) = walk(&http, format!("{}/me", w.b)).await;
+    assert_eq!(r.status(), 200, "B by single sign-on");
+
+    let claims = |jwt: &str| -> Value {
+        use base64::Engine;
+        let p = jwt.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (_, r) = walk(&http, format!("{}/at", w.a)).await;
+    let t1 = r.text().await.unwrap();
+    let (_, r) = walk(&http, format!("{}/at", w.a)).await;
+    let t2 = r.text().await.unwrap();
+    assert_ne!(claims(&t1)["jti"], claims(&t2)["jti"], "refreshed");
+    assert_eq!(claims(&t2)["pid"], w.pid.as_str());
+    assert_eq!(claims(&t2)["client_id"], "app-a");
+
+    // Option<Citizen> for pages that work with or without login.
+    let (_, r) = walk(&http, format!("{}/maybe", w.a)).await;
+    assert_eq!(r.text().await.unwrap(), w.pid);
+    let (_, r) = walk(&browser(), format!("{}/maybe", w.a)).await;
+    assert_eq!(r.text().await.unwrap(), "anonymous");
+
+    // Log out at ID-porten through A without loading the iframes: B's own session survives,
+    // but ID-porten revoked its refresh token, so B learns that the citizen must log in.
+    let (url, _) = walk(&http, format!("{}/auth/logout", w.a)).await;
+    assert!(url.starts_with(&format!("{}/logout", w.idp)));
+    let (_, r) = walk(&http, format!("{}/me", w.b)).await;
+    assert_eq!(r.status(), 200, "B's local session is still there");
+    let (_, r) = walk(&http, format!("{}/at", w.b)).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.text().await.unwrap(), "login_required");
 }
