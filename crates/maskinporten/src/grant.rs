@@ -136,7 +136,7 @@ pub(crate) fn accept(st: &AppState, assertion: &str, now: i64) -> Result<IssuedT
                 "{AUTH_FAILED} Client is not registered for certificate authentication (MP-120)"
             )));
         }
-        let leaf = st.pki.verify_x5c(&chain).map_err(|e| {
+        let leaf = pki::verify_chain(&st.anchors, &chain).map_err(|e| {
             OAuthError::grant(format!("{AUTH_FAILED} Invalid certificate: {e} (MP-120)"))
         })?;
         match pki::orgnr_of(&leaf) {

@@ -51,6 +51,10 @@ pub struct Config {
     /// Folder of the shared test PKI (trust anchor for `x5c`, the token-signing key).
     /// Relative paths are taken from the role's data folder; default `../pki`.
     pub pki_dir: PathBuf,
+    /// Further trust anchors (PEM files, relative to the data folder) for `x5c` chains, e.g.
+    /// the Buypass/Commfides test roots to accept real test enterprise certificates. The
+    /// test PKI's CA is always trusted.
+    pub trust_anchors: Vec<PathBuf>,
     /// Name of the PKI signing key that signs access tokens.
     pub signing_key: String,
     /// Further PKI key names published in the JWKS (old keys during a rotation).
@@ -74,6 +78,7 @@ impl Default for Config {
         Self {
             fixtures: PathBuf::from("maskinporten-fixtures.toml"),
             pki_dir: PathBuf::from("../pki"),
+            trust_anchors: Vec::new(),
             signing_key: "maskinporten".into(),
             published_keys: Vec::new(),
             token_ttl_secs: 120,
@@ -92,7 +97,8 @@ pub(crate) struct AppState {
     pub issuer: String,
     pub key: pki::SigningKey,
     pub jwks: pki::jose::Jwks,
-    pub pki: pki::TestPki,
+    /// Roots `x5c` chains must lead to.
+    pub anchors: Vec<openssl::x509::X509>,
     pub registry: fixtures::Registry,
     pub fnr_policy: domain::FnrPolicy,
     /// replay key -> unix time after which it may be forgotten
@@ -117,12 +123,22 @@ pub async fn router(cfg: &Config, env: &web::RoleEnv) -> anyhow::Result<Router> 
     for name in &cfg.published_keys {
         jwks.keys.push(pki.signing_key(name)?.jwk());
     }
+    let mut anchors = vec![pki.ca_cert().clone()];
+    for path in &cfg.trust_anchors {
+        let path = env.data_dir.join(path);
+        let pem = std::fs::read(&path)
+            .map_err(|e| anyhow::anyhow!("trust anchor {}: {e}", path.display()))?;
+        anchors.extend(
+            openssl::x509::X509::stack_from_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("trust anchor {}: {e}", path.display()))?,
+        );
+    }
     let state = AppState {
         cfg: cfg.clone(),
         issuer: issuer_for(&env.public_url),
         key,
         jwks,
-        pki,
+        anchors,
         registry,
         fnr_policy: env.fnr_policy,
         replay: Mutex::new(HashMap::new()),

@@ -16,7 +16,10 @@ struct Stand {
 }
 
 async fn start() -> Stand {
-    let dir = tempfile::tempdir().unwrap();
+    start_with(Config::default(), tempfile::tempdir().unwrap()).await
+}
+
+async fn start_with(cfg: Config, dir: tempfile::TempDir) -> Stand {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let public = format!("http://{addr}/maskinporten");
@@ -27,9 +30,7 @@ async fn start() -> Stand {
         public_url: url::Url::parse(&public).unwrap(),
         fnr_policy: domain::FnrPolicy::PERMISSIVE,
     };
-    let router = maskinporten::router(&Config::default(), &env)
-        .await
-        .unwrap();
+    let router = maskinporten::router(&cfg, &env).await.unwrap();
     let app = axum::Router::new().nest("/maskinporten", router);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let pki = pki::TestPki::load_or_init(dir.path().join("pki")).unwrap();
@@ -569,4 +570,31 @@ async fn hostile_input_gets_oauth_errors_never_500() {
         .await
         .unwrap();
     assert_eq!(r.status(), 405);
+}
+
+#[tokio::test]
+async fn configured_trust_anchor_admits_another_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = pki::TestPki::load_or_init(dir.path().join("other-ca")).unwrap();
+    let cert = other
+        .issue_enterprise(&defaults::kommune(), "Kommune med annen CA")
+        .unwrap();
+    let cfg = Config {
+        trust_anchors: vec!["../other-ca/ca.crt".into()],
+        ..Config::default()
+    };
+    let s = start_with(cfg, dir).await;
+    let claims = s.claims(defaults::KOMMUNE_CLIENT, "digitalpostinnbygger:send");
+    let (status, body) = s.grant(&sign(&Auth::Cert(&cert), &claims)).await;
+    assert_eq!(status, 200, "{body}");
+    // A third CA is still refused.
+    let third_dir = tempfile::tempdir().unwrap();
+    let third = pki::TestPki::load_or_init(third_dir.path()).unwrap();
+    let c3 = third.issue_enterprise(&defaults::kommune(), "X").unwrap();
+    let claims = s.claims(defaults::KOMMUNE_CLIENT, "digitalpostinnbygger:send");
+    assert_refused(
+        &s.grant(&sign(&Auth::Cert(&c3), &claims)).await,
+        "invalid_grant",
+        "MP-120",
+    );
 }
