@@ -8,9 +8,11 @@
 #![allow(clippy::expect_used, clippy::panic)]
 
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
 use tempfile::TempDir;
+use time::OffsetDateTime;
 use url::Url;
 
 use crate::blob::BlobStore;
@@ -125,10 +127,18 @@ pub async fn fresh_db_on(backend: Backend) -> TestDb {
         }
         Backend::Postgres => {
             let admin_url = pg_admin_url();
-            let name = format!("samspill_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+            // The creation time in the name lets later runs drop what killed runs left.
+            let name = format!(
+                "samspill_test_{}_{}",
+                OffsetDateTime::now_utc().unix_timestamp(),
+                hex::encode(rand::random::<[u8; 4]>())
+            );
             let mut admin = AnyConnection::connect(&admin_url)
                 .await
                 .unwrap_or_else(|e| panic!("PostgreSQL admin URL {admin_url}: {e}"));
+            if !STALE_SWEPT.swap(true, Ordering::Relaxed) {
+                drop_stale_test_databases(&mut admin).await;
+            }
             admin
                 .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .await
@@ -148,6 +158,36 @@ pub async fn fresh_db_on(backend: Backend) -> TestDb {
         .expect("connect to the test database");
     db.migrate().await.expect("migrate the test database");
     TestDb { db, url, guard }
+}
+
+/// Test databases older than this are left-overs of killed runs (a test takes seconds).
+const STALE_AFTER_SECS: i64 = 6 * 60 * 60;
+static STALE_SWEPT: AtomicBool = AtomicBool::new(false);
+
+/// Best effort, once per process: drops `samspill_test_<epoch>_<hex>` databases older than
+/// [`STALE_AFTER_SECS`] that a killed test process could not drop itself.
+async fn drop_stale_test_databases(admin: &mut AnyConnection) {
+    let names: Vec<String> = match sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'samspill_test_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    {
+        Ok(names) => names,
+        Err(_) => return,
+    };
+    let cutoff = OffsetDateTime::now_utc().unix_timestamp() - STALE_AFTER_SECS;
+    for name in names {
+        let created = name
+            .strip_prefix("samspill_test_")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<i64>().ok());
+        let safe = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if safe && created.is_some_and(|t| t < cutoff) {
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let _ = admin.execute(AssertSqlSafe(sql)).await;
+        }
+    }
 }
 
 impl Drop for TestDb {
