@@ -1,0 +1,181 @@
+//! Pushes N letters of ~100 KB through the whole chain on loopback — case system → avsender →
+//! formidler → postkasse → receipt → avsender, each role its own `samspill` process with its
+//! own database — and prints accepted/s, delivered/s, receipts/s and end-to-end latency.
+//! Run it with `scripts/bench-chain` (release build, SQLite and PostgreSQL).
+//!
+//! Settings (environment): `BENCH_LETTERS` (default 1000), `BENCH_CONCURRENCY` (default 32),
+//! `BENCH_DOC_BYTES` (default 100000), `SAMSPILL_TEST_BACKEND` (sqlite | postgres).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use base64::Engine;
+use common::{Cluster, krr_person};
+use futures::StreamExt;
+use store::sqlx;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn count(db: &store::Db, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(db.pool())
+        .await
+        .unwrap_or(0)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let n = env_usize("BENCH_LETTERS", 1000);
+    let concurrency = env_usize("BENCH_CONCURRENCY", 32);
+    let doc_bytes = env_usize("BENCH_DOC_BYTES", 100_000);
+    let backend = store::testing::test_backend();
+    // Workers sized for throughput; the access point and mailbox poll their queues fast.
+    let extra = r#"
+[formidler]
+delivery_workers = 8
+[postkasse]
+process_workers = 4
+receipt_workers = 4
+[avsender]
+send_workers = 8
+poll_interval_ms = 100
+poll_page_size = 500
+"#;
+    let c = Cluster::start(extra).await;
+    let data = c.data_dir();
+    let citizens = [
+        krr_person(&data, "hos Digipost"),
+        krr_person(&data, "hos e-Boks"),
+    ];
+    // Incompressible-ish content so the ASiC really is ~100 KB.
+    let mut content = vec![0u8; doc_bytes];
+    openssl::rand::rand_bytes(&mut content).unwrap();
+    let content_b64 = Arc::new(base64::engine::general_purpose::STANDARD.encode(&content));
+
+    println!(
+        "bench-chain: {n} letters of {doc_bytes} bytes, {concurrency} in flight, backend {}",
+        backend.name()
+    );
+    let started = Instant::now();
+    let http = c.http.clone();
+    let url = c.url("avsender", "/avsender/api/v1/letters");
+    let accepted = futures::stream::iter(0..n)
+        .map(|i| {
+            let http = http.clone();
+            let url = url.clone();
+            let pid = citizens[i % 2].clone();
+            let b64 = content_b64.clone();
+            async move {
+                let letter = serde_json::json!({
+                    "id": uuid::Uuid::new_v4().to_string(),
+                    "personidentifikator": pid,
+                    "ikkesensitivtittel": format!("Brev {i}"),
+                    "sikkerhetsnivaa": 3,
+                    "spraak": "NO",
+                    "documents": [{
+                        "filename": "brev.pdf",
+                        "mime": "application/pdf",
+                        "title": "Brev",
+                        "content_base64": *b64,
+                    }],
+                });
+                let r = http
+                    .post(&url)
+                    .header("x-api-key", common::API_KEY)
+                    .json(&letter)
+                    .send()
+                    .await;
+                matches!(r.map(|r| r.status().as_u16()), Ok(201))
+            }
+        })
+        .buffer_unordered(concurrency)
+        .filter(|ok| futures::future::ready(*ok))
+        .count()
+        .await;
+    let accept_secs = started.elapsed().as_secs_f64();
+
+    let pk = c.db("postkasse");
+    let av = c.db("avsender");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (mut delivered_at, mut receipts_at) = (None, None);
+    loop {
+        let stored = count(pk, "SELECT COUNT(*) FROM postkasse_letters").await as usize;
+        let done = count(
+            av,
+            "SELECT COUNT(*) FROM avsender_letters WHERE status = 'delivered'",
+        )
+        .await as usize;
+        if delivered_at.is_none() && stored >= accepted {
+            delivered_at = Some(started.elapsed().as_secs_f64());
+        }
+        if receipts_at.is_none() && done >= accepted {
+            receipts_at = Some(started.elapsed().as_secs_f64());
+        }
+        if (delivered_at.is_some() && receipts_at.is_some()) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // End-to-end latency per letter: accepted by the sender → its leveringskvittering applied.
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT l.created_at, h.at FROM avsender_letters l \
+         JOIN avsender_history h ON h.letter_id = l.letter_id AND h.status = 'delivered'",
+    )
+    .fetch_all(av.pool())
+    .await
+    .unwrap_or_default();
+    let mut lat: Vec<f64> = rows
+        .iter()
+        .map(|(a, b)| (*b - *a) as f64 / 1000.0)
+        .collect();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+
+    let rate = |secs: Option<f64>| match secs {
+        Some(s) if s > 0.0 => format!("{:.1}/s", accepted as f64 / s),
+        _ => "not finished".into(),
+    };
+    println!("backend:          {}", backend.name());
+    println!("letters accepted: {accepted}/{n} in {accept_secs:.2} s");
+    println!("accepted/s:       {:.1}/s", accepted as f64 / accept_secs);
+    println!(
+        "delivered/s:      {} (stored at the mailbox)",
+        rate(delivered_at)
+    );
+    println!(
+        "receipts/s:       {} (leveringskvittering applied at the sender)",
+        rate(receipts_at)
+    );
+    println!(
+        "latency e2e:      p50 {:.3} s, p99 {:.3} s, max {:.3} s ({} letters)",
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(f64::NAN),
+        lat.len()
+    );
+}
