@@ -4,7 +4,9 @@
 //!   token; answers in request order, fields filtered by the token's scopes, reservation
 //!   always returned.
 //! - `GET /rest/v2/printsertifikat`: the print provider's orgnr and certificate.
-//! - `GET /rest/v1/person`: the logged-in citizen's own entry, ID-porten access token.
+//! - `GET /rest/v1/person`: the logged-in citizen's own entry, ID-porten access token; with
+//!   `Accept: application/jose` the answer is a compact JWS (RS256, `x5c` of KRR's
+//!   enterprise certificate, Digdir's orgnr) over the same JSON.
 //!
 //! Errors are problem+json with stable codes: `unsupported_media_type` (415),
 //! `payload_too_large` (413), `invalid_request` (400, body not the documented JSON),
@@ -120,6 +122,8 @@ struct AppState {
     policy: FnrPolicy,
     maskinporten: MaskinportenVerifier,
     idporten: JwtVerifier,
+    /// Signs `application/jose` answers.
+    signer: pki::Issued,
 }
 
 /// Builds the router. Mount it anywhere; sibling-role defaults come from `env.public_url`.
@@ -163,7 +167,9 @@ pub async fn router(cfg: &Config, env: &web::RoleEnv) -> anyhow::Result<Router> 
         JwksCache::new(idp_jwks, http),
         cfg.idporten_audience.clone(),
     );
+    let signer = pki.issue_enterprise(&pki::demo::digdir(), pki::demo::DIGDIR_NAME)?;
     let state = AppState {
+        signer,
         cfg: cfg.clone(),
         fx,
         persons,
@@ -431,10 +437,29 @@ async fn own_person(State(st): State<Arc<AppState>>, parts: Parts) -> Response {
             .map_err(|e| Problem::unauthorized("invalid_pid", e.to_string()))?;
         Ok::<_, Problem>(st.person(&fnr.as_string(), access, st.now()))
     };
+    let wants_jose = parts
+        .headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("application/jose"));
     match inner.await {
+        Ok(p) if wants_jose => match sign_person(&st.signer, &p) {
+            Ok(jws) => ([(header::CONTENT_TYPE, "application/jose")], jws).into_response(),
+            Err(e) => Problem::internal(e).into_response(),
+        },
         Ok(p) => Json(p).into_response(),
         Err(p) => p.into_response(),
     }
+}
+
+/// The person as a compact JWS with KRR's certificate chain in `x5c`.
+fn sign_person(signer: &pki::Issued, p: &Person) -> Result<String, pki::jose::JoseError> {
+    let mut header = serde_json::Map::new();
+    header.insert("x5c".into(), serde_json::json!(signer.x5c()));
+    header.insert("typ".into(), "JOSE".into());
+    let payload = serde_json::to_value(p).map_err(|_| pki::jose::JoseError::Json)?;
+    pki::jose::sign(header, &payload, pki::jose::Alg::RS256, signer.key())
 }
 
 #[cfg(test)]

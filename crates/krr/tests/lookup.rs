@@ -365,6 +365,24 @@ async fn citizen_reads_own_entry_with_idporten_token() {
     );
     assert!(body.get("kontaktinformasjon").is_none());
 
+    // Signed answer on request: JWS with KRR's (Digdir's) certificate in x5c.
+    let r = s
+        .http
+        .get(format!("{}/rest/v1/person", s.base))
+        .header("accept", "application/jose")
+        .bearer_auth(token(good.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/jose");
+    let jws = pki::jose::decode(&r.text().await.unwrap()).unwrap();
+    let x5c: Vec<String> = serde_json::from_value(jws.header["x5c"].clone()).unwrap();
+    let leaf = s.pki.verify_x5c(&x5c).unwrap();
+    assert_eq!(pki::orgnr_of(&leaf).unwrap().to_string(), "991825827");
+    assert!(jws.verify(&leaf.public_key().unwrap()).unwrap());
+    assert_eq!(jws.claims["personidentifikator"], json!(p.eboks));
+
     let mut c = good.clone();
     c["scope"] = json!("openid profile");
     assert_eq!(get(token(c)).await.0, 403);

@@ -61,6 +61,12 @@ pub fn print() -> Organisasjonsnummer {
 }
 pub const PRINT_NAME: &str = "Samspill utskrift";
 
+/// Digdir (the real orgnr), who runs KRR; signs KRR's `application/jose` answers.
+pub fn digdir() -> Organisasjonsnummer {
+    fixed("991825827", 94_600_000)
+}
+pub const DIGDIR_NAME: &str = "Digitaliseringsdirektoratet (Samspill test)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,7 +87,8 @@ mod tests {
         let mut s: Vec<String> = all.iter().map(|o| o.to_string()).collect();
         s.sort();
         s.dedup();
-        assert_eq!(s.len(), 6);
+        assert_eq!(s.len(), 7);
+        assert_eq!(digdir().to_string(), "991825827");
         assert_eq!(digipost().to_string(), "984661185");
         assert_eq!(eboks().to_string(), "996460320");
     }
