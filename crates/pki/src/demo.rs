@@ -80,6 +80,7 @@ mod tests {
             digipost(),
             eboks(),
             print(),
+            digdir(),
         ];
         for o in &all {
             assert!(Organisasjonsnummer::parse(&o.to_string()).is_ok());
