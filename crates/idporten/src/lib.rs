@@ -8,8 +8,19 @@
 //! Clients and synthetic test persons come from a TOML fixture file (written with defaults on
 //! first start); the signing key and the pairwise salt are kept in the role's data folder.
 //! Sessions, pending logins, authorization codes, refresh tokens and PAR request URIs live
-//! in memory only: a
-//! restart logs everybody out, which is what a test IdP should do.
+//! in memory only: a restart logs everybody out, which is what a test IdP should do. To
+//! rotate the signing key, move [`KEY_FILE`] to [`PREVIOUS_KEY_FILE`] and restart.
+//!
+//! Endpoints (relative to the role's public URL, which is also the issuer): discovery at
+//! `/.well-known/openid-configuration`, `/jwks.json`, `/authorize` (GET and POST), `/login`
+//! (the form behind it), `/par`, `/token` (authorization code, one-time refresh tokens),
+//! `/userinfo`, `/logout` (end session).
+//!
+//! Known differences from the real service: one host serves everything (the real one puts
+//! `/authorize` and `/logout` on `login.` hosts); only `idporten-loa-substantial` and
+//! `-high` (legacy `Level3`/`Level4`; `low` maps to substantial); no request objects,
+//! `authorization_details`, introspection or revocation endpoints; access tokens have the
+//! issuer as `aud`; `amr` is always `["TestID"]`.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
     test,
