@@ -252,7 +252,6 @@ impl Deps {
             .unwrap_or_else(|| format!("{}/", sibling(&env.public_url, "maskinporten")));
         let mut tenants = Vec::new();
         for p in &cfg.providers {
-            let (cert, key) = tenant_certificate(&pki, &p.orgnr, &p.name)?;
             let issued = pki.issue_enterprise(&p.orgnr, &p.name)?;
             let client = MaskinportenClient::new(
                 MaskinportenConfig {
@@ -269,8 +268,8 @@ impl Deps {
                 slug: p.slug.clone(),
                 orgnr: p.orgnr,
                 name: p.name.clone(),
-                cert,
-                key,
+                cert: issued.cert().clone(),
+                key: issued.key().clone(),
                 tokens: Arc::new(client),
             });
         }
@@ -402,6 +401,16 @@ impl AppState {
         repo::receipts_of(&self.0.deps.db, &tenant.to_string(), message_id).await
     }
 
+    /// Where a received message is: `(state, reason)` with state `received` (waiting for
+    /// processing), `stored` or `rejected`. For operators and tests.
+    pub async fn inbound_status(
+        &self,
+        tenant: &Organisasjonsnummer,
+        message_id: &str,
+    ) -> store::StoreResult<Option<(String, Option<String>)>> {
+        repo::inbound_status(&self.0.deps.db, &tenant.to_string(), message_id).await
+    }
+
     /// How many letters a tenant has stored (all citizens), for operators and tests.
     pub async fn letter_count(&self, tenant: &Organisasjonsnummer) -> store::StoreResult<i64> {
         repo::letter_count(&self.0.deps.db, &tenant.to_string()).await
@@ -421,7 +430,8 @@ impl AppState {
             };
             let fnr = domain::Fodselsnummer::parse(&p.pid, &FnrPolicy::PERMISSIVE)
                 .map_err(|e| anyhow::anyhow!("KRR fixture person: {e}"))?;
-            let name = p.note.split(':').next().map(str::trim);
+            // Fixture notes read "Name: what the row demonstrates".
+            let name = p.note.split_once(':').map(|(n, _)| n.trim());
             upsert_citizen(&self.0.deps.db, &tenant.orgnr, addr, &fnr, name).await?;
             n += 1;
         }

@@ -144,7 +144,16 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
             )
         }
     };
-    let receipt = sign_receipt(&tenant, &sbd, kind, now).await?;
+    let receipt = match sign_receipt(&tenant, &sbd, kind, now).await {
+        Ok(r) => Some(r),
+        // A message no receipt can answer (itself a receipt, no usable conversation or
+        // sender): refused without one.
+        Err(ReceiptFailure::Build(e)) => {
+            tracing::warn!(message_id = payload.message_id, error = %e, "no receipt possible");
+            None
+        }
+        Err(ReceiptFailure::Other(e)) => return Err(e),
+    };
     let letter = match &verdict {
         Verdict::Accept(l) => Some(l.as_ref()),
         Verdict::Reject(_) => None,
@@ -155,7 +164,7 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
         &payload.tenant,
         &payload.message_id,
         letter,
-        &receipt,
+        receipt.as_ref(),
         reason.as_deref(),
         OffsetDateTime::now_utc(),
     )
@@ -175,13 +184,28 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
     Ok(())
 }
 
+pub(crate) enum ReceiptFailure {
+    /// The letter cannot be answered with this receipt (permanent).
+    Build(dpi::receipt::ReceiptError),
+    Other(ProcessError),
+}
+
+impl From<ReceiptFailure> for crate::service::ServiceError {
+    fn from(e: ReceiptFailure) -> Self {
+        match e {
+            ReceiptFailure::Build(b) => crate::service::ServiceError::Internal(b.to_string()),
+            ReceiptFailure::Other(o) => o.into(),
+        }
+    }
+}
+
 /// Signs a receipt answering `letter` as `tenant` (an RSA operation: off the async threads).
 pub(crate) async fn sign_receipt(
     tenant: &Tenant,
     letter: &Sbd,
     kind: ReceiptKind,
     now: OffsetDateTime,
-) -> Result<repo::NewReceipt, ProcessError> {
+) -> Result<repo::NewReceipt, ReceiptFailure> {
     let kind_key = kind.message_type().key();
     let receipt = build_receipt(
         letter,
@@ -190,14 +214,15 @@ pub(crate) async fn sign_receipt(
         Timestamp(now),
         MessageId::new(),
     )
-    .map_err(|e| ProcessError::Retry(format!("building the receipt: {e}")))?;
+    .map_err(ReceiptFailure::Build)?;
+    let other = |m: String| ReceiptFailure::Other(ProcessError::Retry(m));
     let id = receipt.message_id().to_string();
     let cert = tenant.cert.clone();
     let key = tenant.key.clone();
     let jws = tokio::task::spawn_blocking(move || sign_sbd(&receipt, &cert, &key))
         .await
-        .map_err(|e| ProcessError::Retry(format!("signing: {e}")))?
-        .map_err(|e| ProcessError::Retry(format!("signing the receipt: {e}")))?;
+        .map_err(|e| other(format!("signing: {e}")))?
+        .map_err(|e| other(format!("signing the receipt: {e}")))?;
     Ok(repo::NewReceipt {
         id,
         kind: kind_key,
@@ -264,7 +289,10 @@ async fn judge(
                 )));
             }
         }
-        Err(p) if p.code == "token_expired" => {}
+        // Signature and issuer are checked before these: the token is Maskinporten's. Its
+        // lifetime was judged against the message (open_letter), and its audience is the
+        // access point's API, not ours; the consumer was compared by open_letter.
+        Err(p) if p.code == "token_expired" || p.code == "wrong_audience" => {}
         Err(p) if p.status >= 500 => {
             return Err(ProcessError::Retry(format!(
                 "verifying the maskinportentoken: {p}"

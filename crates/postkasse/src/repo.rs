@@ -40,7 +40,7 @@ pub async fn insert_inbound(
     m: &NewInbound<'_>,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO postkasse_inbound (tenant, message_id, forretningsmelding, \
          dokumentpakke_sha256, dokumentpakke_size, state, received_at) \
@@ -99,6 +99,24 @@ pub async fn get_inbound(
             size: r.try_get("dokumentpakke_size")?,
             state: r.try_get("state")?,
         })
+    })
+    .transpose()
+}
+
+pub async fn inbound_status(
+    db: &Db,
+    tenant: &str,
+    message_id: &str,
+) -> StoreResult<Option<(String, Option<String>)>> {
+    let row = sqlx::query(
+        "SELECT state, reason FROM postkasse_inbound WHERE tenant = $1 AND message_id = $2",
+    )
+    .bind(tenant)
+    .bind(message_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| -> StoreResult<(String, Option<String>)> {
+        Ok((r.try_get("state")?, r.try_get("reason")?))
     })
     .transpose()
 }
@@ -239,11 +257,11 @@ pub async fn finish_inbound(
     tenant: &str,
     message_id: &str,
     letter: Option<&NewLetter>,
-    receipt: &NewReceipt,
+    receipt: Option<&NewReceipt>,
     reason: Option<&str>,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let moved = sqlx::query(
         "UPDATE postkasse_inbound SET state = $3, reason = $4, processed_at = $5 \
          WHERE tenant = $1 AND message_id = $2 AND state = $6",
@@ -309,7 +327,9 @@ pub async fn finish_inbound(
             .await?;
         }
     }
-    queue_receipt_in(&mut tx, jobs, tenant, message_id, receipt, now).await?;
+    if let Some(receipt) = receipt {
+        queue_receipt_in(&mut tx, jobs, tenant, message_id, receipt, now).await?;
+    }
     tx.commit().await?;
     Ok(true)
 }
@@ -715,7 +735,7 @@ pub async fn accept_opening_receipt(
     receipt: &NewReceipt,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let n = sqlx::query(
         "UPDATE postkasse_letters SET receipt_accepted_at = $3, \
          opened_at = COALESCE(opened_at, $3) \

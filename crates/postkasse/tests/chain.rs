@@ -811,3 +811,47 @@ async fn the_service_pages_filters_searches_and_moves_between_folders() {
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_receipt_sent_as_a_letter_is_refused_without_an_answer() {
+    let c = start().await;
+    let tenant = pki::demo::digipost();
+    // A well-formed, signed leveringskvittering posted where letters go.
+    let letter = spec(&LetterOpts::to(tenant, &c.kari_address(), "Original")).sbd;
+    let kommune = &c.kommune_cert;
+    let receipt = dpi::receipt::build_receipt(
+        &letter,
+        dpi::receipt::ReceiptKind::Levering,
+        &pki::demo::kommune().actor_id(),
+        dpi::message::Timestamp::now(),
+        domain::MessageId::new(),
+    )
+    .unwrap();
+    let jwt = dpi::receipt::sign_sbd(&receipt, kommune.cert(), kommune.key()).unwrap();
+    let sealed = dpi::letter::SealedLetter {
+        jwt,
+        cms: b"not cms at all".to_vec(),
+    };
+    let token = c.formidler_token().await;
+    assert_eq!(
+        c.post_inbound("digipost", Some(&token), &sealed)
+            .await
+            .status(),
+        202
+    );
+    let id = receipt.message_id().to_string();
+    let mut status = None;
+    for _ in 0..200 {
+        status = c.postkasse.inbound_status(&tenant, &id).await.unwrap();
+        if status.as_ref().is_some_and(|(s, _)| s != "received") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (state, reason) = status.unwrap();
+    assert_eq!(state, "rejected");
+    assert!(reason.unwrap().contains("letter_is_receipt"));
+    assert!(c.postkasse.receipts(&tenant, &id).await.unwrap().is_empty());
+    assert_eq!(c.postkasse.letter_count(&tenant).await.unwrap(), 0);
+    c.stop().await;
+}
