@@ -37,13 +37,22 @@ async fn start() -> Stand {
             fnr_policy: domain::FnrPolicy::PERMISSIVE,
         }
     };
-    let mp_router = maskinporten::router(&Default::default(), &env("maskinporten"))
+    // One PKI for every test run (load-or-init under cargo's per-target scratch folder):
+    // RSA key generation dominates start-up otherwise.
+    let pki_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("krr-lookup-pki");
+    let mp_cfg = maskinporten::Config {
+        pki_dir: pki_dir.clone(),
+        ..Default::default()
+    };
+    let krr_cfg = krr::Config {
+        pki_dir: pki_dir.clone(),
+        ..Default::default()
+    };
+    let mp_router = maskinporten::router(&mp_cfg, &env("maskinporten"))
         .await
         .unwrap();
-    let krr_router = krr::router(&krr::Config::default(), &env("krr"))
-        .await
-        .unwrap();
-    let pki = pki::TestPki::load_or_init(dir.path().join("pki")).unwrap();
+    let krr_router = krr::router(&krr_cfg, &env("krr")).await.unwrap();
+    let pki = pki::TestPki::load_or_init(&pki_dir).unwrap();
     // An ID-porten issuer of our own: a JWKS route and a key we sign citizen tokens with.
     let idporten_key = pki.signing_key("test-idporten").unwrap();
     let jwks = pki::jose::Jwks {
