@@ -135,6 +135,17 @@ async fn code_flow_issues_contract_tokens_and_userinfo() {
     let cb = claims(tb["id_token"].as_str().unwrap());
     assert_eq!(cb["sid"], c["sid"]);
     assert_ne!(cb["sub"], c["sub"]);
+    // Pairwise sub is stable: the next login to the same client gets the same one.
+    let (code2, v2) = s.login(&browser(), "rp-a", &s.pid_a, SUB).await;
+    let t2: Value = s
+        .token_basic("rp-a", SECRET_A, &code2, &v2)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let c2 = claims(t2["id_token"].as_str().unwrap());
+    assert_eq!(c2["sub"], c["sub"]);
+    assert_ne!(c2["sid"], c["sid"], "another browser, another session");
     let (code_c, vc) = s.login(&s.http, "rp-c", &s.pid_a, SUB).await;
     let r = reqwest::Client::new()
         .post(s.url("/token"))
@@ -173,6 +184,11 @@ async fn step_up_prompt_login_and_prompt_none() {
     assert_eq!(r.status(), 400);
     let r = s.submit_login(&s.http, &page, &s.pid_a, HIGH).await;
     assert_eq!(r.status(), 303);
+
+    // Legacy acr_values: Level4 is high, so the high session answers at once.
+    let mut p = s.params("rp-a", &ch);
+    p.push(("acr_values".into(), "Level4".into()));
+    assert_eq!(s.authorize(&s.http, &p).await.status(), 303);
 
     // prompt=login always shows the form, even with a session.
     let mut p = s.params("rp-a", &ch);

@@ -10,7 +10,7 @@
 //! let app = Router::new()
 //!     .route("/", get(|c: Citizen| async move { c.pid }))
 //!     .with_state(rp.clone())            // or any state with `Rp: FromRef<S>`
-//!     .nest("/auth", oidc_rp::router(rp)); // cfg.base_path = "/auth"
+//!     .nest("/auth", oidc_rp::router(rp)); // base_path = "/auth", cookie_path = "/"
 //! ```
 //!
 //! ## Against the real ID-porten
@@ -131,9 +131,12 @@ pub struct RpConfig {
     pub base_path: String,
     /// Where to go after login when no (safe) `return_to` was given.
     pub default_return_to: String,
+    /// Session cookie name. Apps that share a host (as under `samspill serve`) need distinct
+    /// names or distinct `cookie_path`s, or they overwrite each other's cookie.
     pub cookie_name: String,
     /// Set the `Secure` cookie attribute; on everywhere but plain-HTTP development.
     pub cookie_secure: bool,
+    /// `Path` of the session cookie: the app's own prefix (e.g. `/postkasse`).
     pub cookie_path: String,
     pub session_ttl_secs: u64,
     /// Send the authorization request by PAR when the provider offers it.
@@ -161,7 +164,7 @@ impl Default for RpConfig {
             default_return_to: "/postkasse/".into(),
             cookie_name: "samspill_session".into(),
             cookie_secure: true,
-            cookie_path: "/".into(),
+            cookie_path: "/postkasse".into(),
             session_ttl_secs: 8 * 3600,
             use_par: false,
             clock_skew_secs: 30,

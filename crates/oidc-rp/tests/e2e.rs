@@ -126,6 +126,7 @@ async fn world_with(idp_cfg: idporten::Config) -> World {
         // Apps share the host 127.0.0.1 in this test, and cookies ignore ports.
         cookie_name: cookie.into(),
         cookie_secure: false,
+        cookie_path: "/".into(),
         ..RpConfig::default()
     };
     let rp_a = Rp::new(
@@ -507,6 +508,7 @@ async fn new_signing_key_is_fetched_from_jwks_after_rotation() {
                 default_return_to: "/".into(),
                 cookie_name: format!("{}_session", id.replace('-', "_")),
                 cookie_secure: false,
+                cookie_path: "/".into(),
                 jwks_refresh_min_secs: refresh,
                 ..RpConfig::default()
             },
