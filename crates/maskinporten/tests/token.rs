@@ -16,7 +16,12 @@ struct Stand {
 }
 
 async fn start() -> Stand {
-    start_with(Config::default(), tempfile::tempdir().unwrap()).await
+    // One PKI for all runs (load-or-init): RSA key generation dominates start-up otherwise.
+    let cfg = Config {
+        pki_dir: std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("maskinporten-token-pki"),
+        ..Config::default()
+    };
+    start_with(cfg, tempfile::tempdir().unwrap()).await
 }
 
 async fn start_with(cfg: Config, dir: tempfile::TempDir) -> Stand {
@@ -30,10 +35,11 @@ async fn start_with(cfg: Config, dir: tempfile::TempDir) -> Stand {
         public_url: url::Url::parse(&public).unwrap(),
         fnr_policy: domain::FnrPolicy::PERMISSIVE,
     };
+    let pki_dir = env.data_dir.join(&cfg.pki_dir);
     let router = maskinporten::router(&cfg, &env).await.unwrap();
     let app = axum::Router::new().nest("/maskinporten", router);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let pki = pki::TestPki::load_or_init(dir.path().join("pki")).unwrap();
+    let pki = pki::TestPki::load_or_init(pki_dir).unwrap();
     Stand {
         issuer: format!("{public}/"),
         base: public,
