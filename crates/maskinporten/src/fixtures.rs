@@ -155,7 +155,7 @@ pub mod defaults {
 }
 
 /// Scope of the hops between the access point and the mailbox/print providers (docs/CHAIN.md).
-pub const SCOPE_FORMIDLING: &str = "samspill:dpi.formidling";
+pub const SCOPE_FORMIDLING: &str = web::auth::SCOPE_FORMIDLING;
 
 /// Fixtures generated on first start: a kommune client (certificate or registered key) and a
 /// databehandler with a delegation from the kommune.
