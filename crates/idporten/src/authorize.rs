@@ -61,6 +61,8 @@ pub(crate) struct CodeGrant {
 #[derive(Debug)]
 pub(crate) enum AuthError {
     Page(&'static str, String),
+    /// A page error in the user's language.
+    PageIn(Lang, &'static str, String),
     Redirect(Box<AuthRequestTarget>, &'static str, String),
 }
 
@@ -76,6 +78,7 @@ impl AuthError {
     fn respond(self, st: &AppState) -> Response {
         match self {
             AuthError::Page(e, d) => html::error_page(Lang::Nb, StatusCode::BAD_REQUEST, e, &d),
+            AuthError::PageIn(l, e, d) => html::error_page(l, StatusCode::BAD_REQUEST, e, &d),
             AuthError::Redirect(t, e, d) => {
                 let mut p = vec![("error", e), ("error_description", d.as_str())];
                 if let Some(s) = &t.state {
@@ -90,7 +93,18 @@ impl AuthError {
     /// The same error as JSON, for `/par`.
     fn into_oauth(self) -> OAuthError {
         match self {
-            AuthError::Page(e, d) | AuthError::Redirect(_, e, d) => OAuthError::new(e, d),
+            AuthError::Page(e, d) | AuthError::PageIn(_, e, d) | AuthError::Redirect(_, e, d) => {
+                OAuthError::new(e, d)
+            }
+        }
+    }
+}
+
+impl AuthError {
+    fn page_in(self, lang: Lang) -> Self {
+        match self {
+            AuthError::Page(e, d) => AuthError::PageIn(lang, e, d),
+            other => other,
         }
     }
 }
@@ -279,12 +293,20 @@ fn authorize_with(st: &AppState, headers: &HeaderMap, p: &Params) -> Response {
     let req = if let Some(uri) = p.get("request_uri") {
         match take_par(st, p, uri) {
             Ok(r) => r,
-            Err(e) => return e.respond(st),
+            Err(e) => {
+                return e
+                    .page_in(Lang::from_ui_locales(p.get("ui_locales")))
+                    .respond(st);
+            }
         }
     } else {
         match validate(st, p) {
             Ok(r) => r,
-            Err(e) => return e.respond(st),
+            Err(e) => {
+                return e
+                    .page_in(Lang::from_ui_locales(p.get("ui_locales")))
+                    .respond(st);
+            }
         }
     };
 

@@ -741,6 +741,11 @@ async fn login_page_is_localised_and_accessible() {
         assert!(page.contains("<legend>"));
         assert!(!page.contains("<script"));
     }
+    // Error pages that cannot go back to the client speak the user's language too.
+    let mut p = s.params("nobody", &ch);
+    p.push(("ui_locales".into(), "en".into()));
+    let page = s.authorize(&browser(), &p).await.text().await.unwrap();
+    assert!(page.contains("<html lang=\"en\">") && page.contains("Something went wrong"));
     // The tester may type another synthetic number; an invalid one is refused with a message.
     let r = s.authorize(&s.http, &s.params("rp-a", &ch)).await;
     let page = r.text().await.unwrap();

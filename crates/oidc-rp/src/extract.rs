@@ -89,8 +89,9 @@ where
         };
         let key = session_key(cookie);
         let session = match rp.store().get(&key).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return Err(reject(&rp, parts, None)),
+            // Stores should hide expired sessions; do not rely on it.
+            Ok(Some(s)) if s.expires_at > crate::now() => s,
+            Ok(_) => return Err(reject(&rp, parts, None)),
             Err(e) => return Err(web::Problem::internal(e).into_response()),
         };
         if session.acr < rp.config().acr {
