@@ -2,6 +2,7 @@
 //! secrets in `samspill config`, and SIGTERM. Runs on the backend named by
 //! `SAMSPILL_TEST_BACKEND` (a fresh database per test).
 
+use futures::StreamExt;
 use std::{
     net::TcpListener,
     process::{Child, Command, Output, Stdio},
@@ -279,4 +280,60 @@ fn migrate_applies_and_is_idempotent() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
     }
     assert!(dir.path().join("data/samspill.sqlite").exists());
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_request_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let test_db = store::testing::fresh_db().await;
+    let port = free_port();
+    let mut child = samspill(dir.path())
+        .args(["serve", "--roles", "maskinporten"])
+        .env("SAMSPILL_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("SAMSPILL_DATABASE__URL", test_db.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/readyz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A token request whose body trickles in over ~1.5 s; SIGTERM arrives in the middle.
+    let chunks = futures::stream::iter(0..15).then(|i| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, std::io::Error>(if i == 0 {
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=".to_owned()
+        } else {
+            "x".repeat(10)
+        })
+    });
+    let request = client
+        .post(format!("{base}/maskinporten/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send();
+    let in_flight = tokio::spawn(request);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sigterm(&child);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // New connections are no longer accepted …
+    assert!(
+        client.get(format!("{base}/healthz")).send().await.is_err(),
+        "the listener should be closed after SIGTERM"
+    );
+    // … but the request in flight gets its whole answer (an OAuth error: the grant is junk).
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("a response, not a reset connection");
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
 }
