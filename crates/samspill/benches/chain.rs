@@ -34,7 +34,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn count(db: &store::Db, sql: &str) -> i64 {
+async fn count(db: &store::Db, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(db.pool())
         .await
