@@ -38,6 +38,7 @@ async fn serve(
     };
     let cfg = maskinporten::Config {
         signing_key: key.into(),
+        pki_dir: shared_pki_dir(),
         ..Default::default()
     };
     let app = axum::Router::new().nest(
@@ -56,12 +57,17 @@ async fn serve(
     (tx, task)
 }
 
+/// One PKI for all runs (load-or-init): RSA key generation dominates start-up otherwise.
+fn shared_pki_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("clients-mp-pki")
+}
+
 async fn start() -> Stand {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, task) = serve(dir.path(), listener, "maskinporten").await;
-    let pki = pki::TestPki::load_or_init(dir.path().join("pki")).unwrap();
+    let pki = pki::TestPki::load_or_init(shared_pki_dir()).unwrap();
     Stand {
         issuer: format!("http://{addr}/maskinporten/"),
         pki,
