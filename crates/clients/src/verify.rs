@@ -128,7 +128,7 @@ impl JwtVerifier {
         }
         for name in ["nbf", "iat"] {
             if let Some(t) = claims.get(name) {
-                let t = t.as_i64().ok_or(VerifyError::Claim("iat"))?;
+                let t = t.as_i64().ok_or(VerifyError::Claim(name))?;
                 if t - self.leeway_secs > now {
                     return Err(VerifyError::NotYetValid);
                 }
