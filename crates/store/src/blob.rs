@@ -68,11 +68,18 @@ impl BlobRef {
 }
 
 /// The blob store handle; cheap to clone.
+///
+/// Services sharing one store each take their own namespace with [`BlobStore::scoped`]:
+/// content addressing deduplicates within a namespace only, so one service deleting its copy
+/// never removes bytes another service still refers to.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
     backend: BlobBackendKind,
+    /// For the local backend: the folder that holds this namespace's `sha256/` folder.
     local_root: Option<PathBuf>,
+    /// Namespace path below the backend's root (`a/b`), empty for the root.
+    namespace: String,
 }
 
 impl BlobStore {
@@ -100,6 +107,7 @@ impl BlobStore {
                     inner: Arc::new(builder.build()?),
                     backend: BlobBackendKind::S3,
                     local_root: None,
+                    namespace: String::new(),
                 })
             }
         }
@@ -114,6 +122,7 @@ impl BlobStore {
             inner: Arc::new(LocalFileSystem::new_with_prefix(&root)?),
             backend: BlobBackendKind::Local,
             local_root: Some(root),
+            namespace: String::new(),
         })
     }
 
@@ -123,29 +132,40 @@ impl BlobStore {
             inner: Arc::new(InMemory::new()),
             backend: BlobBackendKind::Memory,
             local_root: None,
+            namespace: String::new(),
         }
     }
 
-    /// The same backend seen under `namespace/`: each service that shares one store gets its
-    /// own namespace, so that one service deleting its copy of some content never removes
-    /// another's (content addressing would otherwise make them the same object).
-    /// `namespace` is one path segment of `[a-z0-9_-]`.
-    pub fn scoped(&self, namespace: &str) -> StoreResult<BlobStore> {
-        let ok = !namespace.is_empty()
-            && namespace
+    /// A view of this store under the namespace `name` (lowercase letters, digits, `-`, `_`):
+    /// its blobs live under `<name>/sha256/<hex>` and are invisible to other namespaces.
+    /// Scoping a scoped store nests (`a/b`).
+    pub fn scoped(&self, name: &str) -> StoreResult<BlobStore> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !ok {
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid {
             return Err(StoreError::config(
-                "blob namespace",
-                "must be one segment of a-z, 0-9, _ and -",
+                "blobs.namespace",
+                format!("`{name}` must be 1-64 of [a-z0-9_-]"),
             ));
         }
         Ok(BlobStore {
-            inner: Arc::new(PrefixStore::new(self.inner.clone(), namespace)),
+            inner: Arc::new(PrefixStore::new(Arc::clone(&self.inner), name)),
             backend: self.backend,
-            local_root: self.local_root.as_ref().map(|r| r.join(namespace)),
+            local_root: self.local_root.as_ref().map(|root| root.join(name)),
+            namespace: if self.namespace.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{}/{name}", self.namespace)
+            },
         })
+    }
+
+    /// The namespace path of this view (`""` for the unscoped store).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// Which backend this is.
@@ -160,7 +180,8 @@ impl BlobStore {
         Some(root.join("sha256").join(&blob.sha256))
     }
 
-    /// The underlying object store (listing, tooling, tests that tamper with content).
+    /// The underlying object store of this namespace (listing, tooling, tests that tamper
+    /// with content); paths are relative to the namespace.
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.inner
     }

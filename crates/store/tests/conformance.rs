@@ -77,6 +77,7 @@ fn blob_tests() -> Vec<(&'static str, BlobTest)> {
         blob_put_is_idempotent,
         blob_tampered_content_is_refused,
         blob_exists_and_delete,
+        blob_namespaces_are_isolated,
     ]
 }
 
@@ -1151,6 +1152,37 @@ async fn blob_exists_and_delete(blobs: &BlobStore) -> Result<()> {
     blobs.delete(&r).await?; // deleting twice is fine
     ensure!(blobs.get(&r).await.err().map(|e| e.code()) == Some("blob_not_found"));
     blobs.ping().await?;
+    Ok(())
+}
+
+async fn blob_namespaces_are_isolated(blobs: &BlobStore) -> Result<()> {
+    use futures::TryStreamExt;
+    let a = blobs.scoped("avsender")?;
+    let b = blobs.scoped("formidler")?;
+    ensure!(a.namespace() == "avsender" && a.scoped("x")?.namespace() == "avsender/x");
+    let content = &b"same letter in two services"[..];
+    let in_a = a.put(content).await?;
+    ensure!(!b.exists(&in_a).await?, "namespaces must not share blobs");
+    let in_b = b.put(content).await?;
+    ensure!(in_a == in_b, "same content, same reference");
+    a.delete(&in_a).await?;
+    ensure!(!a.exists(&in_a).await?);
+    ensure!(
+        b.get(&in_b).await?.as_ref() == content,
+        "delete in one namespace kept the other"
+    );
+    let listed: Vec<_> = blobs.object_store().list(None).try_collect().await?;
+    let keys: Vec<String> = listed.iter().map(|m| m.location.to_string()).collect();
+    ensure!(
+        keys == vec![format!("formidler/{}", in_b.key())],
+        "{keys:?}"
+    );
+    if let Some(path) = b.local_path(&in_b) {
+        ensure!(path.is_file() && path.ends_with(format!("formidler/sha256/{}", in_b.sha256)));
+    }
+    for bad in ["", "A", "a/b", "..", "x y"] {
+        ensure!(blobs.scoped(bad).is_err(), "namespace {bad:?} accepted");
+    }
     Ok(())
 }
 
