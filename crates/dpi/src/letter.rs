@@ -155,6 +155,48 @@ pub fn open_letter(
     at: OffsetDateTime,
     limits: &Limits,
 ) -> OpenedLetter {
+    open_inner(
+        forretningsmelding,
+        dokumentpakke,
+        recipient_key,
+        None,
+        anchors,
+        at,
+        limits,
+    )
+}
+
+/// [`open_letter`] that also requires the CMS recipient identifier to name `recipient_cert`
+/// (the certificate of `recipient_key`); for a mailbox holding several keys.
+pub fn open_letter_as(
+    forretningsmelding: &str,
+    dokumentpakke: &[u8],
+    recipient_key: &PKey<Private>,
+    recipient_cert: &X509,
+    anchors: &TrustAnchors,
+    at: OffsetDateTime,
+    limits: &Limits,
+) -> OpenedLetter {
+    open_inner(
+        forretningsmelding,
+        dokumentpakke,
+        recipient_key,
+        Some(recipient_cert),
+        anchors,
+        at,
+        limits,
+    )
+}
+
+fn open_inner(
+    forretningsmelding: &str,
+    dokumentpakke: &[u8],
+    recipient_key: &PKey<Private>,
+    recipient_cert: Option<&X509>,
+    anchors: &TrustAnchors,
+    at: OffsetDateTime,
+    limits: &Limits,
+) -> OpenedLetter {
     let mut out = OpenedLetter::default();
     let cms_fp = Dokumentpakkefingeravtrykk::of(dokumentpakke);
 
@@ -278,7 +320,11 @@ pub fn open_letter(
         out.valid = false;
         return out;
     }
-    match container::cms::decrypt(dokumentpakke, recipient_key, limits) {
+    let decrypted = match recipient_cert {
+        Some(c) => container::cms::decrypt_for(dokumentpakke, recipient_key, c, limits),
+        None => container::cms::decrypt(dokumentpakke, recipient_key, limits),
+    };
+    match decrypted {
         Err(e) => out.err(e.code(), e.to_string()),
         Ok(zip) => {
             match container::read_asice(&zip, limits) {

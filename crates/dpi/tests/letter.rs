@@ -245,6 +245,29 @@ fn corner_four_rules_each_have_a_code() {
         "no decryption of a dokumentpakke nobody vouched for"
     );
 
+    // The recipient identifier is checked when the recipient certificate is given.
+    let (jwt, cms, _) = seal(&spec, &w.avsender, None);
+    let o = dpi::letter::open_letter_as(
+        &jwt,
+        &cms,
+        &w.provider.1,
+        &w.provider.0,
+        &w.pki.anchors(),
+        at(),
+        &Limits::default(),
+    );
+    assert!(o.valid, "{:?}", o.errors);
+    let o = dpi::letter::open_letter_as(
+        &jwt,
+        &cms,
+        &w.provider.1,
+        &w.databehandler.0,
+        &w.pki.anchors(),
+        at(),
+        &Limits::default(),
+    );
+    assert_eq!(codes(&o), vec!["cms_recipient_mismatch"]);
+
     // Wrong recipient key
     let other = dpi::testkit::rsa_key(2048).unwrap();
     let (jwt, cms, _) = seal(&spec, &w.avsender, None);

@@ -11,7 +11,7 @@ use domain::{ActorId, ConversationId, MessageId};
 use dpi::container::{
     self, Document, DocumentData, DocumentRole, Dokumentpakke, Extension, Limits, Manifest,
 };
-use dpi::letter::{LetterSpec, OpenedLetter, open_letter, seal_letter};
+use dpi::letter::{LetterSpec, OpenedLetter, open_letter, open_letter_as, seal_letter};
 use dpi::message::{
     AdresseInformasjon, Avsender, Body, Dato, Digital, Dokumentpakkefingeravtrykk, Epostvarsel,
     Header, MessageType, Personmottaker, Posttype, Process, Retur, Returposthaandtering, Sbd,
@@ -54,6 +54,9 @@ struct OpenArgs {
     /// The recipient's private key (PEM or DER; PKCS#8 or PKCS#1).
     #[arg(long, value_name = "K.pem")]
     key: PathBuf,
+    /// The recipient's certificate: when given, the CMS recipient identifier must name it.
+    #[arg(long, value_name = "R.pem")]
+    cert: Option<PathBuf>,
     /// Trust anchor certificates (PEM, may hold several; or DER). Repeatable.
     #[arg(long, value_name = "CA.pem")]
     trust: Vec<PathBuf>,
@@ -166,13 +169,11 @@ fn load_certs(p: &Path) -> Result<Vec<X509>, Fatal> {
 }
 
 fn anchors(paths: &[PathBuf]) -> Result<TrustAnchors, Fatal> {
-    let mut a = TrustAnchors::none();
+    let mut roots = Vec::new();
     for p in paths {
-        for c in load_certs(p)? {
-            a = TrustAnchors::new(a.roots().iter().cloned().chain([c]).collect());
-        }
+        roots.extend(load_certs(p)?);
     }
-    Ok(a)
+    Ok(TrustAnchors::new(roots))
 }
 
 fn parse_at(at: &Option<String>) -> Result<OffsetDateTime, Fatal> {
@@ -335,7 +336,24 @@ fn cmd_open(a: OpenArgs) -> Result<bool, Fatal> {
     let key = load_key(&a.key)?;
     let anchors = anchors(&a.trust)?;
     let at = parse_at(&a.at)?;
-    let opened = open_letter(jwt.trim(), &cms, &key, &anchors, at, &Limits::default());
+    let opened = match &a.cert {
+        None => open_letter(jwt.trim(), &cms, &key, &anchors, at, &Limits::default()),
+        Some(p) => {
+            let cert = load_certs(p)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("{}: no certificate", p.display()))?;
+            open_letter_as(
+                jwt.trim(),
+                &cms,
+                &key,
+                &cert,
+                &anchors,
+                at,
+                &Limits::default(),
+            )
+        }
+    };
     if let (Some(p), Some(zip)) = (&a.save_container, &opened.zip) {
         std::fs::write(p, zip).with_context(|| format!("writing {}", p.display()))?;
     }

@@ -268,6 +268,8 @@ title = "Vedtekter"
         let o = bin()
             .args(["dpi", "open", "--json", "--forretningsmelding"])
             .arg(out.join("forretningsmelding.jwt"))
+            .arg("--cert")
+            .arg(d.join("provider.pem"))
             .arg("--dokumentpakke")
             .arg(out.join("dokumentpakke.cms"))
             .arg("--key")
