@@ -218,3 +218,38 @@ pub fn open_receipt(jwt: &str, anchors: &TrustAnchors, at: OffsetDateTime) -> Op
         sbd,
     }
 }
+
+/// The `feil` (KLIENT) a provider sends back for a letter that did not validate: `detaljer`
+/// lists the finding codes and details, cut to the classic XSD's 1000 characters. `None` when
+/// the letter is valid or its business message could not be read at all (then there is no
+/// conversation to answer).
+pub fn klient_feil_for(
+    opened: &crate::letter::OpenedLetter,
+    provider: &ActorId,
+    tidspunkt: Timestamp,
+    message_id: MessageId,
+) -> Option<Result<Sbd, ReceiptError>> {
+    if opened.valid {
+        return None;
+    }
+    let letter = opened.sbd.as_ref()?;
+    let mut detaljer = opened
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.code, e.detail))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if detaljer.chars().count() > 1000 {
+        detaljer = detaljer.chars().take(997).collect::<String>() + "...";
+    }
+    Some(build_receipt(
+        letter,
+        ReceiptKind::Feil {
+            feiltype: Feiltype::Klient,
+            detaljer: Some(detaljer),
+        },
+        provider,
+        tidspunkt,
+        message_id,
+    ))
+}

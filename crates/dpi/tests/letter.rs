@@ -223,6 +223,28 @@ fn corner_four_rules_each_have_a_code() {
     assert!(c.contains(&"avsender_not_consumer".into()), "{c:?}");
     assert!(c.contains(&"manifest_avsender_mismatch".into()), "{c:?}");
 
+    // The provider answers such a letter with a KLIENT feil naming the codes.
+    let o = open(&jwt, &cms);
+    let provider = ActorId::parse(PROVIDER).unwrap();
+    let feil = dpi::receipt::klient_feil_for(&o, &provider, Timestamp(at()), MessageId::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(feil.message_type(), MessageType::Feil);
+    assert_eq!(
+        feil.conversation_id(),
+        o.sbd.as_ref().unwrap().conversation_id()
+    );
+    match &feil.body {
+        Body::Feil(f) => assert!(
+            f.detaljer
+                .as_deref()
+                .unwrap()
+                .contains("avsender_not_consumer")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(feil.dpi_issues().is_empty());
+
     // manifest mottaker differs from the message's
     let mut spec = digital_spec(AVSENDER, vec![doc("brev.txt", b"x")], "Brev", "ola#1");
     spec.package
