@@ -67,14 +67,42 @@ enum IntakeError {
     Store(#[from] store::StoreError),
 }
 
+/// Examinations of one letter before it is refused as a poison pill.
+const MAX_EXAMINATIONS: i64 = 3;
+
 /// The outcome of the CPU-bound part (decrypting, verifying, composing the PDF).
 enum Examined {
     Reject(String),
     Accept {
         pdf: pdf::Composed,
-        token: String,
         returposthaandtering: Returposthaandtering,
     },
+}
+
+impl Examined {
+    fn into_result(self) -> Result<(pdf::Composed, Returposthaandtering), String> {
+        match self {
+            Examined::Reject(r) => Err(r),
+            Examined::Accept {
+                pdf,
+                returposthaandtering,
+            } => Ok((pdf, returposthaandtering)),
+        }
+    }
+}
+
+/// The embedded token is checked before the expensive work, from the unverified business
+/// message (the signature over it is checked by `open_letter` after). A message without a
+/// token is left to `open_letter`, which reports it.
+async fn check_token_first(state: &AppState, jws: &str) -> Result<(), TokenCheck> {
+    let token = dpi::jws::decode_unverified(jws)
+        .ok()
+        .and_then(|(_, p)| dpi::message::Sbd::parse(&p).ok())
+        .and_then(|s| s.body.maskinportentoken().map(str::to_owned));
+    match token {
+        Some(t) => verify_embedded(&state.0.deps.maskinporten, &t).await,
+        None => Ok(()),
+    }
 }
 
 fn key_of(r: Returposthaandtering) -> &'static str {
@@ -152,7 +180,6 @@ fn examine(
     match pdf::compose(&page, &parts, max_pages) {
         Ok(pdf) => Examined::Accept {
             pdf,
-            token: u.maskinportentoken.clone(),
             returposthaandtering: u.retur.returposthaandtering,
         },
         Err(e) => Examined::Reject(format!("{}: {e}", e.code())),
@@ -247,29 +274,33 @@ async fn process(state: AppState, job: Job) -> Result<(), IntakeError> {
         ));
     };
     let now = OffsetDateTime::now_utc();
-    let (jws, identity, anchors, max_pages) = (
-        letter.forretningsmelding.clone(),
-        deps.identity.clone(),
-        deps.anchors.clone(),
-        state.0.cfg.max_pages,
-    );
-    let examined = tokio::task::spawn_blocking(move || {
-        examine(&jws, &cms, &identity, &anchors, max_pages, now)
-    })
-    .await
-    .unwrap_or_else(|_| Examined::Reject("the letter could not be processed".into()));
-
-    let outcome = match examined {
-        Examined::Reject(reason) => Err(reason),
-        Examined::Accept {
-            pdf,
-            token,
-            returposthaandtering,
-        } => match verify_embedded(&deps.maskinporten, &token).await {
-            Err(TokenCheck::Unavailable(e)) => return Err(IntakeError::Retry(e)),
-            Err(TokenCheck::Invalid(reason)) => Err(reason),
-            Ok(()) => Ok((pdf, returposthaandtering)),
-        },
+    let outcome = match check_token_first(&state, &letter.forretningsmelding).await {
+        Err(TokenCheck::Unavailable(e)) => return Err(IntakeError::Retry(e)),
+        Err(TokenCheck::Invalid(reason)) => Err(reason),
+        Ok(()) => {
+            // A letter whose examination keeps killing the process (say, a PDF that overflows
+            // the parser's stack) would otherwise be taken over and retried forever.
+            let n = repo::count_examination(db, &letter.message_id).await?;
+            if n > MAX_EXAMINATIONS {
+                Err(format!(
+                    "the letter stopped the print service's validation {} times and is refused",
+                    n - 1
+                ))
+            } else {
+                let (jws, identity, anchors, max_pages) = (
+                    letter.forretningsmelding.clone(),
+                    deps.identity.clone(),
+                    deps.anchors.clone(),
+                    state.0.cfg.max_pages,
+                );
+                tokio::task::spawn_blocking(move || {
+                    examine(&jws, &cms, &identity, &anchors, max_pages, now)
+                })
+                .await
+                .unwrap_or_else(|_| Examined::Reject("the letter could not be processed".into()))
+                .into_result()
+            }
+        }
     };
     match outcome {
         Err(reason) => {

@@ -14,6 +14,17 @@ use lopdf::{
     dictionary,
 };
 
+/// Deepest nesting of arrays and dictionaries accepted in a letter's PDF. Real documents stay
+/// far below; the PDF parser recurses per level and would overflow its stack on hostile depth.
+const MAX_NESTING: usize = 256;
+
+/// Inflated size cap of one object stream while checking it.
+const MAX_OBJSTM_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Stack of the thread that parses and composes (hostile depth is refused before, this is
+/// the margin).
+const COMPOSE_STACK: usize = 64 * 1024 * 1024;
+
 /// A4 portrait in PDF points.
 const A4: (f32, f32) = (595.28, 841.89);
 
@@ -140,14 +151,143 @@ pub fn compose(
     max_pages: usize,
 ) -> Result<Composed, PdfError> {
     check_parts(parts)?;
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        compose_inner(page, parts, max_pages)
-    })) {
-        Ok(r) => r,
-        Err(_) => Err(PdfError::Unreadable {
-            href: "(letter)".into(),
-            detail: "the PDF parser gave up on this input".into(),
-        }),
+    for p in parts {
+        nesting_ok(p.bytes, true).map_err(|detail| PdfError::Unreadable {
+            href: p.href.to_owned(),
+            detail,
+        })?;
+    }
+    let gave_up = || PdfError::Unreadable {
+        href: "(letter)".into(),
+        detail: "the PDF parser gave up on this input".into(),
+    };
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("utskrift-pdf".into())
+            .stack_size(COMPOSE_STACK)
+            .spawn_scoped(scope, || compose_inner(page, parts, max_pages));
+        match worker {
+            // A parser panic on hostile input surfaces here as an Err from join.
+            Ok(handle) => handle.join().unwrap_or_else(|_| Err(gave_up())),
+            Err(e) => Err(PdfError::Write(format!("no thread for the PDF work: {e}"))),
+        }
+    })
+}
+
+/// Checks the nesting depth of arrays and dictionaries over the raw file and inside every
+/// object stream (where compressed objects hide), skipping strings, comments and other
+/// streams' data. Only the structure is looked at; everything else is the parser's job.
+fn nesting_ok(bytes: &[u8], look_into_object_streams: bool) -> Result<(), String> {
+    let too_deep = || format!("arrays or dictionaries nest deeper than {MAX_NESTING} levels");
+    let mut depth = 0usize;
+    let mut i = 0usize;
+    let mut last_obj = 0usize;
+    let at = |i: usize, pat: &[u8]| bytes.get(i..i + pat.len()) == Some(pat);
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'%' => {
+                while bytes.get(i).is_some_and(|c| *c != b'\n' && *c != b'\r') {
+                    i += 1;
+                }
+            }
+            b'(' => {
+                // Literal string: balanced parentheses, backslash escapes.
+                let mut level = 0usize;
+                while let Some(&c) = bytes.get(i) {
+                    match c {
+                        b'\\' => i += 1,
+                        b'(' => level += 1,
+                        b')' => {
+                            level = level.saturating_sub(1);
+                            if level == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            b'<' if at(i, b"<<") => {
+                depth += 1;
+                i += 1;
+            }
+            b'<' => {
+                while bytes.get(i).is_some_and(|c| *c != b'>') {
+                    i += 1;
+                }
+            }
+            b'>' if at(i, b">>") => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b'[' => depth += 1,
+            b']' => depth = depth.saturating_sub(1),
+            b'o' if at(i, b"obj") => last_obj = i,
+            b's' if at(i, b"stream") && !at(i.saturating_sub(3), b"endstream") => {
+                let dict = bytes.get(last_obj..i).unwrap_or_default();
+                let mut start = i + b"stream".len();
+                if at(start, b"\r") {
+                    start += 1;
+                }
+                if at(start, b"\n") {
+                    start += 1;
+                }
+                let end = find(bytes, b"endstream", start).unwrap_or(bytes.len());
+                if look_into_object_streams && find(dict, b"/ObjStm", 0).is_some() {
+                    let data = bytes.get(start..end).unwrap_or_default();
+                    let inflated = inflate(dict, data)?;
+                    nesting_ok(&inflated, false)?;
+                }
+                i = end + b"endstream".len();
+                continue;
+            }
+            _ => {}
+        }
+        if depth > MAX_NESTING {
+            return Err(too_deep());
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+/// The content of an object stream, for the depth check: unfiltered or FlateDecode only.
+fn inflate(dict: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let filters = find(dict, b"/Filter", 0).map(|f| dict.get(f..).unwrap_or_default());
+    match filters {
+        None => Ok(data.to_vec()),
+        Some(rest) => {
+            let flate_only = find(rest, b"/FlateDecode", 0).is_some()
+                && [
+                    b"/ASCII".as_slice(),
+                    b"/LZW",
+                    b"/RunLength",
+                    b"/DCT",
+                    b"/JBIG2",
+                    b"/JPX",
+                    b"/Crypt",
+                ]
+                .iter()
+                .all(|f| find(rest, f, 0).is_none());
+            if !flate_only {
+                return Err("object stream with a filter other than FlateDecode".into());
+            }
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(data)
+                .take(MAX_OBJSTM_BYTES)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("object stream does not inflate: {e}"))?;
+            Ok(out)
+        }
     }
 }
 
@@ -474,6 +614,119 @@ mod tests {
             compose(&page(), &[broken], 100).unwrap_err().code(),
             "pdf_unreadable"
         );
+    }
+
+    /// A PDF file of `objects` (numbered from 1, object 1 the catalog) with a correct xref.
+    fn with_xref(objects: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+            out.extend_from_slice(o);
+            out.extend_from_slice(b"\nendobj\n");
+        }
+        let xref = out.len();
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+        );
+        for off in offsets {
+            out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objects.len() + 1
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    #[test]
+    fn well_formed_hand_written_pdf_composes() {
+        let pdf = with_xref(&[
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 /MediaBox [0 0 595 842] >>".to_vec(),
+            b"<< /Type /Page /Parent 2 0 R >>".to_vec(),
+        ]);
+        let c = compose(&page(), &[part("x.pdf", &pdf)], 100).unwrap();
+        assert_eq!(c.pages, 2);
+    }
+
+    #[test]
+    fn hostile_inputs_end_in_an_error_or_a_pdf_never_a_crash() {
+        let good = simple_pdf(&["Side 1", "Side 2"]);
+        // Deep nesting, huge counts, reference loops in the page tree.
+        let mut hostile: Vec<Vec<u8>> = vec![
+            [b"%PDF-1.4\n1 0 obj\n".as_slice(), &[b'['; 100_000]].concat(),
+            [b"%PDF-1.4\n1 0 obj\n".as_slice(), &b"<< /A ".repeat(50_000)].concat(),
+            b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
+              2 0 obj << /Type /Pages /Kids [2 0 R] /Count 99999999 >> endobj\n\
+              trailer << /Root 1 0 R >>\n%%EOF"
+                .to_vec(),
+        ];
+        // A well-formed file (real xref) whose page dictionary nests 20 000 arrays deep.
+        hostile.push(with_xref(&[
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+            [
+                b"<< /Type /Page /Parent 2 0 R /X ".as_slice(),
+                &[b'['; 20_000],
+                &[b']'; 20_000],
+                b" >>",
+            ]
+            .concat(),
+        ]));
+        // The same depth hidden in a compressed object stream.
+        {
+            use std::io::Write;
+            let deep = [b"3 0 ".as_slice(), &[b'['; 20_000], &[b']'; 20_000]].concat();
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            z.write_all(&deep).unwrap();
+            let data = z.finish().unwrap();
+            let obj = [
+                format!(
+                    "<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length {} >>\nstream\n",
+                    data.len()
+                )
+                .as_bytes(),
+                &data,
+                b"\nendstream",
+            ]
+            .concat();
+            hostile.push(with_xref(&[
+                b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+                b"<< /Type /Pages /Kids [] /Count 0 >>".to_vec(),
+                obj,
+            ]));
+        }
+        // Every 97th byte flipped in turn.
+        for i in (0..good.len()).step_by(97) {
+            let mut b = good.clone();
+            b[i] ^= 0x5a;
+            hostile.push(b);
+        }
+        // The three deep ones are refused by the depth check, before the parser sees them.
+        for n in [0, 3, 4] {
+            let e = compose(&page(), &[part("x.pdf", &hostile[n])], 100).unwrap_err();
+            assert!(e.to_string().contains("nest deeper"), "case {n}: {e}");
+        }
+        for (n, bytes) in hostile.iter().enumerate() {
+            match compose(&page(), &[part("x.pdf", bytes)], 100) {
+                Ok(c) => assert!(c.pdf.starts_with(b"%PDF-"), "case {n}"),
+                Err(e) => assert!(!e.code().is_empty(), "case {n}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ordinary_nesting_and_strings_with_brackets_pass_the_depth_check() {
+        assert!(nesting_ok(&simple_pdf(&["((( [[[ <<<< ]]] )))"]), true).is_ok());
+        let deep = [&[b'['; 300][..], &[b']'; 300]].concat();
+        assert!(nesting_ok(&deep, true).is_err());
+        let in_string = [b"(".as_slice(), &[b'['; 300], b")"].concat();
+        assert!(nesting_ok(&in_string, true).is_ok());
     }
 
     #[test]

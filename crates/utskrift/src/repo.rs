@@ -129,6 +129,17 @@ pub async fn get_letter(db: &Db, message_id: &str) -> StoreResult<Option<LetterR
     .transpose()
 }
 
+/// Counts one more examination of a letter and returns the count so far.
+pub async fn count_examination(db: &Db, message_id: &str) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "UPDATE utskrift_letters SET examinations = examinations + 1 WHERE message_id = $1 \
+         RETURNING examinations",
+    )
+    .bind(message_id)
+    .fetch_one(db.pool())
+    .await?)
+}
+
 /// A receipt to owe the sender.
 #[derive(Debug, Clone)]
 pub struct NewReceipt<'a> {

@@ -112,3 +112,35 @@ async fn receipts_reach_the_sender_after_the_access_point_comes_back() {
         vec![("mottakskvittering".to_owned(), "sent".to_owned())]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_letter_that_keeps_killing_its_worker_is_refused_not_retried_forever() {
+    let w = World::start_with(Options {
+        no_utskrift_workers: true,
+        ..Options::default()
+    })
+    .await;
+    let (jwt, cms, sbd) = w.seal(&letter()).await;
+    assert_eq!(w.send(&jwt, &cms).await, 201);
+    w.wait_status(sbd.message_id(), utskrift::RECEIVED).await;
+    // Three earlier examinations that never finished (the process died each time).
+    sqlx::query("UPDATE utskrift_letters SET examinations = 3 WHERE message_id = $1")
+        .bind(sbd.message_id().to_string())
+        .execute(w.db.db().pool())
+        .await
+        .unwrap();
+    w.restart_utskrift();
+    let feil = w
+        .wait_receipt(sbd.conversation_id().unwrap(), MessageType::Feil)
+        .await;
+    let dpi::message::Body::Feil(f) = &feil.body else {
+        panic!("not a feil")
+    };
+    assert!(
+        f.detaljer.clone().unwrap_or_default().contains("stopped"),
+        "{:?}",
+        f.detaljer
+    );
+    let status = w.wait_status(sbd.message_id(), utskrift::REJECTED).await;
+    assert!(status.spool_path.is_none());
+}

@@ -26,6 +26,10 @@ pub struct Options {
     pub no_utskrift_workers: bool,
     /// Where the print provider sends receipts instead of the shared listener.
     pub formidler_url: Option<String>,
+    /// Database backend; default from `SAMSPILL_TEST_BACKEND`.
+    pub backend: Option<store::Backend>,
+    /// Validation workers of the print provider (default: the role's default).
+    pub intake_workers: Option<usize>,
 }
 
 pub struct World {
@@ -89,7 +93,10 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let db = store::testing::fresh_db().await;
+        let db = match opts.backend {
+            Some(b) => store::testing::fresh_db_on(b).await,
+            None => store::testing::fresh_db().await,
+        };
         let pki = pki::TestPki::load_or_init(dir.path().join("pki")).unwrap();
         let http = reqwest::Client::new();
         let anchors = dpi::trust::TrustAnchors::new(vec![pki.ca_cert().clone()]);
@@ -149,6 +156,9 @@ impl World {
         let cfg = utskrift::Config {
             run_batch: false,
             max_retry_delay_secs: 1,
+            intake_workers: opts
+                .intake_workers
+                .unwrap_or(utskrift::Config::default().intake_workers),
             formidler_url: opts
                 .formidler_url
                 .as_deref()
