@@ -118,6 +118,8 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
+    interleaved_ratio(&key, &chain, &pcert, &pkey, &anchors, &token);
+
     for (name, size, samples) in [("100KB", 100 * 1024, 50), ("10MB", 10 * 1024 * 1024, 10)] {
         let s = spec(size);
         let mut g = c.benchmark_group("letter");
@@ -137,6 +139,52 @@ fn benches(c: &mut Criterion) {
         });
         g.finish();
     }
+}
+
+/// The ratio measured so that background load hits numerator and denominator alike:
+/// one RSA-2048 private op, SHA-256 + AES-256-CBC over 100 KB and one `open` of a 100 KB letter,
+/// interleaved round by round; medians. Printed (never asserted) for `scripts/bench-dpi`.
+fn interleaved_ratio(
+    key: &dpi::testkit::Key,
+    chain: &[openssl::x509::X509],
+    pcert: &openssl::x509::X509,
+    pkey: &dpi::testkit::Key,
+    anchors: &dpi::trust::TrustAnchors,
+    token: &str,
+) {
+    use std::time::Instant;
+    let at = time::macros::datetime!(2026-03-16 13:16:08.903 UTC);
+    let limits = Limits::default();
+    let s = spec(100 * 1024);
+    let (sealed, _) = seal_letter(&s, chain, key, pcert, token).unwrap();
+    let data = vec![7u8; 100 * 1024];
+    let (mut rsa, mut sa, mut open) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..300 {
+        let t = Instant::now();
+        let mut sg = Signer::new(MessageDigest::sha256(), key).unwrap();
+        sg.update(b"x").unwrap();
+        black_box(sg.sign_to_vec().unwrap());
+        rsa.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        black_box(openssl::sha::sha256(&data));
+        black_box(encrypt(Cipher::aes_256_cbc(), &[1u8; 32], Some(&[2u8; 16]), &data).unwrap());
+        sa.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        black_box(open_letter(&sealed.jwt, &sealed.cms, pkey, anchors, at, &limits).valid);
+        open.push(t.elapsed().as_secs_f64());
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (r, a, o) = (med(&mut rsa), med(&mut sa), med(&mut open));
+    println!(
+        "interleaved medians: rsa2048_private_op {:.1} us, sha256+aes256cbc_100KB {:.1} us, open_100KB {:.1} us, ratio {:.2}",
+        r * 1e6,
+        a * 1e6,
+        o * 1e6,
+        o / (r + a)
+    );
 }
 
 criterion_group!(letter, benches);
