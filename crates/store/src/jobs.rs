@@ -292,8 +292,16 @@ impl Jobs {
 
     /// Adds a fully specified job (or finds the one with the same dedup key).
     pub async fn enqueue_job(&self, job: NewJob) -> StoreResult<Enqueued> {
-        let mut conn = self.db.pool().acquire().await?;
-        self.enqueue_in(&mut conn, job).await
+        if self.db.job_sql().notify.is_some() {
+            // INSERT and NOTIFY in one transaction: one commit (one WAL flush) instead of two.
+            let mut tx = self.db.pool().begin().await?;
+            let enqueued = self.enqueue_in(&mut tx, job).await?;
+            tx.commit().await?;
+            Ok(enqueued)
+        } else {
+            let mut conn = self.db.pool().acquire().await?;
+            self.enqueue_in(&mut conn, job).await
+        }
     }
 
     /// Adds a job on `conn`, typically the caller's open transaction (`&mut *tx`): the job
