@@ -332,6 +332,66 @@ title = "Vedtekter"
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(json_of(&o)["errors"][0]["code"], "fingerprint_mismatch");
+
+    // A databehandler sealing for the avsender: reported as `databehandler`.
+    let (dcert, dkey) = pki.enterprise("810969342", false, 2048).unwrap();
+    write(&d.join("db.pem"), dcert.to_pem().unwrap());
+    write(
+        &d.join("db-key.pem"),
+        dkey.private_key_to_pem_pkcs8().unwrap(),
+    );
+    write(
+        &d.join("token-db.jwt"),
+        maskinporten_token("0192:991825827", Some("0192:810969342"), now).unwrap(),
+    );
+    let toml = std::fs::read_to_string(d.join("L.toml")).unwrap().replacen(
+        "mottaker_leverandor",
+        "databehandler = \"0192:810969342\"\nmottaker_leverandor",
+        1,
+    );
+    write(&d.join("L2.toml"), toml);
+    let out2 = d.join("out2");
+    let o = bin()
+        .args(["dpi", "seal", "--letter"])
+        .arg(d.join("L2.toml"))
+        .arg("--signer-cert")
+        .arg(d.join("db.pem"))
+        .arg("--signer-key")
+        .arg(d.join("db-key.pem"))
+        .arg("--recipient-cert")
+        .arg(d.join("provider.pem"))
+        .arg("--token")
+        .arg(d.join("token-db.jwt"))
+        .arg("--out")
+        .arg(&out2)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The signer file holds only the leaf here: the chain needs the issuing CA as a trust file.
+    write(&d.join("ca.pem"), pki.ca.to_pem().unwrap());
+    let o = bin()
+        .args(["dpi", "open", "--json", "--forretningsmelding"])
+        .arg(out2.join("forretningsmelding.jwt"))
+        .arg("--dokumentpakke")
+        .arg(out2.join("dokumentpakke.cms"))
+        .arg("--key")
+        .arg(d.join("provider-key.pem"))
+        .arg("--trust")
+        .arg(d.join("root.pem"))
+        .arg("--trust")
+        .arg(d.join("ca.pem"))
+        .output()
+        .unwrap();
+    let v = json_of(&o);
+    assert_eq!(o.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["avsender"], "0192:991825827");
+    assert_eq!(v["databehandler"], "0192:810969342");
+
     let _ =
         PKey::private_key_from_pem(&std::fs::read(d.join("provider-key.pem")).unwrap()).unwrap();
 }
