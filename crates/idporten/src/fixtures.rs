@@ -6,7 +6,7 @@ use std::{collections::HashMap, path::Path};
 use domain::{FnrPolicy, Fodselsnummer};
 use serde::{Deserialize, Serialize};
 
-use crate::jose::{Jwk, parse_jwks};
+use pki::jose::{VerifyingKey, parse_jwks};
 
 /// The fixture file: `[[clients]]` and `[[persons]]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ pub struct TestPerson {
 #[derive(Debug)]
 pub struct Client {
     pub reg: ClientRegistration,
-    pub keys: Vec<Jwk>,
+    pub keys: Vec<VerifyingKey>,
 }
 
 impl Client {

@@ -30,7 +30,6 @@
 mod authorize;
 mod fixtures;
 mod html;
-pub mod jose;
 mod logout;
 mod oauth;
 mod token;
@@ -49,6 +48,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use pki::jose;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -158,9 +158,9 @@ pub(crate) struct AppState {
     pub issuer: String,
     pub cookie_path: String,
     pub secure_cookies: bool,
-    pub key: jose::SigningKey,
+    pub key: pki::SigningKey,
     /// The key before the last rotation, still published so tokens it signed stay valid.
-    pub previous_key: Option<jose::SigningKey>,
+    pub previous_key: Option<pki::SigningKey>,
     pub pairwise_salt: Vec<u8>,
     pub registry: fixtures::Registry,
     pub fnr_policy: domain::FnrPolicy,
@@ -220,10 +220,10 @@ impl AppState {
             "" => "/".to_owned(),
             p => p.to_owned(),
         };
-        let key = jose::SigningKey::load_or_create(&env.data_dir.join(KEY_FILE))?;
+        let key = pki::SigningKey::load_or_create(&env.data_dir.join(KEY_FILE))?;
         let previous = env.data_dir.join(PREVIOUS_KEY_FILE);
         let previous_key = if previous.exists() {
-            Some(jose::SigningKey::load_or_create(&previous)?)
+            Some(pki::SigningKey::load_or_create(&previous)?)
         } else {
             None
         };
@@ -265,14 +265,13 @@ impl AppState {
     }
 
     /// Current key first, then the previous one.
-    pub fn public_keys(&self) -> impl Iterator<Item = &jose::SigningKey> {
+    pub fn public_keys(&self) -> impl Iterator<Item = &pki::SigningKey> {
         std::iter::once(&self.key).chain(self.previous_key.as_ref())
     }
 
     /// Checks a token this provider signed, with the current or the previous key.
-    pub fn verify_own(&self, jws: &jose::Jws<'_>) -> bool {
-        self.public_keys()
-            .any(|k| jws.verify_with(k.public()).is_ok())
+    pub fn verify_own(&self, jws: &jose::Decoded) -> bool {
+        self.public_keys().any(|k| jws.verify_with(k.key()).is_ok())
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -10,13 +10,13 @@ use axum::{
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::Response,
 };
+use pki::jose::decode_oidc;
 use serde_json::Value;
 
 use crate::{
     AppState,
     authorize::SSO_COOKIE,
     html::{self, Lang},
-    jose::Jws,
     oauth::{Params, form_body, get_cookie, with_query},
 };
 
@@ -45,7 +45,7 @@ pub(crate) async fn end_session(
     let (hint_client, hint_sid) = match p.get("id_token_hint") {
         None => (None, None),
         Some(t) => {
-            let Ok(jws) = Jws::parse(t) else {
+            let Ok(jws) = decode_oidc(t) else {
                 return bad("id_token_hint is not a valid JWT");
             };
             if !st.verify_own(&jws) || jws.str_claim("iss") != Some(st.issuer.as_str()) {

@@ -13,6 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::Engine;
+use pki::jose::{b64, decode_oidc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -20,7 +21,6 @@ use crate::{
     Acr, AppState, MAX_ENTRIES, RefreshGrant,
     fixtures::Client,
     html::Lang,
-    jose::{Jws, b64},
     now,
     oauth::{OAuthError, Params, form_body, secret_eq},
     random_token,
@@ -136,7 +136,7 @@ fn check_assertion(st: &AppState, p: &Params) -> Result<String, OAuthError> {
         .get("client_assertion")
         .ok_or_else(|| OAuthError::invalid_request("client_assertion is missing"))?;
     let bad = |d: String| OAuthError::invalid_client(d);
-    let jws = Jws::parse(token).map_err(|e| bad(format!("client assertion: {e}")))?;
+    let jws = decode_oidc(token).map_err(|e| bad(format!("client assertion: {e}")))?;
     let iss = jws
         .str_claim("iss")
         .ok_or_else(|| bad("client assertion has no iss".into()))?;
@@ -463,7 +463,7 @@ fn issue(
         "locale": locale, "iat": t, "exp": exp, "jti": uuid::Uuid::new_v4().to_string(),
     });
     let mut out = json!({
-        "access_token": st.key.sign("at+jwt", &at).map_err(fail)?,
+        "access_token": st.key.sign_jwt(&at, Some("at+jwt")).map_err(fail)?,
         "token_type": "Bearer",
         "expires_in": st.cfg.token_ttl_secs,
         "scope": scope,
@@ -486,7 +486,7 @@ fn issue(
         set(
             &mut out,
             "id_token",
-            json!(st.key.sign("JWT", &id).map_err(fail)?),
+            json!(st.key.sign_jwt(&id, Some("JWT")).map_err(fail)?),
         );
     }
     if let Some(r) = refresh {
@@ -522,7 +522,7 @@ pub(crate) async fn userinfo(State(st): State<Arc<AppState>>, headers: HeaderMap
             .with_challenge("Bearer realm=\"idporten\"")
             .into_response();
     };
-    let jws = match Jws::parse(token) {
+    let jws = match decode_oidc(token) {
         Ok(j) => j,
         Err(e) => return unauthorized(&e.to_string()),
     };

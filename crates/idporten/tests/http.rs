@@ -4,16 +4,14 @@
 mod common;
 
 use common::*;
-use idporten::{
-    Config,
-    jose::{Jws, parse_jwks},
-};
+use idporten::Config;
+use pki::jose::{VerifyingKey, decode_oidc, parse_jwks};
 use serde_json::{Value, json};
 
 const SUB: &str = "idporten-loa-substantial";
 const HIGH: &str = "idporten-loa-high";
 
-async fn jwks(s: &Srv) -> Vec<idporten::jose::Jwk> {
+async fn jwks(s: &Srv) -> Vec<VerifyingKey> {
     let v: Value = reqwest::get(s.url("/jwks.json"))
         .await
         .unwrap()
@@ -71,7 +69,7 @@ async fn code_flow_issues_contract_tokens_and_userinfo() {
     assert_eq!(t["token_type"], "Bearer");
     let keys = jwks(&s).await;
     let id_token = t["id_token"].as_str().unwrap();
-    Jws::parse(id_token)
+    decode_oidc(id_token)
         .unwrap()
         .verify_with_jwks(&keys)
         .unwrap();
@@ -487,14 +485,8 @@ async fn private_key_jwt() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let other_key = idporten::jose::SigningKey::from_pem(
-        &openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap())
-            .unwrap()
-            .private_key_to_pem_pkcs8()
-            .unwrap(),
-    )
-    .unwrap();
-    let b64 = idporten::jose::b64;
+    let other_key = pki::SigningKey::generate().unwrap();
+    let b64 = pki::jose::b64;
     let bad: Vec<(&str, String)> = vec![
         (
             "wrong aud",
@@ -518,9 +510,9 @@ async fn private_key_jwt() {
         (
             "other key",
             other_key
-                .sign(
-                    "JWT",
+                .sign_jwt(
                     &json!({"iss":"rp-jwt","sub":"rp-jwt","aud":s.base,"exp":now+60,"jti":"x1"}),
+                    Some("JWT"),
                 )
                 .unwrap(),
         ),

@@ -41,7 +41,6 @@
 )]
 
 mod extract;
-pub mod jose;
 mod routes;
 mod session;
 
@@ -253,7 +252,7 @@ pub(crate) struct Inner {
     pub store: Arc<dyn SessionStore>,
     pub signing_key: Option<PKey<Private>>,
     pub meta: RwLock<Option<Metadata>>,
-    pub jwks: RwLock<(Vec<jose::Jwk>, Option<Instant>)>,
+    pub jwks: RwLock<(Vec<jose::VerifyingKey>, Option<Instant>)>,
     pub pending: Mutex<HashMap<String, PendingLogin>>,
     /// Serialises refreshes: refresh tokens are single use, so two at once would revoke them.
     pub refresh_lock: tokio::sync::Mutex<()>,
@@ -340,7 +339,7 @@ impl Rp {
 
     /// The JWKS, refetched when a token names a key we do not know (key rotation), at most
     /// once per `jwks_refresh_min_secs`.
-    async fn keys_for(&self, kid: Option<&str>) -> Result<Vec<jose::Jwk>, RpError> {
+    async fn keys_for(&self, kid: Option<&str>) -> Result<Vec<jose::VerifyingKey>, RpError> {
         {
             let (keys, fetched) = &*self.0.jwks.read().await;
             let known = match kid {
@@ -415,7 +414,7 @@ impl Rp {
                     "iss": id, "sub": id, "aud": aud, "iat": t, "exp": t + 60,
                     "jti": random_token(),
                 });
-                let jwt = jose::sign(key, kid.as_deref(), &claims)
+                let jwt = jose::sign_jwt(key, kid.as_deref(), Some("JWT"), &claims)
                     .map_err(|e| RpError::Config(format!("signing the client assertion: {e}")))?;
                 Ok((
                     vec![
@@ -494,7 +493,8 @@ impl Rp {
             .and_then(Value::as_str)
             .ok_or_else(|| RpError::InvalidIdToken("the token response has no id_token".into()))?;
         let t = now();
-        let jws = jose::Jws::parse(id_token).map_err(|e| RpError::InvalidIdToken(e.to_string()))?;
+        let jws =
+            jose::decode_oidc(id_token).map_err(|e| RpError::InvalidIdToken(e.to_string()))?;
         let keys = self.keys_for(jws.kid()).await?;
         jws.verify_with_jwks(&keys)
             .map_err(|e| RpError::InvalidIdToken(e.to_string()))?;

@@ -9,10 +9,11 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
+use jose::b64;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{Acr, PendingLogin, Rp, RpError, jose::b64, random_token, session_key};
+use crate::{Acr, PendingLogin, Rp, RpError, random_token, session_key};
 
 /// The relying party's routes, to be nested at `cfg.base_path`.
 pub fn router<S: Clone + Send + Sync + 'static>(rp: Rp) -> Router<S> {

@@ -86,7 +86,7 @@ async fn world_with(idp_cfg: idporten::Config) -> World {
     let mut reg_b = registration("app-b", &b);
     reg_b.client_secret = None;
     reg_b.jwks =
-        Some(serde_json::json!({"keys": [oidc_rp::jose::public_jwk(&key, "b-1").unwrap()]}));
+        Some(serde_json::json!({"keys": [jose::Jwk::from_rsa(&key, Some("b-1".into())).unwrap()]}));
 
     let pid = synthetic_pid(17, 5, 94).unwrap().as_string();
     let fx = Fixtures {

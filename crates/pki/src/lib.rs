@@ -1,8 +1,8 @@
 //! The local test PKI of samspill: a CA that issues enterprise-style certificates
 //! (virksomhetssertifikat look-alikes with the orgnr in `organizationIdentifier` =
 //! `NTRNO-<orgnr>` and in `serialNumber`) for organizations, mailbox and print providers,
-//! plus RSA token-signing keys, and the small JOSE layer (`jose`) the stand-ins and
-//! clients share.
+//! plus RSA token-signing keys. It re-exports the JOSE layer (the `jose` crate) as
+//! [`jose`], so `pki::jose` and `jose` are the same code.
 //!
 //! Everything lives as PEM files in one folder and is reused on restart: the first caller
 //! creates a file, later callers (also in other processes) read it. Files are created
@@ -15,7 +15,7 @@
 )]
 
 pub mod demo;
-pub mod jose;
+pub use jose;
 
 use std::{
     collections::HashMap,
@@ -213,12 +213,19 @@ impl SigningKey {
         claims: &serde_json::Value,
         typ: Option<&str>,
     ) -> Result<String, jose::JoseError> {
-        let mut h = serde_json::Map::new();
-        h.insert("kid".into(), self.kid.clone().into());
-        if let Some(t) = typ {
-            h.insert("typ".into(), t.into());
-        }
-        jose::sign(h, claims, jose::Alg::RS256, &self.key)
+        jose::sign_jwt(&self.key, Some(&self.kid), typ, claims)
+    }
+
+    /// The key in the PEM file at `path`, or a new 2048-bit one written there (mode 0600)
+    /// on first use; concurrent first callers agree on one key.
+    pub fn load_or_create(path: &Path) -> Result<Self, PkiError> {
+        let text = if path.exists() {
+            fs::read_to_string(path).map_err(io(path))?
+        } else {
+            let key = PKey::from_rsa(Rsa::generate(KEY_BITS)?)?;
+            create_once(path, &key.private_key_to_pem_pkcs8()?)?
+        };
+        Self::from_pem(&text).map_err(|_| PkiError::BadFile(path.to_owned()))
     }
 }
 
@@ -547,14 +554,7 @@ impl TestPki {
     /// A named RSA token-signing key (e.g. `maskinporten`, `idporten`), created once.
     pub fn signing_key(&self, name: &str) -> Result<SigningKey, PkiError> {
         check_file_name(name)?;
-        let path = self.dir.join("keys").join(format!("{name}.pem"));
-        let text = if path.exists() {
-            fs::read_to_string(&path).map_err(io(&path))?
-        } else {
-            let key = PKey::from_rsa(Rsa::generate(KEY_BITS)?)?;
-            create_once(&path, &key.private_key_to_pem_pkcs8()?)?
-        };
-        SigningKey::from_pem(&text).map_err(|_| PkiError::BadFile(path))
+        SigningKey::load_or_create(&self.dir.join("keys").join(format!("{name}.pem")))
     }
 
     /// Verify a chain (leaf first, as in `x5c`) against this CA; see [`verify_chain`].
@@ -717,6 +717,28 @@ mod tests {
         // A different key does not verify.
         let other = SigningKey::generate().unwrap();
         assert!(!d.verify(&other.jwk().to_public_key().unwrap()).unwrap());
+    }
+
+    #[test]
+    fn signing_key_load_or_create_reuses_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        let k = SigningKey::load_or_create(&path).unwrap();
+        let again = SigningKey::load_or_create(&path).unwrap();
+        assert_eq!(k.kid, again.kid, "key is reused on restart");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{mode:o}");
+        }
+        fs::write(dir.path().join("bad.pem"), "not a key").unwrap();
+        assert_eq!(
+            SigningKey::load_or_create(&dir.path().join("bad.pem"))
+                .unwrap_err()
+                .code(),
+            "pki_bad_file"
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use idporten::{ClientRegistration, Config, Fixtures, TestPerson, jose::SigningKey, synthetic_pid};
+use idporten::{ClientRegistration, Config, Fixtures, TestPerson, synthetic_pid};
+use pki::SigningKey;
 use sha2::{Digest, Sha256};
 
 pub struct Srv {
@@ -51,11 +52,7 @@ pub async fn start_with(cfg: Config, tweak: impl FnOnce(&mut Fixtures)) -> Srv {
     let origin = format!("http://{addr}");
     let base = format!("{origin}/idporten");
 
-    let pem = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap())
-        .unwrap()
-        .private_key_to_pem_pkcs8()
-        .unwrap();
-    let client_key = SigningKey::from_pem(&pem).unwrap();
+    let client_key = SigningKey::generate().unwrap();
     let mut jwt_client = client("rp-jwt", &origin);
     jwt_client.client_secret = None;
     jwt_client.token_endpoint_auth_method = Some("private_key_jwt".into());
@@ -251,7 +248,7 @@ impl Srv {
                 c[k] = v.clone();
             }
         }
-        self.client_key.sign("JWT", &c).unwrap()
+        self.client_key.sign_jwt(&c, Some("JWT")).unwrap()
     }
 }
 
