@@ -40,13 +40,7 @@ async fn run(backend: store::Backend, n: usize) {
     .await;
     // About 100 KB of PDF per letter: a 2-page letter and a 10-page attachment of text
     // that does not compress much.
-    let filler: Vec<String> = (0..10)
-        .map(|_| {
-            (0..10_000)
-                .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
-                .collect()
-        })
-        .collect();
+    let filler = filler();
     let filler: Vec<&str> = filler.iter().map(String::as_str).collect();
     let t = Instant::now();
     let mut letters = Vec::with_capacity(n);
@@ -128,6 +122,57 @@ async fn run(backend: store::Backend, n: usize) {
     );
 }
 
+/// The CPU parts alone, one thread: opening a letter (decrypt, verify) and composing its
+/// print file.
+fn cpu_parts(n: usize) {
+    let filler = filler();
+    let filler: Vec<&str> = filler.iter().map(String::as_str).collect();
+    let a = utskrift::pdf::simple_pdf(&["Side 1", "Side 2"]);
+    let b = utskrift::pdf::simple_pdf(&filler);
+    let page = utskrift::pdf::AddressPage {
+        recipient: vec![
+            "Aud Testesen".into(),
+            "Storgata 1".into(),
+            "0155 OSLO".into(),
+        ],
+        ..Default::default()
+    };
+    let parts = [
+        utskrift::pdf::Part {
+            href: "brev.pdf",
+            mime: "application/pdf",
+            bytes: &a,
+        },
+        utskrift::pdf::Part {
+            href: "vedlegg.pdf",
+            mime: "application/pdf",
+            bytes: &b,
+        },
+    ];
+    let t = Instant::now();
+    for _ in 0..n {
+        let c = utskrift::pdf::compose(&page, &parts, 500).unwrap();
+        assert_eq!(c.pages, 13);
+    }
+    let d = t.elapsed();
+    println!(
+        "utskrift bench [cpu] compose print file (2 PDFs, {} KB): {:.0}/s on one thread ({:.2} ms each)",
+        (a.len() + b.len()) / 1024,
+        n as f64 / d.as_secs_f64(),
+        d.as_secs_f64() * 1000.0 / n as f64
+    );
+}
+
+fn filler() -> Vec<String> {
+    (0..10)
+        .map(|_| {
+            (0..10_000)
+                .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
+                .collect()
+        })
+        .collect()
+}
+
 fn main() {
     let n: usize = std::env::var("UTSKRIFT_BENCH_N")
         .ok()
@@ -137,6 +182,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    cpu_parts(n);
     rt.block_on(async {
         run(store::Backend::Sqlite, n).await;
         if store::testing::postgres_available().await {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dpi::{
     container::{DocumentRole, Limits},
-    letter::open_letter,
+    letter::open_letter_as,
     message::{Body, MessageType, Posttype, Returposthaandtering, Utskriftstype},
 };
 use store::{BlobRef, Job, WorkerOptions};
@@ -120,7 +120,15 @@ fn examine(
     max_pages: usize,
     now: OffsetDateTime,
 ) -> Examined {
-    let opened = open_letter(jws, cms, &identity.key, anchors, now, &Limits::default());
+    let opened = open_letter_as(
+        jws,
+        cms,
+        &identity.key,
+        &identity.cert,
+        anchors,
+        now,
+        &Limits::default(),
+    );
     let Some(sbd) = opened.sbd.as_ref() else {
         return Examined::Reject(issues(&opened.errors));
     };

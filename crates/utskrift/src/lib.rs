@@ -101,7 +101,8 @@ impl Default for Config {
             maskinporten_client_id: "samspill-utskrift".into(),
             max_dokumentpakke_bytes: 30 * 1024 * 1024,
             max_pages: 500,
-            intake_workers: 2,
+            // Spooling waits on fsync as much as on the CPU: more workers than cores pay off.
+            intake_workers: 4,
             receipt_workers: 2,
             receipt_timeout_secs: 30,
             max_retry_delay_secs: 60,

@@ -362,7 +362,8 @@ fn compose_inner(
     });
     out.trailer.set("Root", catalog_id);
     out.prune_objects();
-    out.compress();
+    // No recompression: the letters' streams arrive compressed as their producers chose, and
+    // deflating what is not costs more CPU than the spool's disk space is worth.
     let mut pdf = Vec::new();
     out.save_to(&mut pdf)
         .map_err(|e| PdfError::Write(e.to_string()))?;
