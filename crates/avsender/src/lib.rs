@@ -21,6 +21,7 @@
 
 mod api;
 pub mod client;
+mod krr_batch;
 pub mod letter;
 mod poll;
 mod repo;
@@ -70,6 +71,8 @@ pub struct Config {
     pub send_deadline_secs: u64,
     /// Longest pause between two send attempts of one letter, in seconds.
     pub max_retry_delay_secs: u64,
+    /// Milliseconds a KRR lookup waits for other letters' lookups to share one request.
+    pub krr_batch_wait_ms: u64,
     /// Seconds an HTTP call to KRR or the access point may take.
     pub http_timeout_secs: u64,
     /// Largest accepted letter request (JSON with base64 documents, or multipart), bytes.
@@ -88,6 +91,7 @@ impl Default for Config {
             poll_page_size: 100,
             send_deadline_secs: 24 * 3600,
             max_retry_delay_secs: 60,
+            krr_batch_wait_ms: 5,
             http_timeout_secs: 60,
             // 30 MB of documents, base64-inflated, plus the JSON around them.
             max_request_bytes: 42 * 1024 * 1024,
@@ -150,6 +154,9 @@ struct Inner {
     http: reqwest::Client,
     /// `(name, secret)` of every accepted API key.
     keys: Vec<(String, String)>,
+    krr: krr_batch::KrrBatcher,
+    /// Taken by [`spawn_workers`], which runs the batcher.
+    krr_queue: std::sync::Mutex<Option<krr_batch::BatchQueue>>,
 }
 
 impl AppState {
@@ -183,12 +190,15 @@ impl AppState {
             max_delay: Duration::from_secs(cfg.max_retry_delay_secs.max(1)),
             ..store::RetryPolicy::default()
         });
+        let (krr, krr_queue) = krr_batch::channel();
         Ok(Self(Arc::new(Inner {
             cfg,
             deps,
             jobs,
             http,
             keys,
+            krr,
+            krr_queue: std::sync::Mutex::new(Some(krr_queue)),
         })))
     }
 
@@ -265,7 +275,22 @@ pub fn spawn_workers(
     state: AppState,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut handles = send::spawn(state.clone(), shutdown.clone());
+    let mut handles = Vec::new();
+    let queue = state
+        .0
+        .krr_queue
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(q) = queue {
+        handles.push(tokio::spawn(krr_batch::run(
+            q,
+            state.0.deps.krr.clone(),
+            Duration::from_millis(state.0.cfg.krr_batch_wait_ms),
+            shutdown.clone(),
+        )));
+    }
+    handles.extend(send::spawn(state.clone(), shutdown.clone()));
     handles.push(poll::spawn(state, shutdown));
     handles
 }

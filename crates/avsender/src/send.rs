@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 use crate::{
     AppState,
+    krr_batch::LookupError,
     letter::{self, Route, RouteKind, StoredLetter},
     repo::{self, EventInfo},
     status::{Event, Status},
@@ -232,25 +233,17 @@ async fn fail(state: &AppState, letter_id: &str, r: Refusal) -> Result<(), SendE
 
 /// Chooses the route from KRR.
 async fn route(state: &AppState, l: &StoredLetter) -> Result<Step<Route>, SendError> {
-    let krr = &state.0.deps.krr;
-    let persons = match krr
-        .lookup(std::slice::from_ref(&l.personidentifikator))
-        .await
-    {
+    let person = match state.0.krr.lookup(&l.personidentifikator).await {
         Ok(p) => p,
-        Err(clients::ClientError::Refused { status, error, .. })
-            if (400..500).contains(&status) && status != 401 && status != 429 =>
-        {
+        Err(LookupError::Refused { status, error }) => {
             return Ok(Step::Refused(refuse(
                 "krr_refused",
                 format!("KRR refused the lookup ({status} {error})"),
             )));
         }
-        Err(e) => return Err(SendError::Retry(format!("KRR: {e}"))),
+        Err(LookupError::Unavailable(e)) => return Err(SendError::Retry(format!("KRR: {e}"))),
     };
-    let Some(person): Option<&Person> = persons.first() else {
-        return Err(SendError::Retry("KRR answered without the person".into()));
-    };
+    let person: &Person = &person;
     if person.route() == KrrRoute::DigitalMailbox
         && let (Some(dp), Some(cert)) = (&person.digital_post, &person.sertifikat)
     {
@@ -298,7 +291,10 @@ async fn route(state: &AppState, l: &StoredLetter) -> Result<Step<Route>, SendEr
             format!("{why} and the letter has no print address"),
         )));
     }
-    let print = krr
+    let print = state
+        .0
+        .deps
+        .krr
         .print_certificate()
         .await
         .map_err(|e| SendError::Retry(format!("KRR print certificate: {e}")))?;
