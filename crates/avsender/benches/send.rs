@@ -83,6 +83,7 @@ async fn run() {
     }
     let all_sent = t0.elapsed();
     let at_formidler = w.formidler_count().await;
+    let krr_requests = w.krr_client.as_ref().map_or(0, |k| k.request_count());
     println!(
         "avsender bench ({}, {n} letters of 100 KB, {concurrency} clients, {workers} send workers)",
         store::testing::test_backend().name()
@@ -97,5 +98,6 @@ async fn run() {
         n as f64 / all_sent.as_secs_f64(),
         all_sent.as_secs_f64()
     );
+    println!("  KRR requests: {krr_requests} for {n} letters");
     w.stop().await;
 }

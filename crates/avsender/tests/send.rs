@@ -531,3 +531,34 @@ async fn the_api_refuses_what_it_cannot_take_with_problem_json() {
     assert_eq!(n, 0);
     w.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_letters_share_krr_requests() {
+    let w = common::start_with(|c| {
+        c.send_workers = 8;
+        c.krr_batch_wait_ms = 100;
+    })
+    .await;
+    let pids = krr::default_pids();
+    let letters: Vec<_> = (0..24)
+        .map(|i| {
+            letter(if i % 2 == 0 {
+                &pids.digipost
+            } else {
+                &pids.eboks
+            })
+        })
+        .collect();
+    futures::future::join_all(letters.iter().map(|l| w.avsender.submit(l)))
+        .await
+        .into_iter()
+        .for_each(|r| assert!(r.unwrap().created));
+    for l in &letters {
+        w.wait_status(&l.id, "sent").await;
+    }
+    let requests = w.krr_client.as_ref().unwrap().request_count();
+    assert!(requests >= 1);
+    assert!(requests <= 12, "{requests} KRR requests for 24 letters");
+    assert_eq!(w.formidler_count().await, 24);
+    w.stop().await;
+}

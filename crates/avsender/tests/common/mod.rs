@@ -88,6 +88,8 @@ pub struct World {
     pub core: Option<Part>,
     pub formidler: Option<Part>,
     pub sender: Option<Part>,
+    /// The sender's KRR client (its request counter shows batching).
+    pub krr_client: Option<KrrClient>,
     nowhere: String,
 }
 
@@ -171,6 +173,7 @@ pub async fn start_down(tweak: impl FnOnce(&mut avsender::Config)) -> World {
         core: Some(core),
         formidler: None,
         sender: None,
+        krr_client: None,
         nowhere: format!("http://{}", closed_port().await),
         dir,
     }
@@ -272,17 +275,19 @@ impl World {
             GrantKey::from_issued(&kommune),
         ));
         let chain = vec![kommune.cert().clone(), self.pki.ca_cert().clone()];
+        let krr_client = KrrClient::new(
+            KrrConfig::new(format!("{}/krr", self.base)),
+            tokens.clone(),
+            reqwest::Client::new(),
+        );
+        self.krr_client = Some(krr_client.clone());
         let state = avsender::AppState::new(
             self.cfg.clone(),
             Deps {
                 db: self.db.db().clone(),
                 blobs: self.avsender_blobs.clone(),
                 tokens: tokens.clone(),
-                krr: KrrClient::new(
-                    KrrConfig::new(format!("{}/krr", self.base)),
-                    tokens.clone(),
-                    reqwest::Client::new(),
-                ),
+                krr: krr_client.clone(),
                 signer: Signer {
                     orgnr: pki::demo::kommune().actor_id(),
                     chain,
