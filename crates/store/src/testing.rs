@@ -2,7 +2,7 @@
 //! blob stores, for the tests of this and every other crate.
 //!
 //! The backend comes from `SAMSPILL_TEST_BACKEND` (`sqlite`, the default: a temp file; or
-//! `postgres`: `CREATE DATABASE samspill_test_<random>` through the admin URL in
+//! `postgres`: `CREATE DATABASE samspill_test_<epoch>_<random>` through the admin URL in
 //! `SAMSPILL_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, dropped
 //! again when the [`TestDb`] is dropped). Helpers panic on setup failure: they are for tests.
 #![allow(clippy::expect_used, clippy::panic)]
