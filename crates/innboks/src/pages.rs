@@ -745,6 +745,8 @@ pub async fn letter(
             let doc_href = format!("{base}/innboks/brev/{id}/dokument/{}", d.n);
             let (mut lenke, mut arrangement, mut bevis) = (None, None, None);
             match &d.extension {
+                // The provider also lifts the hoveddokument's lenke to the letter; show it once.
+                Some(Extension::Lenke(l)) if detail.lenke.as_ref() == Some(l) => {}
                 Some(Extension::Lenke(l)) => lenke = Some(views::lenke(tr, l, now)),
                 Some(Extension::Arrangement(a)) => arrangement = Some(views::arrangement(tr, a)),
                 Some(Extension::Bevis(b)) => bevis = Some(views::bevis(tr, b, now)),

@@ -723,3 +723,97 @@ pub fn query_map(u: &str) -> HashMap<String, String> {
         .into_owned()
         .collect()
 }
+
+fn t(s: &str) -> dpi::container::Tekst {
+    dpi::container::Tekst::new(s, "no")
+}
+
+/// A letter with all three smart views: a lenke whose deadline has passed, an arrangement
+/// with a Code 39 barcode, and a bevis valid only until 2020.
+pub fn smart_letter(chain: &Chain, pid: &str) -> Letter {
+    use dpi::container::{
+        Arrangement, Bevis, BevisAttributt, Bevisholder, Gyldighetsperiode, Lenke,
+        Maanedstidspunkt, Moteplass, Strekkode, StrekkodeType, Tidsrom,
+    };
+    let lenke = Extension::Lenke(Lenke {
+        url: format!("{}/lenke-maal", chain.origin),
+        beskrivelse: Some(t("Svar på tilbudet om barnehageplass")),
+        knapp_tekst: Some(t("Svar her")),
+        frist: Some("2020-12-15T12:00:00+01:00".into()),
+    });
+    let arrangement = Extension::Arrangement(Arrangement {
+        tittel: t("Time hos tannlegen"),
+        tidsrom_tittel: None,
+        tidsrom: vec![Tidsrom {
+            fra: Some("2030-03-03T10:00:00+01:00".into()),
+            til: Some("2030-03-03T10:30:00+01:00".into()),
+        }],
+        oppmote_informasjon: Some(t("Møt opp ti minutter før.")),
+        moteplass: Moteplass {
+            tittel: t("Oppmøtested"),
+            navn: "Tannklinikken".into(),
+            gateadresse: Some("Storgata 1".into()),
+            postnummer: Some("0155".into()),
+            sted: Some("Oslo".into()),
+            land: None,
+        },
+        strekkode: Some(Strekkode {
+            tittel: Some(t("Vis ved oppmøte")),
+            verdi: "ABC-12345".into(),
+            kind: StrekkodeType::Code39,
+            tekst: None,
+            vis_verdi: Some(true),
+        }),
+        info: vec![],
+        lenker: vec![],
+    });
+    let bevis = Extension::Bevis(Bevis {
+        utsteder_visningsnavn: Some(t("Oslo kommune")),
+        bakgrunnsfarge: Some("#003087".into()),
+        utstedt_tidspunkt: Some("2026-01-01T00:00:00+01:00".into()),
+        gyldighetsperiode: Some(Gyldighetsperiode::AarligRepeterendePeriode {
+            start_aar: None,
+            slutt_aar: Some(2020),
+            fra: Maanedstidspunkt {
+                maaned: 1,
+                dag: Some(1),
+                time: None,
+                minutt: None,
+                tidssone: None,
+            },
+            til: Maanedstidspunkt {
+                maaned: 12,
+                dag: Some(31),
+                time: Some(23),
+                minutt: None,
+                tidssone: None,
+            },
+        }),
+        bevisholder: Bevisholder {
+            fornavn: "Kari".into(),
+            etternavn: "Nordmann".into(),
+            foedselsnummer: None,
+            adresse: None,
+        },
+        tittel: t("Parkeringstillatelse"),
+        bevis_id_navn: Some(t("Tillatelse nr.")),
+        bevis_id_verdi: Some("P-778".into()),
+        attributt: vec![BevisAttributt {
+            navn: t("Sone"),
+            verdi: t("Sentrum"),
+        }],
+        info: vec![],
+    });
+    Letter::to(chain, pid, "Tilbud, time og tillatelse").docs(vec![
+        Doc::new(
+            "brev.pdf",
+            "application/pdf",
+            "Tilbud om barnehageplass",
+            PDF,
+        )
+        .with("lenke.xml", lenke),
+        Doc::new("time.pdf", "application/pdf", "Timebekreftelse", PDF)
+            .with("arrangement.xml", arrangement),
+        Doc::new("bevis.pdf", "application/pdf", "Parkeringsbevis", PDF).with("bevis.xml", bevis),
+    ])
+}
