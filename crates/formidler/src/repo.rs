@@ -42,7 +42,7 @@ fn ms(t: OffsetDateTime) -> i64 {
 
 /// Inserts the message and its first status; `false` when the id exists already.
 pub async fn insert_message(db: &Db, m: &NewMessage, now: OffsetDateTime) -> StoreResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO formidler_messages (message_id, conversation_id, message_type, sender_orgnr, \
          supplier_orgnr, avsenderidentifikator, receiver_orgnr, kanal, forretningsmelding, \
@@ -116,7 +116,7 @@ pub async fn finish_message(
     beskrivelse: Option<&str>,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let moved = sqlx::query(
         "UPDATE formidler_messages SET status = $2, dokumentpakke_sha256 = NULL, updated_at = $3 \
          WHERE message_id = $1 AND status = $4",
