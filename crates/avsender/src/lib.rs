@@ -157,6 +157,8 @@ struct Inner {
     krr: krr_batch::KrrBatcher,
     /// Taken by [`spawn_workers`], which runs the batcher.
     krr_queue: std::sync::Mutex<Option<krr_batch::BatchQueue>>,
+    /// KRR's print certificate and when it was fetched (it changes rarely).
+    print_cert: tokio::sync::Mutex<Option<(std::time::Instant, clients::krr::PrintSertifikat)>>,
 }
 
 impl AppState {
@@ -199,6 +201,7 @@ impl AppState {
             keys,
             krr,
             krr_queue: std::sync::Mutex::new(Some(krr_queue)),
+            print_cert: tokio::sync::Mutex::new(None),
         })))
     }
 

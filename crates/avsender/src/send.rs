@@ -291,13 +291,7 @@ async fn route(state: &AppState, l: &StoredLetter) -> Result<Step<Route>, SendEr
             format!("{why} and the letter has no print address"),
         )));
     }
-    let print = state
-        .0
-        .deps
-        .krr
-        .print_certificate()
-        .await
-        .map_err(|e| SendError::Retry(format!("KRR print certificate: {e}")))?;
+    let print = print_certificate(state).await?;
     let receiver = match domain::ActorId::parse(&print.postkasseleverandoer_adresse) {
         Ok(a) => a,
         Err(e) => {
@@ -324,6 +318,27 @@ async fn route(state: &AppState, l: &StoredLetter) -> Result<Step<Route>, SendEr
         recipient_cert: Some(cert),
         kind: RouteKind::Print,
     }))
+}
+
+/// How long KRR's print certificate is reused before it is fetched again.
+const PRINT_CERT_TTL: Duration = Duration::from_secs(600);
+
+async fn print_certificate(state: &AppState) -> Result<clients::krr::PrintSertifikat, SendError> {
+    let mut cached = state.0.print_cert.lock().await;
+    if let Some((at, c)) = cached.as_ref()
+        && at.elapsed() < PRINT_CERT_TTL
+    {
+        return Ok(c.clone());
+    }
+    let c = state
+        .0
+        .deps
+        .krr
+        .print_certificate()
+        .await
+        .map_err(|e| SendError::Retry(format!("KRR print certificate: {e}")))?;
+    *cached = Some((std::time::Instant::now(), c.clone()));
+    Ok(c)
 }
 
 /// Routes, seals and stores the sealed letter; returns its two wire parts.
