@@ -220,23 +220,32 @@ pub async fn start_with(addr: &str, tweak: impl FnOnce(&mut innboks::Config)) ->
     )
     .unwrap();
 
-    let app = axum::Router::new()
-        .nest("/maskinporten", mp)
-        .nest("/idporten", idp)
-        .nest("/formidler", formidler::router(f_state.clone()))
-        .nest(
-            "/postkasse",
-            postkasse::router(p_state.clone()).merge(innboks::router(i_state.clone())),
-        )
-        .route(
-            "/lenke-maal",
-            axum::routing::get(|| async {
-                axum::response::Html(
-                    "<!DOCTYPE html><html lang=\"nb\"><head><title>Tjenesten</title></head>\
+    // The binary's application shell (request ids, metrics, timeouts, `/healthz`) around
+    // the roles, as `samspill serve` mounts them.
+    let app = web::app(
+        vec![
+            ("maskinporten".into(), mp),
+            ("idporten".into(), idp),
+            ("formidler".into(), formidler::router(f_state.clone())),
+            (
+                "postkasse".into(),
+                postkasse::router(p_state.clone()).merge(innboks::router(i_state.clone())),
+            ),
+        ],
+        web::AppOptions {
+            default_body_limit: 40 * 1024 * 1024,
+            ..Default::default()
+        },
+    )
+    .route(
+        "/lenke-maal",
+        axum::routing::get(|| async {
+            axum::response::Html(
+                "<!DOCTYPE html><html lang=\"nb\"><head><title>Tjenesten</title></head>\
                      <body><main><h1>Avsenderens tjeneste</h1></main></body></html>",
-                )
-            }),
-        );
+            )
+        }),
+    );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let (shutdown, rx) = tokio::sync::watch::channel(false);

@@ -1,0 +1,267 @@
+//! Inbox page latency and throughput for a citizen with 10,000 letters among 1,000,000 stored
+//! letters, next to `/healthz` on the same server in the same run (`scripts/bench-inbox`
+//! runs it on SQLite and PostgreSQL). Prints numbers; asserts nothing about time.
+//!
+//! The letters are written straight into the provider's tables (the DPI chain would need
+//! hours for a million letters); the citizen logs in through the ID-porten stand-in and every
+//! request goes over HTTP through the application shell like in production.
+//! `BENCH_TOTAL_LETTERS`, `BENCH_CITIZEN_LETTERS`, `BENCH_REQUESTS`, `BENCH_CONCURRENCY`
+//! override the sizes.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use store::{sqlx, sqlx::Row};
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+const COLS: usize = 15;
+
+async fn insert_letters(
+    db: &store::Db,
+    tenant: &str,
+    rows: &[(String, String, i64)],
+) -> anyhow::Result<()> {
+    // (citizen_id, title, visible_from); multi-row INSERTs, one transaction per call.
+    let mut tx = db.pool().begin().await?;
+    for chunk in rows.chunks(1000) {
+        let mut sql = String::from(
+            "INSERT INTO postkasse_letters (id, tenant, citizen_id, message_id, conversation_id, \
+             sender_orgnr, sender_name, ikkesensitivtittel, sikkerhetsnivaa, spraak, \
+             aapningskvittering, forretningsmelding, folder, visible_from, received_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for c in 0..COLS {
+                if c > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("${}", i * COLS + c + 1));
+            }
+            sql.push(')');
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (n, (citizen, title, t)) in chunk.iter().enumerate() {
+            let sender = if n % 3 == 0 { "991825827" } else { "974760673" };
+            q = q
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(tenant.to_owned())
+                .bind(citizen.clone())
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(sender)
+                .bind(if n % 3 == 0 {
+                    "Digitaliseringsdirektoratet"
+                } else {
+                    "Skatteetaten"
+                })
+                .bind(title.clone())
+                .bind(3i64)
+                .bind("no")
+                .bind(0i64)
+                .bind("-")
+                .bind("inbox")
+                .bind(*t)
+                .bind(*t);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+async fn measure(
+    client: &reqwest::Client,
+    url: &str,
+    requests: usize,
+    concurrency: usize,
+) -> (Duration, Duration, f64) {
+    // Warm up connections and caches.
+    for _ in 0..20 {
+        let r = client.get(url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        r.bytes().await.unwrap();
+    }
+    let start = Instant::now();
+    let per = requests / concurrency;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let url = url.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per);
+            for _ in 0..per {
+                let t = Instant::now();
+                let r = client.get(&url).send().await.unwrap();
+                let ok = r.status() == 200;
+                r.bytes().await.unwrap();
+                assert!(ok);
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let wall = start.elapsed();
+    all.sort();
+    (
+        pct(&all, 0.5),
+        pct(&all, 0.99),
+        all.len() as f64 / wall.as_secs_f64(),
+    )
+}
+
+fn main() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let total = env_num("BENCH_TOTAL_LETTERS", 1_000_000);
+    let mine = env_num("BENCH_CITIZEN_LETTERS", 10_000).min(total);
+    let requests = env_num("BENCH_REQUESTS", 2000);
+    let concurrency = env_num("BENCH_CONCURRENCY", 4).max(1);
+    let backend = format!("{:?}", store::testing::test_backend()).to_lowercase();
+    let chain = common::start().await;
+    let db = chain.postkasse_db.db().clone();
+    let tenant = pki::demo::digipost().to_string();
+    let kari = chain.pids.digipost.clone();
+    let kari_id: String = sqlx::query("SELECT id FROM postkasse_citizens WHERE fnr = $1")
+        .bind(&kari)
+        .fetch_one(db.pool())
+        .await?
+        .try_get("id")?;
+
+    // 1,000 other citizens share the rest of the letters.
+    let t0 = Instant::now();
+    let others = 1000usize;
+    let mut other_ids = Vec::new();
+    let mut tx = db.pool().begin().await?;
+    for i in 0..others {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO postkasse_citizens (id, tenant, postkasseadresse, fnr, name, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, NULL, 0, 0)",
+        )
+        .bind(&id)
+        .bind(&tenant)
+        .bind(format!("bench.{i}#X1"))
+        .bind(format!("bench-{i:06}"))
+        .execute(&mut *tx)
+        .await?;
+        other_ids.push(id);
+    }
+    tx.commit().await?;
+    let now = store::to_ms(time::OffsetDateTime::now_utc());
+    let year_ms = 365 * 24 * 3600 * 1000i64;
+    let mut batch = Vec::with_capacity(10_000);
+    let mut written = 0usize;
+    let step = (total.max(1) / mine.max(1)).max(1);
+    for n in 0..total {
+        // Every `step`-th letter is the citizen's, spread over the same time range.
+        let citizen = if n % step == 0 && n / step < mine {
+            kari_id.clone()
+        } else {
+            other_ids[n % others].clone()
+        };
+        let t = now - (n as i64 * year_ms / total.max(1) as i64) - 1;
+        batch.push((citizen, format!("Brev nummer {n} om skatt og avgift"), t));
+        if batch.len() == 10_000 {
+            insert_letters(&db, &tenant, &batch).await?;
+            written += batch.len();
+            batch.clear();
+        }
+    }
+    insert_letters(&db, &tenant, &batch).await?;
+    written += batch.len();
+    let mine_count: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM postkasse_letters WHERE citizen_id = $1")
+            .bind(&kari_id)
+            .fetch_one(db.pool())
+            .await?
+            .try_get("n")?;
+    if store::testing::test_backend() == store::Backend::Postgres {
+        sqlx::query("ANALYZE").execute(db.pool()).await?;
+    }
+    println!(
+        "seeded {written} letters ({mine_count} for the citizen) on {backend} in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    let b = chain.browser(&kari, "idporten-loa-substantial").await;
+    let client = b.client.clone();
+    // A cursor deep in the citizen's letters: follow "older letters" 50 times.
+    let mut deep = chain.url("/postkasse/innboks");
+    for _ in 0..50 {
+        let page = client.get(&deep).send().await?.text().await?;
+        match common::href_with(&page, "rel=\"next\"") {
+            Some(h) => deep = b.abs(&h),
+            None => break,
+        }
+    }
+    println!("{backend}: {requests} requests per endpoint, {concurrency} concurrent clients");
+    println!("| endpoint | p50 ms | p99 ms | requests/s |");
+    println!("|---|---|---|---|");
+    let mut results = Vec::new();
+    for (name, url) in [
+        ("/healthz", chain.url("/healthz")),
+        ("inbox, first page", chain.url("/postkasse/innboks")),
+        ("inbox, page 51 (keyset)", deep.clone()),
+        (
+            "inbox, search",
+            chain.url("/postkasse/innboks?sok=nummer+9"),
+        ),
+        (
+            "inbox, unread only",
+            chain.url("/postkasse/innboks?ulest=1"),
+        ),
+        ("/healthz (again)", chain.url("/healthz")),
+    ] {
+        let (p50, p99, rps) = measure(&client, &url, requests, concurrency).await;
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.0} |",
+            p50.as_secs_f64() * 1000.0,
+            p99.as_secs_f64() * 1000.0,
+            rps
+        );
+        results.push((name, p99));
+    }
+    let healthz = results
+        .iter()
+        .filter(|(n, _)| n.starts_with("/healthz"))
+        .map(|(_, p)| *p)
+        .max()
+        .unwrap_or_default();
+    let inbox = results
+        .iter()
+        .find(|(n, _)| *n == "inbox, first page")
+        .map(|(_, p)| *p)
+        .unwrap_or_default();
+    println!(
+        "{backend}: inbox p99 / healthz p99 = {:.1} (target ≤ 5)",
+        inbox.as_secs_f64() / healthz.as_secs_f64().max(1e-9)
+    );
+    chain.stop().await;
+    Ok(())
+}
