@@ -103,7 +103,7 @@ impl Default for Config {
             max_pages: 500,
             // Spooling waits on fsync as much as on the CPU: more workers than cores pay off.
             intake_workers: 4,
-            receipt_workers: 2,
+            receipt_workers: 4,
             receipt_timeout_secs: 30,
             max_retry_delay_secs: 60,
         }

@@ -311,32 +311,43 @@ pub async fn finish_batch(
     Ok(())
 }
 
-/// `spooled` → `printed` in `batch_id`, owing a `leveringskvittering`. `false` if another
-/// batch (or process) took it first.
+/// `spooled` → `printed` in `batch_id` for each of `message_ids`, in one transaction, each
+/// owing a `leveringskvittering` (kind `kind`). Returns how many moved; a letter another batch
+/// (or process) took first is skipped.
 pub async fn mark_printed(
     db: &Db,
     jobs: &Jobs,
-    message_id: &str,
+    message_ids: &[String],
     batch_id: &str,
-    receipt: &NewReceipt<'_>,
+    kind: &str,
     now: OffsetDateTime,
-) -> StoreResult<bool> {
+) -> StoreResult<usize> {
     let mut tx = db.pool().begin().await?;
-    let moved = sqlx::query(
-        "UPDATE utskrift_letters SET status = $2, batch_id = $3, printed_at = $4, updated_at = $4 \
-         WHERE message_id = $1 AND status = $5",
-    )
-    .bind(message_id)
-    .bind(PRINTED)
-    .bind(batch_id)
-    .bind(ms(now))
-    .bind(SPOOLED)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if moved {
-        owe_receipt(&mut tx, jobs, message_id, receipt, now).await?;
+    let mut moved = 0usize;
+    for id in message_ids {
+        let n = sqlx::query(
+            "UPDATE utskrift_letters SET status = $2, batch_id = $3, printed_at = $4, \
+             updated_at = $4 WHERE message_id = $1 AND status = $5",
+        )
+        .bind(id)
+        .bind(PRINTED)
+        .bind(batch_id)
+        .bind(ms(now))
+        .bind(SPOOLED)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            let receipt_id = domain::MessageId::new().to_string();
+            let receipt = NewReceipt {
+                id: &receipt_id,
+                kind,
+                detaljer: None,
+                tidspunkt: now,
+            };
+            owe_receipt(&mut tx, jobs, id, &receipt, now).await?;
+            moved += 1;
+        }
     }
     tx.commit().await?;
     Ok(moved)

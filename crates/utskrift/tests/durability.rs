@@ -144,3 +144,32 @@ async fn a_letter_that_keeps_killing_its_worker_is_refused_not_retried_forever()
     let status = w.wait_status(sbd.message_id(), utskrift::REJECTED).await;
     assert!(status.spool_path.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_batches_at_once_print_each_letter_once() {
+    let w = World::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (jwt, cms, sbd) = w.seal(&letter()).await;
+        assert_eq!(w.send(&jwt, &cms).await, 201);
+        ids.push(sbd.message_id());
+    }
+    for id in &ids {
+        w.wait_status(*id, utskrift::SPOOLED).await;
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let (a, b) = tokio::join!(
+        utskrift::run_batch_now(w.db.db(), now),
+        utskrift::run_batch_now(w.db.db(), now)
+    );
+    assert_eq!(a.unwrap().letters + b.unwrap().letters, ids.len());
+    for id in &ids {
+        let s = w.wait_status(*id, utskrift::PRINTED).await;
+        let levering = s
+            .receipts
+            .iter()
+            .filter(|(k, _)| k == "leveringskvittering")
+            .count();
+        assert_eq!(levering, 1, "{s:?}");
+    }
+}
