@@ -27,6 +27,9 @@ pub mod notify;
 mod pages;
 pub mod uploads;
 pub mod views;
+mod worker;
+
+pub use worker::spawn_workers;
 
 use std::{
     collections::HashMap,
@@ -95,6 +98,8 @@ pub struct Deps {
     pub postkasse: postkasse::AppState,
     /// Where login sessions live.
     pub sessions: Arc<dyn oidc_rp::SessionStore>,
+    /// SMS gateway for notifications; none = SMS go to the outbox folder only.
+    pub sms: Option<Arc<dyn notify::SmsGateway>>,
 }
 
 /// Router state; cheap to clone.
@@ -116,6 +121,10 @@ pub(crate) struct Inner {
     pub tenant_of: Mutex<HashMap<String, Organisasjonsnummer>>,
     pub uploads: uploads::Uploads,
     pub outbox: notify::Outbox,
+    pub email: Option<Arc<dyn notify::EmailGateway>>,
+    pub sms: Option<Arc<dyn notify::SmsGateway>>,
+    /// `received_at` (ms) of the newest letter the notification scanner has seen.
+    pub scan_mark: Mutex<Option<i64>>,
 }
 
 impl FromRef<AppState> for oidc_rp::Rp {
@@ -204,6 +213,13 @@ impl AppState {
             cfg.max_uploads_per_citizen,
         );
         let outbox = notify::Outbox::new(files.join("outbox"));
+        let email: Option<Arc<dyn notify::EmailGateway>> = match &cfg.notify.smtp {
+            Some(smtp) => Some(Arc::new(
+                notify::SmtpGateway::new(smtp, &cfg.notify.from)
+                    .map_err(|e| anyhow::anyhow!("smtp: {e}"))?,
+            )),
+            None => None,
+        };
         Ok(Self(Arc::new(Inner {
             cfg,
             postkasse: deps.postkasse,
@@ -216,6 +232,9 @@ impl AppState {
             tenant_of: Mutex::new(HashMap::new()),
             uploads,
             outbox,
+            email,
+            sms: deps.sms,
+            scan_mark: Mutex::new(None),
         })))
     }
 

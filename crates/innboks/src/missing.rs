@@ -37,3 +37,44 @@ pub async fn attachment_counts(
     }
     Ok(out)
 }
+
+/// A stored letter with what its notifications need.
+pub struct LetterForNotice {
+    pub id: String,
+    pub tenant: String,
+    pub fnr: String,
+    pub visible_from: i64,
+    pub received_at: i64,
+    pub forretningsmelding: String,
+}
+
+/// Letters stored after `since_ms` (oldest first, at most `limit`): the notifier schedules
+/// their `varsler`. Belongs in postkasse as a hook of letter processing (or a service call
+/// returning the letter's `varsler`); read-only here.
+pub async fn letters_since(
+    db: &Db,
+    since_ms: i64,
+    limit: i64,
+) -> Result<Vec<LetterForNotice>, store::StoreError> {
+    let rows = sqlx::query(
+        "SELECT l.id, l.tenant, c.fnr, l.visible_from, l.received_at, l.forretningsmelding \
+         FROM postkasse_letters l JOIN postkasse_citizens c ON c.id = l.citizen_id \
+         WHERE l.received_at > $1 ORDER BY l.received_at LIMIT $2",
+    )
+    .bind(since_ms)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LetterForNotice {
+                id: r.try_get("id")?,
+                tenant: r.try_get("tenant")?,
+                fnr: r.try_get("fnr")?,
+                visible_from: r.try_get("visible_from")?,
+                received_at: r.try_get("received_at")?,
+                forretningsmelding: r.try_get("forretningsmelding")?,
+            })
+        })
+        .collect()
+}

@@ -23,6 +23,8 @@ pub struct NotifyConfig {
     pub smtp: Option<SmtpConfig>,
     /// Sender address of e-mails.
     pub from: String,
+    /// Seconds between two looks for newly stored letters with `varsler`.
+    pub scan_interval_secs: u64,
 }
 
 impl Default for NotifyConfig {
@@ -32,6 +34,7 @@ impl Default for NotifyConfig {
             window_end_hour: 21,
             smtp: None,
             from: "Digital postkasse <ikke-svar@postkasse.samspill.invalid>".into(),
+            scan_interval_secs: 5,
         }
     }
 }
@@ -196,6 +199,77 @@ impl Outbox {
         }
         out.sort_by_key(|e: &OutboxEntry| std::cmp::Reverse(e.sent_at));
         Ok(out)
+    }
+}
+
+/// The store queue of notifications.
+pub const NOTIFY_QUEUE: &str = "innboks.varsel";
+
+/// One notification to send (one channel, one repetition day of one letter).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotifyJob {
+    pub letter_id: String,
+    pub tenant: String,
+    pub fnr: String,
+    /// `epost` or `sms`.
+    pub channel: String,
+    pub to: String,
+    pub text: String,
+    pub day: u8,
+}
+
+/// The jobs for a letter's `varsler`: one per channel and repetition day, due in the window.
+pub fn jobs_for(
+    cfg: &NotifyConfig,
+    letter_id: &str,
+    tenant: &str,
+    fnr: &str,
+    delivered: OffsetDateTime,
+    varsler: &dpi::message::Varsler,
+) -> Vec<store::NewJob> {
+    let mut plan: Vec<(&str, &str, &str, &[u8])> = Vec::new();
+    if let Some(e) = &varsler.epostvarsel {
+        plan.push(("epost", &e.epostadresse, &e.varslingstekst, &e.repetisjoner));
+    }
+    if let Some(s) = &varsler.smsvarsel {
+        plan.push((
+            "sms",
+            &s.mobiltelefonnummer,
+            &s.varslingstekst,
+            &s.repetisjoner,
+        ));
+    }
+    let mut out = Vec::new();
+    for (channel, to, text, days) in plan {
+        for day in days {
+            let job = NotifyJob {
+                letter_id: letter_id.into(),
+                tenant: tenant.into(),
+                fnr: fnr.into(),
+                channel: channel.into(),
+                to: to.into(),
+                text: text.into(),
+                day: *day,
+            };
+            if let Ok(j) = store::NewJob::new(NOTIFY_QUEUE, &job) {
+                out.push(
+                    j.dedup_key(format!("{letter_id}:{channel}:{day}"))
+                        .run_at(due_at(cfg, delivered, *day))
+                        .max_attempts(5),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The `varsler` of a stored letter's business message (verified when the letter came in).
+pub fn varsler_of(forretningsmelding: &str) -> Option<dpi::message::Varsler> {
+    let (_, payload) = dpi::jws::decode_unverified(forretningsmelding).ok()?;
+    let sbd = dpi::message::Sbd::parse(&payload).ok()?;
+    match sbd.body {
+        dpi::message::Body::Digital(d) => d.varsler,
+        _ => None,
     }
 }
 

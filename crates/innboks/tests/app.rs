@@ -599,3 +599,82 @@ async fn not_logged_in_goes_to_login_and_no_mailbox_is_told() {
     assert!(r.body.contains("Du har ingen postkasse her"));
     chain.stop().await;
 }
+
+#[tokio::test]
+async fn notifications_go_out_only_for_unread_letters() {
+    let chain = start_with("127.0.0.1:0", |c| {
+        c.notify.window_start_hour = 0;
+        c.notify.window_end_hour = 24;
+        c.notify.scan_interval_secs = 3600;
+    })
+    .await;
+    let kari = chain.pids.digipost.clone();
+    let varsler = dpi::message::Varsler {
+        epostvarsel: Some(dpi::message::Epostvarsel {
+            epostadresse: "kari@example.com".into(),
+            varslingstekst: "Du har fått brev i den digitale postkassen".into(),
+            repetisjoner: vec![0],
+        }),
+        smsvarsel: Some(dpi::message::Smsvarsel {
+            mobiltelefonnummer: "+4799999999".into(),
+            varslingstekst: "Nytt brev".into(),
+            repetisjoner: vec![0, 7],
+        }),
+        extra: Default::default(),
+    };
+    let mut read = Letter::to(&chain, &kari, "Brevet som blir lest");
+    read.varsler = Some(varsler.clone());
+    chain.deliver(&read).await;
+    let mut unread = Letter::to(&chain, &kari, "Brevet som ikke blir lest");
+    unread.varsler = Some(varsler);
+    chain.deliver(&unread).await;
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let inbox = b.get("/postkasse/innboks").await;
+    let ids = letter_ids(&inbox.body);
+    let (unread_id, read_id) = (ids[0].clone(), ids[1].clone());
+    assert_eq!(
+        b.get(&format!("/postkasse/innboks/brev/{read_id}"))
+            .await
+            .status,
+        200
+    );
+
+    // Two letters × (e-mail day 0, SMS day 0, SMS day 7); a second scan adds nothing.
+    assert_eq!(chain.innboks.scan_notifications().await.unwrap(), 6);
+    assert_eq!(chain.innboks.scan_notifications().await.unwrap(), 0);
+    let handles = innboks::spawn_workers(chain.innboks.clone(), chain.shutdown.subscribe());
+    let mut page = b.get("/postkasse/innboks/varsler").await;
+    for _ in 0..100 {
+        if page.body.matches("<tr><td>").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        page = b.get("/postkasse/innboks/varsler").await;
+    }
+    // Give a wrongly sent notice for the read letter time to show up too.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    page = b.get("/postkasse/innboks/varsler").await;
+    assert_eq!(page.body.matches("<tr><td>").count(), 2, "{}", page.body);
+    assert!(page.body.contains(&unread_id));
+    assert!(
+        !page.body.contains(&read_id),
+        "no reminder for a read letter"
+    );
+    assert!(page.body.contains("Nytt brev"));
+    assert!(
+        page.body
+            .contains("Du har fått brev i den digitale postkassen")
+    );
+    // Another citizen sees none of them.
+    let ola = chain.browser(&chain.pids.eboks, SUBSTANTIAL).await;
+    assert!(
+        !ola.get("/postkasse/innboks/varsler")
+            .await
+            .body
+            .contains("<tr><td>")
+    );
+    chain.stop().await;
+    for h in handles {
+        let _ = h.await;
+    }
+}

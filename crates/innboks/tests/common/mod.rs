@@ -216,6 +216,7 @@ pub async fn start_with(addr: &str, tweak: impl FnOnce(&mut innboks::Config)) ->
         innboks::Deps {
             postkasse: p_state.clone(),
             sessions: std::sync::Arc::new(oidc_rp::MemoryStore::new()),
+            sms: None,
         },
     )
     .unwrap();
@@ -318,6 +319,7 @@ pub struct Letter {
     pub level: Sikkerhetsnivaa,
     pub aapningskvittering: bool,
     pub virkningstidspunkt: Option<OffsetDateTime>,
+    pub varsler: Option<dpi::message::Varsler>,
     pub docs: Vec<Doc>,
 }
 
@@ -338,6 +340,7 @@ impl Letter {
             level: Sikkerhetsnivaa::Nivaa3,
             aapningskvittering: false,
             virkningstidspunkt: None,
+            varsler: None,
             docs: vec![Doc::new("brev.pdf", "application/pdf", title, PDF)],
         }
     }
@@ -386,7 +389,7 @@ impl Letter {
             aapningskvittering: Some(self.aapningskvittering),
             ikkesensitivtittel: self.title.clone(),
             spraak: "no".into(),
-            varsler: None,
+            varsler: self.varsler.clone(),
         });
         let documents = self
             .docs
