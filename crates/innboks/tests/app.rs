@@ -678,3 +678,19 @@ async fn notifications_go_out_only_for_unread_letters() {
         let _ = h.await;
     }
 }
+
+#[tokio::test]
+async fn letters_before_their_virkningstidspunkt_are_not_shown() {
+    let chain = start().await;
+    let kari = chain.pids.digipost.clone();
+    let mut later = Letter::to(&chain, &kari, "Kommer i morgen");
+    later.virkningstidspunkt = Some(time::OffsetDateTime::now_utc() + time::Duration::days(1));
+    chain.deliver(&later).await;
+    chain.deliver(&Letter::to(&chain, &kari, "Synlig nå")).await;
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let inbox = b.get("/postkasse/innboks").await;
+    assert_eq!(letter_ids(&inbox.body).len(), 1);
+    assert!(inbox.body.contains("Synlig nå"));
+    assert!(!inbox.body.contains("Kommer i morgen"));
+    chain.stop().await;
+}
