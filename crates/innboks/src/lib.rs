@@ -47,18 +47,21 @@ use axum::{
 };
 use bytes::Bytes;
 use domain::Organisasjonsnummer;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Configuration of the citizen web app.
-#[derive(Debug, Clone, Deserialize)]
+/// Configuration of the citizen web app. Printing it never shows the OIDC settings or the
+/// client secret (they are not serialized).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The OpenID Connect relying party (ID-porten). When absent it is derived from the
     /// role's public URL: the `idporten` role next to this one, client `samspill-postkasse`
     /// with the stand-in's default secret, callback `<public url>/auth/callback`.
+    #[serde(skip_serializing)]
     pub oidc: Option<oidc_rp::RpConfig>,
     /// Client secret used when `oidc` is derived (the stand-in's default fixture secret).
+    #[serde(skip_serializing)]
     pub client_secret: String,
     /// Folder with the npm packages (`scripts/setup-assets`); the Designsystemet CSS is read
     /// from it at start. Relative paths are taken from the working directory.
@@ -400,4 +403,46 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |req, next| {
             security_headers(csp.clone(), req, next)
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(url: &str) -> web::RoleEnv {
+        web::RoleEnv {
+            data_dir: std::env::temp_dir(),
+            public_url: url::Url::parse(url).unwrap(),
+            fnr_policy: domain::FnrPolicy::PERMISSIVE,
+        }
+    }
+
+    #[test]
+    fn config_prints_without_secrets_and_reads_back() {
+        let cfg = Config {
+            client_secret: "very-secret".into(),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert!(!json.contains("very-secret"));
+        let back: Config = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.page_size, cfg.page_size);
+        assert!(serde_json::from_str::<Config>("{\"nope\": 1}").is_err());
+    }
+
+    #[test]
+    fn relying_party_follows_the_public_url() {
+        let rp = default_rp_config(&Config::default(), &env("https://h.example/x/postkasse"));
+        assert_eq!(rp.issuer, "https://h.example/x/idporten");
+        assert_eq!(
+            rp.redirect_uri,
+            "https://h.example/x/postkasse/auth/callback"
+        );
+        assert_eq!(rp.base_path, "/x/postkasse/auth");
+        assert_eq!(rp.default_return_to, "/x/postkasse/innboks");
+        assert!(rp.cookie_secure);
+        let rp = default_rp_config(&Config::default(), &env("http://127.0.0.1:8080/postkasse"));
+        assert!(!rp.cookie_secure);
+        assert_eq!(rp.cookie_path, "/postkasse");
+    }
 }
