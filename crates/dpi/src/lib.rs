@@ -15,10 +15,10 @@ pub mod certcache;
 pub mod container;
 pub mod jws;
 pub mod letter;
+pub mod message;
 pub mod receipt;
 #[doc(hidden)]
 pub mod testkit;
-pub mod message;
 pub mod token;
 pub mod trust;
 
