@@ -67,6 +67,10 @@ enum IntakeError {
     Store(#[from] store::StoreError),
 }
 
+/// Attempts before a token signed with an unknown key is refused: the JWKS cache refetches at
+/// most every few seconds, and the backoff between attempts outgrows that.
+const UNKNOWN_KEY_ATTEMPTS: u32 = 5;
+
 /// Examinations of one letter before it is refused as a poison pill.
 const MAX_EXAMINATIONS: i64 = 3;
 
@@ -208,6 +212,9 @@ fn issues(errors: &[dpi::Issue]) -> String {
 /// Why an embedded token did not verify.
 enum TokenCheck {
     Invalid(String),
+    /// Signed with a key Maskinporten does not publish (yet): forged, or a key rotation
+    /// this side has not seen; retried a few times before it counts as invalid.
+    UnknownKey(String),
     /// Maskinporten's keys could not be fetched: try again later.
     Unavailable(String),
 }
@@ -226,7 +233,9 @@ async fn verify_embedded(
     let kid = d.kid().ok_or_else(|| bad("no kid in the header".into()))?;
     let key = match v.jwt_verifier().jwks().key(kid).await {
         Ok(k) => k,
-        Err(e @ clients::jwks::JwksError::UnknownKid(_)) => return Err(bad(e.to_string())),
+        Err(e @ clients::jwks::JwksError::UnknownKid(_)) => {
+            return Err(TokenCheck::UnknownKey(format!("maskinportentoken: {e}")));
+        }
         Err(e) => return Err(TokenCheck::Unavailable(e.to_string())),
     };
     if !d.verify(&key).unwrap_or(false) {
@@ -284,7 +293,10 @@ async fn process(state: AppState, job: Job) -> Result<(), IntakeError> {
     let now = OffsetDateTime::now_utc();
     let outcome = match check_token_first(&state, &letter.forretningsmelding).await {
         Err(TokenCheck::Unavailable(e)) => return Err(IntakeError::Retry(e)),
-        Err(TokenCheck::Invalid(reason)) => Err(reason),
+        Err(TokenCheck::UnknownKey(e)) if job.attempts < UNKNOWN_KEY_ATTEMPTS => {
+            return Err(IntakeError::Retry(e));
+        }
+        Err(TokenCheck::Invalid(reason) | TokenCheck::UnknownKey(reason)) => Err(reason),
         Ok(()) => {
             // A letter whose examination keeps killing the process (say, a PDF that overflows
             // the parser's stack) would otherwise be taken over and retried forever.
