@@ -74,7 +74,7 @@ async fn receipts_reach_the_sender_after_the_access_point_comes_back() {
     assert_eq!(w.send(&jwt, &cms).await, 201);
     w.wait_status(sbd.message_id(), utskrift::SPOOLED).await;
     // Wait until a delivery attempt of the mottakskvittering has failed.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
         let failed: Option<String> = sqlx::query_scalar(
             "SELECT last_error FROM jobs WHERE queue = $1 AND last_error IS NOT NULL",

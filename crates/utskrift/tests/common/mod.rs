@@ -350,7 +350,7 @@ impl World {
 
     /// Polls the sender's receipts until one of type `t` for `conversation` arrives.
     pub async fn wait_receipt(&self, conversation: ConversationId, t: MessageType) -> Sbd {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
         loop {
             for sbd in self.receipts().await {
                 if sbd.conversation_id() == Some(conversation) && sbd.message_type() == t {
@@ -366,7 +366,7 @@ impl World {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no {} within 30 s",
+                "no {} within 90 s",
                 t.key()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -375,7 +375,7 @@ impl World {
 
     /// Polls the print provider's view of a letter until `status`.
     pub async fn wait_status(&self, message_id: MessageId, status: &str) -> utskrift::LetterStatus {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(s) = utskrift::letter_status(self.db.db(), &message_id.to_string())
                 .await
