@@ -2,7 +2,7 @@
 //! concurrent case-system clients, then sealed and sent into the real access point (with the
 //! real Maskinporten and KRR stand-ins). Prints accepted/s and sent/s; asserts nothing about
 //! time. `SAMSPILL_TEST_BACKEND=sqlite|postgres`, `BENCH_LETTERS` (default 500),
-//! `BENCH_CONCURRENCY` (default 32), `BENCH_WORKERS` (send workers, default 4).
+//! `BENCH_CONCURRENCY` (default 32), `BENCH_WORKERS` (send workers, default 16).
 //!
 //! `cargo bench -p avsender --bench send`
 
@@ -31,9 +31,10 @@ fn main() {
 }
 
 async fn run() {
+    let metrics = web::metrics_handle();
     let n = env("BENCH_LETTERS", 500);
     let concurrency = env("BENCH_CONCURRENCY", 32);
-    let workers = env("BENCH_WORKERS", 4);
+    let workers = env("BENCH_WORKERS", 16);
     let w = common::start_with(|c| {
         c.send_workers = workers;
         c.poll_interval_ms = 1000;
@@ -56,6 +57,59 @@ async fn run() {
             l
         })
         .collect();
+
+    // The CPU cost of sealing alone, on one core (ASiC-E + XAdES, CMS, JWS).
+    {
+        let kommune = w
+            .pki
+            .issue_enterprise(&pki::demo::kommune(), pki::demo::KOMMUNE_NAME)
+            .unwrap();
+        let provider = w.provider(pki::demo::digipost(), pki::demo::DIGIPOST_NAME);
+        let mut l = common::letter(&pids.digipost);
+        l.documents[0].content_base64 = Some(b64.clone());
+        let stored = avsender::letter::validate(
+            &l,
+            &[bytes::Bytes::from(pdf.clone())],
+            &domain::FnrPolicy::PERMISSIVE,
+            None,
+        )
+        .unwrap();
+        let me = pki::demo::kommune().actor_id();
+        let route = avsender::letter::Route {
+            receiver: pki::demo::digipost().actor_id(),
+            recipient_cert: Some(provider.cert().clone()),
+            kind: avsender::letter::RouteKind::Digital {
+                postkasseadresse: "kari.nordmann#1234".into(),
+                epost: None,
+                mobil: None,
+            },
+        };
+        let chain = vec![kommune.cert().clone(), w.pki.ca_cert().clone()];
+        let rounds = 100;
+        let t = Instant::now();
+        for _ in 0..rounds {
+            let spec = dpi::letter::LetterSpec {
+                sbd: avsender::letter::build_sbd(
+                    &stored,
+                    &me,
+                    &route,
+                    domain::MessageId::new(),
+                    domain::ConversationId::new(),
+                    dpi::message::Timestamp::now(),
+                )
+                .unwrap(),
+                package: avsender::letter::build_package(&stored, &me, &route, vec![pdf.clone()]),
+                signing_time: time::OffsetDateTime::now_utc(),
+            };
+            dpi::letter::seal_letter(&spec, &chain, kommune.key(), provider.cert(), "token")
+                .unwrap();
+        }
+        println!(
+            "  seal alone: {:>6.1} letters/s on one core ({:.2} ms each)",
+            rounds as f64 / t.elapsed().as_secs_f64(),
+            t.elapsed().as_secs_f64() * 1000.0 / rounds as f64
+        );
+    }
 
     let t0 = Instant::now();
     let client = &w.avsender;
@@ -99,5 +153,10 @@ async fn run() {
         all_sent.as_secs_f64()
     );
     println!("  KRR requests: {krr_requests} for {n} letters");
+    for line in metrics.render().lines() {
+        if line.starts_with("avsender_send_step_seconds") && !line.contains("quantile=\"0\"") {
+            println!("  {line}");
+        }
+    }
     w.stop().await;
 }

@@ -71,7 +71,9 @@ pub struct Config {
     pub send_deadline_secs: u64,
     /// Longest pause between two send attempts of one letter, in seconds.
     pub max_retry_delay_secs: u64,
-    /// Milliseconds a KRR lookup waits for other letters' lookups to share one request.
+    /// Milliseconds a KRR lookup waits for other letters' lookups to share one request. At 0
+    /// (the default) lookups that queue up while a request is in flight share the next one,
+    /// which batches under load without adding latency when idle.
     pub krr_batch_wait_ms: u64,
     /// Seconds an HTTP call to KRR or the access point may take.
     pub http_timeout_secs: u64,
@@ -86,12 +88,14 @@ impl Default for Config {
             api_key_header: DEFAULT_API_KEY_HEADER.into(),
             kanal: None,
             avsenderidentifikator: None,
-            send_workers: 4,
+            // Sending is mostly waiting (KRR, the access point, the database): many workers
+            // keep the CPU busy; the sealing itself runs on the blocking pool.
+            send_workers: 16,
             poll_interval_ms: 1000,
             poll_page_size: 100,
             send_deadline_secs: 24 * 3600,
             max_retry_delay_secs: 60,
-            krr_batch_wait_ms: 5,
+            krr_batch_wait_ms: 0,
             http_timeout_secs: 60,
             // 30 MB of documents, base64-inflated, plus the JSON around them.
             max_request_bytes: 42 * 1024 * 1024,

@@ -188,8 +188,12 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
             Step::Refused(r) => return fail(&state, &l.letter_id, r).await,
         },
     };
-    match post(&state, &jws, cms).await? {
+    let t = std::time::Instant::now();
+    let posted = post(&state, &jws, cms).await;
+    step("post", t);
+    match posted? {
         Step::Go(detail) => {
+            let t = std::time::Instant::now();
             repo::apply(
                 db,
                 &l.letter_id,
@@ -202,6 +206,7 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
                 OffsetDateTime::now_utc(),
             )
             .await?;
+            step("mark_sent", t);
             metrics::counter!("avsender_letters_sent_total").increment(1);
             Ok(())
         }
@@ -211,6 +216,12 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
         }
         Step::Refused(r) => fail(&state, &l.letter_id, r).await,
     }
+}
+
+/// Time spent in one step of sending (KRR, sealing, storing, posting, marking sent).
+fn step(name: &'static str, since: std::time::Instant) {
+    metrics::histogram!("avsender_send_step_seconds", "step" => name)
+        .record(since.elapsed().as_secs_f64());
 }
 
 async fn fail(state: &AppState, letter_id: &str, r: Refusal) -> Result<(), SendError> {
@@ -347,7 +358,10 @@ async fn seal(
     l: &repo::LetterRow,
     stored: &StoredLetter,
 ) -> Result<Step<(String, Vec<u8>)>, SendError> {
-    let route = match route(state, stored).await? {
+    let t = std::time::Instant::now();
+    let routed = route(state, stored).await;
+    step("krr", t);
+    let route = match routed? {
         Step::Go(r) => r,
         Step::Refused(r) => return Ok(Step::Refused(r)),
     };
@@ -412,12 +426,15 @@ async fn seal(
         signing_time: created,
     };
     let tok = token.clone();
+    let t = std::time::Instant::now();
     // Two RSA signatures and an RSA encryption: keep them off the async threads.
     let sealed = tokio::task::spawn_blocking(move || {
         dpi::letter::seal_letter(&spec, &signer.chain, &signer.key, &recipient, &tok)
     })
     .await
     .map_err(|e| SendError::Retry(format!("sealing task: {e}")))?;
+    step("seal", t);
+    let t = std::time::Instant::now();
     let (sealed, _) = match sealed {
         Ok(s) => s,
         Err(e) => {
@@ -449,6 +466,7 @@ async fn seal(
         OffsetDateTime::now_utc(),
     )
     .await?;
+    step("store", t);
     Ok(Step::Go((sealed.jwt, sealed.cms)))
 }
 
