@@ -474,11 +474,14 @@ pub struct LetterRow {
     pub received_at: i64,
     pub opened_at: Option<i64>,
     pub receipt_accepted_at: Option<i64>,
+    pub attachments: i64,
 }
 
 const LETTER_COLUMNS: &str = "id, message_id, conversation_id, sender_orgnr, sender_name, \
     avsenderidentifikator, ikkesensitivtittel, tittel, sikkerhetsnivaa, spraak, \
-    aapningskvittering, lenke, folder, visible_from, received_at, opened_at, receipt_accepted_at";
+    aapningskvittering, lenke, folder, visible_from, received_at, opened_at, receipt_accepted_at, \
+    (SELECT COUNT(*) FROM postkasse_documents d WHERE d.letter_id = postkasse_letters.id \
+     AND d.role = 'vedlegg') AS attachments";
 
 fn letter_row(r: &AnyRow) -> StoreResult<LetterRow> {
     Ok(LetterRow {
@@ -499,6 +502,7 @@ fn letter_row(r: &AnyRow) -> StoreResult<LetterRow> {
         received_at: r.try_get("received_at")?,
         opened_at: r.try_get("opened_at")?,
         receipt_accepted_at: r.try_get("receipt_accepted_at")?,
+        attachments: r.try_get("attachments")?,
     })
 }
 

@@ -146,6 +146,8 @@ pub struct LetterSummary {
     pub folder: Folder,
     /// The sender asked for an opening receipt that the citizen has not accepted yet.
     pub requires_opening_receipt: bool,
+    /// Number of vedlegg (documents besides the hoveddokument).
+    pub attachments: u32,
 }
 
 /// One page of letters, newest first.
@@ -259,6 +261,7 @@ fn summary(row: &repo::LetterRow, loa: Loa) -> LetterSummary {
         unread: row.opened_at.is_none(),
         folder: Folder::parse(&row.folder).unwrap_or_default(),
         requires_opening_receipt: row.aapningskvittering && row.receipt_accepted_at.is_none(),
+        attachments: u32::try_from(row.attachments).unwrap_or_default(),
     }
 }
 

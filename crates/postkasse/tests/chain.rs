@@ -85,6 +85,7 @@ async fn delivered_to_exactly_that_citizen(tenant: domain::Organisasjonsnummer) 
     let mine = list(&c, &citizen(&c, tenant, &pid)).await;
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].ikkesensitivtittel, "Tilbud om barnehageplass");
+    assert_eq!(mine[0].attachments, 1, "one vedlegg");
     assert_eq!(
         mine[0].sender_orgnr,
         pki::demo::kommune().to_string(),
