@@ -248,7 +248,8 @@ pub fn verify(
         }
         let der = b64(c)?;
         certs.push(
-            X509::from_der(&der).map_err(|e| ContainerError::CertificateInvalid(e.to_string()))?,
+            crate::certcache::x509_from_der(&der)
+                .map_err(|e| ContainerError::CertificateInvalid(e.to_string()))?,
         );
     }
     if certs.is_empty() {

@@ -217,8 +217,54 @@ pub(crate) fn write(entries: &[(&str, &[u8])]) -> Result<Vec<u8>, ContainerError
                 "duplicate entry name {name}"
             )));
         }
-        w.start_file(*name, deflated).map_err(write_err)?;
+        let options = if already_compressed(data) {
+            stored
+        } else {
+            deflated
+        };
+        w.start_file(*name, options).map_err(write_err)?;
         w.write_all(data).map_err(write_err)?;
     }
     Ok(w.finish().map_err(write_err)?.into_inner())
+}
+
+/// Formats whose content is compressed already (PDF streams, images, archives): deflating them
+/// again makes the container larger and slower to open, so they are stored as they are.
+fn already_compressed(data: &[u8]) -> bool {
+    const MAGIC: &[&[u8]] = &[
+        b"%PDF",
+        b"\x89PNG",
+        b"\xFF\xD8\xFF",
+        b"GIF8",
+        b"PK\x03\x04",
+        b"\x1F\x8B",
+    ];
+    MAGIC.iter().any(|m| data.starts_with(m))
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn compressed_formats_are_stored_and_text_is_deflated() {
+        let pdf = [b"%PDF-1.7\n".as_slice(), &[7u8; 4000]].concat();
+        let text = vec![b'a'; 4000];
+        let zip = write(&[("brev.pdf", &pdf), ("brev.txt", &text)]).unwrap();
+        let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
+        let methods: Vec<_> = (0..archive.len())
+            .map(|i| {
+                let f = archive.by_index(i).unwrap();
+                (f.name().to_owned(), f.compression())
+            })
+            .collect();
+        assert_eq!(
+            methods,
+            [
+                ("mimetype".to_owned(), CompressionMethod::Stored),
+                ("brev.pdf".to_owned(), CompressionMethod::Stored),
+                ("brev.txt".to_owned(), CompressionMethod::Deflated),
+            ]
+        );
+    }
 }
