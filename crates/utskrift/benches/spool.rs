@@ -151,7 +151,7 @@ fn cpu_parts(n: usize) {
     ];
     let t = Instant::now();
     for _ in 0..n {
-        let c = utskrift::pdf::compose(&page, &parts, 500).unwrap();
+        let c = utskrift::pdf::compose(&page, &parts, &utskrift::pdf::Rules::default()).unwrap();
         assert_eq!(c.pages, 13);
     }
     let d = t.elapsed();

@@ -121,7 +121,7 @@ fn examine(
     cms: &[u8],
     identity: &Identity,
     anchors: &dpi::trust::TrustAnchors,
-    max_pages: usize,
+    rules: pdf::Rules,
     now: OffsetDateTime,
 ) -> Examined {
     let opened = open_letter_as(
@@ -189,7 +189,7 @@ fn examine(
         returposthaandtering: key_of(u.retur.returposthaandtering).into(),
         reference: sbd.message_id().to_string(),
     };
-    match pdf::compose(&page, &parts, max_pages) {
+    match pdf::compose(&page, &parts, &rules) {
         Ok(pdf) => Examined::Accept {
             pdf,
             returposthaandtering: u.retur.returposthaandtering,
@@ -307,14 +307,17 @@ async fn process(state: AppState, job: Job) -> Result<(), IntakeError> {
                     n - 1
                 ))
             } else {
-                let (jws, identity, anchors, max_pages) = (
+                let (jws, identity, anchors, rules) = (
                     letter.forretningsmelding.clone(),
                     deps.identity.clone(),
                     deps.anchors.clone(),
-                    state.0.cfg.max_pages,
+                    pdf::Rules {
+                        max_pages: state.0.cfg.max_pages,
+                        a4_tolerance_mm: state.0.cfg.a4_tolerance_mm,
+                    },
                 );
                 tokio::task::spawn_blocking(move || {
-                    examine(&jws, &cms, &identity, &anchors, max_pages, now)
+                    examine(&jws, &cms, &identity, &anchors, rules, now)
                 })
                 .await
                 .unwrap_or_else(|_| Examined::Reject("the letter could not be processed".into()))

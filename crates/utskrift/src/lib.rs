@@ -78,6 +78,9 @@ pub struct Config {
     pub max_dokumentpakke_bytes: usize,
     /// Most pages of one letter (address page not counted).
     pub max_pages: usize,
+    /// How far, in mm, a page may be from A4 portrait before the letter is refused (pages
+    /// are cut, not scaled).
+    pub a4_tolerance_mm: f32,
     /// Validation workers in this process.
     pub intake_workers: usize,
     /// Receipt delivery workers in this process.
@@ -101,6 +104,7 @@ impl Default for Config {
             maskinporten_client_id: "samspill-utskrift".into(),
             max_dokumentpakke_bytes: 30 * 1024 * 1024,
             max_pages: 500,
+            a4_tolerance_mm: 10.0,
             // Spooling waits on fsync as much as on the CPU: more workers than cores pay off.
             intake_workers: 4,
             receipt_workers: 4,

@@ -32,7 +32,7 @@ const A4: (f32, f32) = (595.28, 841.89);
 const INHERITABLE: [&[u8]; 4] = [b"Resources", b"MediaBox", b"CropBox", b"Rotate"];
 
 /// Why a letter cannot be printed. All of these are the sender's to fix (`feil` KLIENT).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PdfError {
     #[error("{href} is {mime}, but the print service prints PDF documents only")]
     NotPdf { href: String, mime: String },
@@ -44,9 +44,39 @@ pub enum PdfError {
     NoPages { href: String },
     #[error("the letter has {pages} pages, more than the {max} the print service takes")]
     TooManyPages { pages: usize, max: usize },
+    #[error(
+        "{href} page {page} is {width_mm:.0} × {height_mm:.0} mm; the print service prints A4 portrait"
+    )]
+    NotA4 {
+        href: String,
+        page: usize,
+        width_mm: f32,
+        height_mm: f32,
+    },
     #[error("the print file could not be written: {0}")]
     Write(String),
 }
+
+/// What the print line accepts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    /// Most pages of one letter (address page not counted).
+    pub max_pages: usize,
+    /// How far a page may be from A4 portrait (210 × 297 mm) in either direction; pages are
+    /// cut, not scaled.
+    pub a4_tolerance_mm: f32,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            max_pages: 500,
+            a4_tolerance_mm: 10.0,
+        }
+    }
+}
+
+const PT_PER_MM: f32 = 72.0 / 25.4;
 
 impl PdfError {
     /// Stable snake_case code.
@@ -57,6 +87,7 @@ impl PdfError {
             Self::Encrypted { .. } => "pdf_encrypted",
             Self::NoPages { .. } => "pdf_no_pages",
             Self::TooManyPages { .. } => "pdf_too_many_pages",
+            Self::NotA4 { .. } => "pdf_not_a4_portrait",
             Self::Write(_) => "pdf_write_failed",
         }
     }
@@ -142,13 +173,12 @@ pub fn check_parts(parts: &[Part<'_>]) -> Result<(), PdfError> {
     Ok(())
 }
 
-/// Builds the print file: the address page, then every page of every part.
-/// `max_pages` bounds the letter's own pages. Never panics: a parser panic on hostile input
-/// becomes [`PdfError::Unreadable`].
+/// Builds the print file: the address page, then every page of every part, under `rules`.
+/// Never panics: a parser panic on hostile input becomes [`PdfError::Unreadable`].
 pub fn compose(
     page: &AddressPage,
     parts: &[Part<'_>],
-    max_pages: usize,
+    rules: &Rules,
 ) -> Result<Composed, PdfError> {
     check_parts(parts)?;
     for p in parts {
@@ -165,7 +195,7 @@ pub fn compose(
         let worker = std::thread::Builder::new()
             .name("utskrift-pdf".into())
             .stack_size(COMPOSE_STACK)
-            .spawn_scoped(scope, || compose_inner(page, parts, max_pages));
+            .spawn_scoped(scope, || compose_inner(page, parts, rules));
         match worker {
             // A parser panic on hostile input surfaces here as an Err from join.
             Ok(handle) => handle.join().unwrap_or_else(|_| Err(gave_up())),
@@ -294,8 +324,9 @@ fn inflate(dict: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
 fn compose_inner(
     page: &AddressPage,
     parts: &[Part<'_>],
-    max_pages: usize,
+    rules: &Rules,
 ) -> Result<Composed, PdfError> {
+    let max_pages = rules.max_pages;
     let mut out = Document::with_version("1.7");
     let pages_id = out.new_object_id();
     let mut kids: Vec<Object> = Vec::new();
@@ -325,7 +356,7 @@ fn compose_inner(
                 max: max_pages,
             });
         }
-        for id in &page_ids {
+        for (n, id) in page_ids.iter().enumerate() {
             let inherited = inherited_attributes(&doc, *id);
             let dict = doc
                 .get_object_mut(*id)
@@ -341,6 +372,12 @@ fn compose_inner(
             }
             dict.set("Parent", pages_id);
             kids.push((*id).into());
+            check_a4(&doc, *id, rules.a4_tolerance_mm).map_err(|(w, h)| PdfError::NotA4 {
+                href: part.href.to_owned(),
+                page: n + 1,
+                width_mm: w,
+                height_mm: h,
+            })?;
         }
         out.max_id = out.max_id.max(doc.max_id);
         out.objects.append(&mut doc.objects);
@@ -371,6 +408,37 @@ fn compose_inner(
         pdf,
         pages: pages_count,
     })
+}
+
+/// The page's visible size must be A4 portrait within `tolerance_mm`; `Err((w, h))` in mm.
+fn check_a4(doc: &Document, page: ObjectId, tolerance_mm: f32) -> Result<(), (f32, f32)> {
+    let num = |o: &Object| doc.dereference(o).ok().and_then(|(_, v)| v.as_float().ok());
+    let dict = doc.get_dictionary(page).map_err(|_| (0.0, 0.0))?;
+    let rect = dict
+        .get(b"CropBox")
+        .or_else(|_| dict.get(b"MediaBox"))
+        .ok()
+        .and_then(|o| doc.dereference(o).ok())
+        .and_then(|(_, v)| v.as_array().ok())
+        .map(|a| a.iter().filter_map(num).collect::<Vec<f32>>())
+        .unwrap_or_default();
+    let [x0, y0, x1, y1] = rect.as_slice() else {
+        return Err((0.0, 0.0));
+    };
+    let (mut w, mut h) = ((x1 - x0).abs() / PT_PER_MM, (y1 - y0).abs() / PT_PER_MM);
+    let rotate = dict
+        .get(b"Rotate")
+        .ok()
+        .and_then(|o| o.as_i64().ok())
+        .unwrap_or(0);
+    if rotate.rem_euclid(180) == 90 {
+        std::mem::swap(&mut w, &mut h);
+    }
+    if (w - 210.0).abs() <= tolerance_mm && (h - 297.0).abs() <= tolerance_mm {
+        Ok(())
+    } else {
+        Err((w, h))
+    }
 }
 
 fn a4_box() -> Object {
@@ -561,6 +629,13 @@ mod tests {
         }
     }
 
+    fn rules(max_pages: usize) -> Rules {
+        Rules {
+            max_pages,
+            ..Rules::default()
+        }
+    }
+
     fn part<'a>(href: &'a str, bytes: &'a [u8]) -> Part<'a> {
         Part {
             href,
@@ -576,7 +651,7 @@ mod tests {
         let c = compose(
             &page(),
             &[part("brev.pdf", &a), part("vedlegg.pdf", &b)],
-            100,
+            &rules(100),
         )
         .unwrap();
         assert_eq!(c.pages, 4);
@@ -603,16 +678,16 @@ mod tests {
             mime: "text/plain",
             bytes: b"Hei",
         };
-        let e = compose(&page(), &[txt], 100).unwrap_err();
+        let e = compose(&page(), &[txt], &rules(100)).unwrap_err();
         assert_eq!(e.code(), "document_not_pdf");
         let fake = part("brev.pdf", b"GIF89a....");
         assert_eq!(
-            compose(&page(), &[fake], 100).unwrap_err().code(),
+            compose(&page(), &[fake], &rules(100)).unwrap_err().code(),
             "document_not_pdf"
         );
         let broken = part("brev.pdf", b"%PDF-1.4\nthis is not a pdf body");
         assert_eq!(
-            compose(&page(), &[broken], 100).unwrap_err().code(),
+            compose(&page(), &[broken], &rules(100)).unwrap_err().code(),
             "pdf_unreadable"
         );
     }
@@ -651,7 +726,7 @@ mod tests {
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 /MediaBox [0 0 595 842] >>".to_vec(),
             b"<< /Type /Page /Parent 2 0 R >>".to_vec(),
         ]);
-        let c = compose(&page(), &[part("x.pdf", &pdf)], 100).unwrap();
+        let c = compose(&page(), &[part("x.pdf", &pdf)], &rules(100)).unwrap();
         assert_eq!(c.pages, 2);
     }
 
@@ -710,11 +785,11 @@ mod tests {
         }
         // The three deep ones are refused by the depth check, before the parser sees them.
         for n in [0, 3, 4] {
-            let e = compose(&page(), &[part("x.pdf", &hostile[n])], 100).unwrap_err();
+            let e = compose(&page(), &[part("x.pdf", &hostile[n])], &rules(100)).unwrap_err();
             assert!(e.to_string().contains("nest deeper"), "case {n}: {e}");
         }
         for (n, bytes) in hostile.iter().enumerate() {
-            match compose(&page(), &[part("x.pdf", bytes)], 100) {
+            match compose(&page(), &[part("x.pdf", bytes)], &rules(100)) {
                 Ok(c) => assert!(c.pdf.starts_with(b"%PDF-"), "case {n}"),
                 Err(e) => assert!(!e.code().is_empty(), "case {n}"),
             }
@@ -731,9 +806,37 @@ mod tests {
     }
 
     #[test]
+    fn pages_must_be_a4_portrait_within_the_tolerance() {
+        let sized = |mb: &str, extra: &str| {
+            with_xref(&[
+                b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+                format!("<< /Type /Pages /Kids [3 0 R] /Count 1 /MediaBox {mb} >>").into_bytes(),
+                format!("<< /Type /Page /Parent 2 0 R {extra} >>").into_bytes(),
+            ])
+        };
+        // US Letter (216 × 279 mm) is 18 mm short of A4.
+        let letter = sized("[0 0 612 792]", "");
+        let e = compose(&page(), &[part("us.pdf", &letter)], &rules(10)).unwrap_err();
+        assert_eq!(e.code(), "pdf_not_a4_portrait", "{e}");
+        // A4 landscape, and A4 rotated to landscape.
+        let landscape = sized("[0 0 842 595]", "");
+        assert!(compose(&page(), &[part("l.pdf", &landscape)], &rules(10)).is_err());
+        let rotated = sized("[0 0 595 842]", "/Rotate 90");
+        assert!(compose(&page(), &[part("r.pdf", &rotated)], &rules(10)).is_err());
+        // A4 stored sideways and rotated upright is portrait; 5 mm off is fine.
+        let upright = sized("[0 0 842 595]", "/Rotate 270");
+        assert!(compose(&page(), &[part("u.pdf", &upright)], &rules(10)).is_ok());
+        let near = sized("[0 0 609.5 856]", "");
+        assert!(compose(&page(), &[part("n.pdf", &near)], &rules(10)).is_ok());
+        // The CropBox, what is visible, decides.
+        let cropped = sized("[0 0 900 900]", "/CropBox [0 0 595 842]");
+        assert!(compose(&page(), &[part("c.pdf", &cropped)], &rules(10)).is_ok());
+    }
+
+    #[test]
     fn page_limit_is_enforced() {
         let a = simple_pdf(&["1", "2", "3"]);
-        let e = compose(&page(), &[part("a.pdf", &a)], 2).unwrap_err();
+        let e = compose(&page(), &[part("a.pdf", &a)], &rules(2)).unwrap_err();
         assert_eq!(e, PdfError::TooManyPages { pages: 3, max: 2 });
     }
 
