@@ -255,7 +255,7 @@ mod write_tests {
         let methods: Vec<_> = (0..archive.len())
             .map(|i| {
                 let f = archive.by_index(i).unwrap();
-                (f.name().to_owned(), f.compression())
+                (f.name().unwrap().to_string(), f.compression())
             })
             .collect();
         assert_eq!(
