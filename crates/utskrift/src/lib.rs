@@ -6,7 +6,9 @@
 //! - **Validation** (worker, queue `utskrift.intake`): the corner-4 checks of
 //!   [`dpi::letter::open_letter`] with the provider's own key, the embedded Maskinporten token's
 //!   signature against Maskinporten's keys, only `utskrift` addressed to this provider, only PDF
-//!   documents. Anything wrong becomes a signed `feil` (KLIENT) for the sender.
+//!   documents (unencrypted, A4 portrait within a tolerance, bounded nesting and pages).
+//!   Anything wrong becomes a signed `feil` (KLIENT) for the sender; a letter whose examination
+//!   keeps killing the process is refused after three tries.
 //! - **Print spool**: each accepted letter becomes one PDF, `<spool>/<batch date>/<message id>.pdf`,
 //!   an address page in front of the hoveddokument and vedlegg ([`pdf`]); a `mottakskvittering`
 //!   is owed at once.
