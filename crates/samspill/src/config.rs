@@ -32,6 +32,8 @@ pub struct Config {
     pub postkasse: postkasse::Config,
     pub avsender: avsender::Config,
     pub utskrift: utskrift::Config,
+    /// The citizens' web app of the mailbox provider (served by the `postkasse` role).
+    pub innboks: innboks::Config,
 }
 
 /// Where the national infrastructure is, for the roles that use it.
@@ -74,6 +76,7 @@ impl Default for Config {
             postkasse: Default::default(),
             avsender: Default::default(),
             utskrift: Default::default(),
+            innboks: Default::default(),
         }
     }
 }

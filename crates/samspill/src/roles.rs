@@ -116,7 +116,18 @@ async fn postkasse_role(ctx: &Context) -> anyhow::Result<axum::Router> {
         state.clone(),
         ctx.shutdown.clone(),
     ));
-    Ok(postkasse::router(state))
+    // The citizens' web app of the same provider, on its service layer.
+    let app = innboks::AppState::new(
+        ctx.config.innboks.clone(),
+        &env,
+        innboks::Deps {
+            postkasse: state.clone(),
+            sessions: std::sync::Arc::new(oidc_rp::MemoryStore::new()),
+            sms: None,
+        },
+    )?;
+    ctx.keep(innboks::spawn_workers(app.clone(), ctx.shutdown.clone()));
+    Ok(postkasse::router(state).merge(innboks::router(app)))
 }
 
 async fn utskrift_role(ctx: &Context) -> anyhow::Result<axum::Router> {
