@@ -78,6 +78,8 @@ public_url = "{me}"
 filter = "info,sqlx=warn"
 [database]
 url = "{db}"
+# Five processes per cluster and tests in parallel share one PostgreSQL server.
+max_connections = 4
 [blobs]
 backend = "local"
 path = "{blobs}"
