@@ -1,7 +1,6 @@
 //! `POST /dpi/inbound` (docs/CHAIN.md hop 3): store first, validate later.
 
 use axum::{
-    body::Bytes,
     extract::{Multipart, State},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -11,70 +10,6 @@ use time::OffsetDateTime;
 use web::{Problem, auth::Org};
 
 use crate::{AppState, SCOPE_FORMIDLING, repo};
-
-/// The two parts of a delivered letter.
-async fn read_parts(mut multipart: Multipart, max: usize) -> Result<(String, Bytes), Problem> {
-    let mut jws = None;
-    let mut cms = None;
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return Err(multipart_problem(e)),
-        };
-        let name = field.name().unwrap_or_default().to_owned();
-        match name.as_str() {
-            "forretningsmelding" if jws.is_none() => {
-                let bytes = field.bytes().await.map_err(multipart_problem)?;
-                if bytes.len() > dpi::message::MAX_SBD_BYTES * 2 {
-                    return Err(Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "forretningsmelding_too_large",
-                        "Forretningsmelding too large",
-                    ));
-                }
-                let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
-                    Problem::bad_request("invalid_forretningsmelding", "not UTF-8 text")
-                })?;
-                jws = Some(text.trim().to_owned());
-            }
-            "dokumentpakke" if cms.is_none() => {
-                let bytes = field.bytes().await.map_err(multipart_problem)?;
-                if bytes.len() > max {
-                    return Err(Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "dokumentpakke_too_large",
-                        "Dokumentpakke too large",
-                    )
-                    .with_detail(format!("the limit is {max} bytes")));
-                }
-                cms = Some(bytes);
-            }
-            other => {
-                return Err(Problem::bad_request(
-                    "unexpected_part",
-                    format!("unexpected or repeated multipart part {other:?}"),
-                ));
-            }
-        }
-    }
-    match (jws, cms) {
-        (Some(j), Some(c)) if !j.is_empty() && !c.is_empty() => Ok((j, c)),
-        _ => Err(Problem::bad_request(
-            "missing_part",
-            "both parts forretningsmelding and dokumentpakke are required",
-        )),
-    }
-}
-
-fn multipart_problem(e: axum::extract::multipart::MultipartError) -> Problem {
-    let status = e.status();
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        Problem::new(status, "payload_too_large", "Request body too large")
-    } else {
-        Problem::bad_request("invalid_multipart", e.body_text())
-    }
-}
 
 /// `POST /dpi/inbound`: 202 once the raw letter is durably stored and queued for validation,
 /// 200 for a message id seen before. Only requests that can never be answered with a `feil`
@@ -96,7 +31,12 @@ pub async fn inbound(
             ),
         ));
     }
-    let (jws, cms) = read_parts(multipart, state.0.cfg.max_dokumentpakke_bytes).await?;
+    let (jws, cms) = web::letter_parts::read_letter_parts(
+        multipart,
+        dpi::message::MAX_SBD_BYTES * 2,
+        state.0.cfg.max_dokumentpakke_bytes,
+    )
+    .await?;
     // Unverified on purpose: validation (and the answer to a bad letter) happens in the
     // worker; here only the ids are needed.
     let sbd = dpi::jws::decode_unverified(&jws)

@@ -3,6 +3,7 @@
 //! graceful shutdown.
 
 pub mod auth;
+pub mod letter_parts;
 mod problem;
 
 pub use problem::{ApiResult, Problem};
