@@ -57,6 +57,8 @@ async fn run() {
     let backend = store::testing::test_backend();
     // Workers sized for throughput; the access point and mailbox poll their queues fast.
     let extra = r#"
+[database]
+max_connections = 10
 [formidler]
 delivery_workers = 8
 [postkasse]
@@ -82,6 +84,13 @@ poll_page_size = 500
         "bench-chain: {n} letters of {doc_bytes} bytes, {concurrency} in flight, backend {}",
         backend.name()
     );
+    let cpu = |c: &Cluster| -> Vec<(&'static str, f64)> {
+        c.procs
+            .iter()
+            .map(|(name, p)| (*name, p.cpu_seconds().unwrap_or(f64::NAN)))
+            .collect()
+    };
+    let cpu_before = cpu(&c);
     let started = Instant::now();
     let http = c.http.clone();
     let url = c.url("avsender", "/avsender/api/v1/letters");
@@ -142,6 +151,8 @@ poll_page_size = 500
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu_after = cpu(&c);
     // End-to-end latency per letter: accepted by the sender → its leveringskvittering applied.
     let rows: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT l.created_at, h.at FROM avsender_letters l \
@@ -177,5 +188,21 @@ poll_page_size = 500
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(f64::NAN),
         lat.len()
+    );
+    // Where the machine's time went: CPU per letter in each process (the bench client itself
+    // is not counted). Sums above the cores' capacity per letter mean CPU is the limit.
+    let mut total = 0.0;
+    for ((name, a), (_, b)) in cpu_before.iter().zip(&cpu_after) {
+        let used = b - a;
+        total += used;
+        println!(
+            "cpu {name:<10}  {used:7.2} s  ({:.2} ms/letter)",
+            used * 1000.0 / accepted.max(1) as f64
+        );
+    }
+    println!(
+        "cpu all roles    {total:7.2} s over {wall:.1} s wall ({:.2} ms/letter; {} cores)",
+        total * 1000.0 / accepted.max(1) as f64,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 }

@@ -285,6 +285,18 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 }
 
 impl Proc {
+    /// CPU seconds (user + system) the process has used so far, from `/proc/<pid>/stat`.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(") ")?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        // USER_HZ is 100 on every Linux this runs on.
+        Some(ticks / 100.0)
+    }
+
     fn child_status(&self) -> Option<std::process::ExitStatus> {
         // try_wait needs &mut; a clone of the id is enough to ask /proc.
         let pid = self.child.as_ref()?.id();
