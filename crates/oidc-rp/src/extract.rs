@@ -2,7 +2,7 @@
 //! problem (API clients). `CitizenHigh` additionally steps up to `idporten-loa-high`.
 
 use axum::{
-    extract::{FromRef, FromRequestParts, OptionalFromRequestParts},
+    extract::{FromRef, FromRequestParts, OptionalFromRequestParts, OriginalUri},
     http::{HeaderMap, Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
@@ -39,11 +39,13 @@ fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
 }
 
 fn login_url(rp: &Rp, parts: &Parts, acr: Option<Acr>) -> String {
-    let here = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+    // A nested router sees its path without the mount prefix; the citizen must come back to
+    // the URL the browser asked for, which axum keeps as `OriginalUri`.
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |o| &o.0);
+    let here = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut u = format!(
         "{}/login?return_to={}",
         rp.config().base_path.trim_end_matches('/'),

@@ -60,6 +60,15 @@ fn app(rp: Rp) -> Router {
         .route("/me", get(me))
         .route("/secure", get(secure))
         .with_state(rp.clone())
+        // Pages of a nested app (as innboks under `/postkasse`): they see their path without
+        // the prefix, the browser must come back to the full one.
+        .nest(
+            "/postkasse/innboks",
+            Router::new()
+                .route("/brev/{id}", get(me))
+                .route("/hoy", get(secure))
+                .with_state(rp.clone()),
+        )
         .nest("/auth", oidc_rp::router(rp))
 }
 
@@ -316,6 +325,49 @@ async fn login_step_up_sso_logout_and_frontchannel() {
             "login form again"
         );
     }
+}
+
+#[tokio::test]
+async fn a_nested_app_sends_the_citizen_back_to_the_full_original_path_and_query() {
+    let w = world().await;
+    let http = browser();
+    let here = "/postkasse/innboks/brev/42?mappe=arkiv&sok=skatt%20%C3%A5r";
+
+    // The login redirect carries the path as the browser sent it, prefix and query included.
+    let r = http
+        .get(format!("{}{here}", w.a))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let login = url::Url::parse(&w.a).unwrap().join(&loc).unwrap();
+    assert_eq!(login.path(), "/auth/login");
+    let return_to: Vec<String> = login
+        .query_pairs()
+        .filter(|(k, _)| k == "return_to")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    assert_eq!(return_to, vec![here.to_owned()], "{loc}");
+
+    // After logging in the browser lands on that very URL.
+    let (url, r) = walk(&http, format!("{}{here}", w.a)).await;
+    assert!(url.starts_with(&format!("{}/authorize", w.idp)), "{url}");
+    let page = r.text().await.unwrap();
+    let (url, r) = log_in(&http, &page, &w.pid, "idporten-loa-substantial").await;
+    assert_eq!(url, format!("{}{here}", w.a), "back where we started");
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().starts_with(&w.pid));
+
+    // Step-up from a nested page comes back to it too.
+    let hoy = "/postkasse/innboks/hoy?x=1";
+    let (url, r) = walk(&http, format!("{}{hoy}", w.a)).await;
+    assert!(url.contains("acr_values=idporten-loa-high"), "{url}");
+    let page = r.text().await.unwrap();
+    let (url, r) = log_in(&http, &page, &w.pid, "idporten-loa-high").await;
+    assert_eq!(url, format!("{}{hoy}", w.a));
+    assert_eq!(r.text().await.unwrap(), "secure idporten-loa-high");
 }
 
 #[tokio::test]
