@@ -196,6 +196,17 @@ impl KrrClient {
         }
     }
 
+    /// The same KRR, asked with other tokens (e.g. those of an organization this one acts
+    /// for); shares the configuration, the HTTP client and the request counter.
+    pub fn with_tokens(&self, tokens: Arc<dyn TokenSource>) -> Self {
+        Self {
+            cfg: self.cfg.clone(),
+            tokens,
+            http: self.http.clone(),
+            requests: self.requests.clone(),
+        }
+    }
+
     /// How many HTTP requests the client has sent to KRR.
     pub fn request_count(&self) -> u64 {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)

@@ -298,3 +298,41 @@ impl TokenSource for MaskinportenClient {
         Box::pin(async move { Ok(self.token_for(scope, None).await?.access_token) })
     }
 }
+
+impl MaskinportenClient {
+    /// The tokens this client obtains on behalf of `consumer` (a databehandler acting for a
+    /// controller through an Altinn delegation): grants carry `consumer_org`, and the tokens
+    /// have `consumer` = that organization and `supplier` = the client's own. Shares the
+    /// client's cache.
+    pub fn on_behalf_of(&self, consumer: Organisasjonsnummer) -> OnBehalfOf {
+        OnBehalfOf {
+            client: self.clone(),
+            consumer,
+        }
+    }
+}
+
+/// A [`TokenSource`] of delegated tokens; see [`MaskinportenClient::on_behalf_of`].
+#[derive(Clone, Debug)]
+pub struct OnBehalfOf {
+    client: MaskinportenClient,
+    consumer: Organisasjonsnummer,
+}
+
+impl OnBehalfOf {
+    pub fn consumer(&self) -> &Organisasjonsnummer {
+        &self.consumer
+    }
+}
+
+impl TokenSource for OnBehalfOf {
+    fn token<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, anyhow::Result<String>> {
+        Box::pin(async move {
+            Ok(self
+                .client
+                .token_for(scope, Some(&self.consumer))
+                .await?
+                .access_token)
+        })
+    }
+}
