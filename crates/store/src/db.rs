@@ -28,6 +28,8 @@ pub struct Db {
     /// The URL the pool was opened with (password merged in), for extra connections such as
     /// PostgreSQL `LISTEN`.
     url: Arc<SecretString>,
+    /// The shared `LISTEN` for job wake-ups (PostgreSQL), started by the first worker.
+    wakeups: Arc<crate::wakeup::Wakeups>,
 }
 
 impl std::fmt::Debug for Db {
@@ -75,6 +77,7 @@ impl Db {
             pool,
             backend,
             url: Arc::new(SecretString::from(url)),
+            wakeups: Arc::default(),
         })
     }
 
@@ -154,8 +157,14 @@ impl Db {
         }
     }
 
-    pub(crate) fn expose_url(&self) -> &str {
-        self.url.expose_secret()
+    /// Job wake-ups announced by `NOTIFY` (PostgreSQL only; `None` on SQLite).
+    pub(crate) async fn job_wakeups(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::wakeup::Wakeup>> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        Some(self.wakeups.subscribe(self.url.expose_secret()).await)
     }
 }
 

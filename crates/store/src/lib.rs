@@ -62,6 +62,7 @@ pub mod jobs;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod wakeup;
 pub mod worker;
 
 pub use blob::{BlobRef, BlobStore};

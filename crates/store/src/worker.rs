@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
-use sqlx::postgres::PgListener;
 use time::OffsetDateTime;
+use tokio::sync::broadcast;
 
-use crate::config::Backend;
 use crate::error::StoreResult;
 use crate::jobs::{FailOutcome, Job, Jobs};
-use crate::sql::NOTIFY_CHANNEL;
+use crate::wakeup::Wakeup;
 
 /// How a worker loop claims and polls.
 #[derive(Debug, Clone)]
@@ -71,7 +70,7 @@ where
 {
     tokio::pin!(shutdown);
     let mut stats = WorkerStats::default();
-    let mut listener = listen(&jobs).await;
+    let mut listener = jobs.db().job_wakeups().await;
     let mut delay = options.poll_min;
     loop {
         // Checked between claims, never raced against one: a claim cancelled after its
@@ -102,7 +101,8 @@ where
             () = tokio::time::sleep(delay) => {}
             woke = wait_notification(&mut listener, queue) => {
                 if !woke {
-                    listener = None;
+                    // The shared listener ended between our subscription and its idle check.
+                    listener = jobs.db().job_wakeups().await;
                 }
             }
         }
@@ -182,40 +182,19 @@ impl Display for HandlerError {
     }
 }
 
-async fn listen(jobs: &Jobs) -> Option<PgListener> {
-    if jobs.db().backend() != Backend::Postgres {
-        return None;
-    }
-    let mut listener = match PgListener::connect(jobs.db().expose_url()).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::info!(error = %e, "LISTEN unavailable, polling only");
-            return None;
-        }
-    };
-    match listener.listen(NOTIFY_CHANNEL).await {
-        Ok(()) => Some(listener),
-        Err(e) => {
-            tracing::info!(error = %e, "LISTEN unavailable, polling only");
-            None
-        }
-    }
-}
-
-/// Resolves when a notification for `queue` arrives (`true`), or the listener broke (`false`);
-/// never resolves without a listener.
-async fn wait_notification(listener: &mut Option<PgListener>, queue: &str) -> bool {
+/// Resolves when a job of `queue` was announced (`true`), or the wake-ups ended (`false`);
+/// never resolves without them.
+async fn wait_notification(listener: &mut Option<broadcast::Receiver<Wakeup>>, queue: &str) -> bool {
     let Some(l) = listener.as_mut() else {
         return std::future::pending().await;
     };
     loop {
         match l.recv().await {
-            Ok(n) if n.payload() == queue => return true,
+            Ok(q) if &*q == queue => return true,
             Ok(_) => {}
-            Err(e) => {
-                tracing::info!(error = %e, "LISTEN connection lost, polling only");
-                return false;
-            }
+            // Missed some: one of them may be ours, so look.
+            Err(broadcast::error::RecvError::Lagged(_)) => return true,
+            Err(broadcast::error::RecvError::Closed) => return false,
         }
     }
 }
