@@ -92,6 +92,7 @@ async fn run() {
                 sbd: avsender::letter::build_sbd(
                     &stored,
                     &me,
+                    &me,
                     &route,
                     domain::MessageId::new(),
                     domain::ConversationId::new(),

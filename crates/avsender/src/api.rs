@@ -46,6 +46,43 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<String, Problem> {
     Err(Problem::unauthorized("invalid_api_key", "unknown API key"))
 }
 
+/// The letter's `avsender` resolved against the configuration: `None` for this organization
+/// (absent, or its own orgnr), `Some(orgnr)` for an organization of `on_behalf_of`, 422
+/// `avsender_not_delegated` for any other.
+fn avsender_of(state: &AppState, named: Option<&str>) -> Result<Option<String>, Problem> {
+    let Some(named) = named.map(str::trim) else {
+        return Ok(None);
+    };
+    // A bare orgnr, or its ISO 6523 form (`0192:<orgnr>`).
+    let orgnr = domain::Organisasjonsnummer::parse(named)
+        .or_else(|_| domain::ActorId::parse(named).map(|a| a.orgnr()))
+        .map_err(|e| {
+            Problem::bad_request("invalid_avsender", format!("avsender: {e}"))
+                .with_extension("field", "avsender")
+        })?;
+    if orgnr == state.0.deps.signer.orgnr.orgnr() {
+        return Ok(None);
+    }
+    match state
+        .0
+        .consumers
+        .iter()
+        .find(|c| c.delegated && c.orgnr == orgnr)
+    {
+        Some(c) => Ok(c.column()),
+        None => Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "avsender_not_delegated",
+            "This service does not send for that organization",
+        )
+        .with_detail(format!(
+            "avsender {orgnr} is not among the organizations this service sends for \
+             ([avsender] on_behalf_of)"
+        ))
+        .with_extension("field", "avsender")),
+    }
+}
+
 fn invalid(e: letter::Invalid) -> Problem {
     Problem::bad_request(e.code, e.to_string()).with_extension("field", &e.field)
 }
@@ -207,13 +244,14 @@ pub async fn post_letter(
             "Expected application/json or multipart/form-data",
         ));
     };
-    let stored = letter::validate(
+    let mut stored = letter::validate(
         &req,
         &contents,
         &state.0.deps.fnr_policy,
         state.0.cfg.avsenderidentifikator.as_deref(),
     )
     .map_err(invalid)?;
+    stored.avsender = avsender_of(&state, req.avsender.as_deref())?;
     for c in contents {
         state.0.deps.blobs.put(c).await.map_err(Problem::internal)?;
     }
@@ -224,6 +262,8 @@ pub async fn post_letter(
         request_json: serde_json::to_string(&stored).map_err(Problem::internal)?,
         message_id: MessageId::new().to_string(),
         conversation_id: ConversationId::new().to_string(),
+        api_key_name: caller.clone(),
+        avsender_orgnr: stored.avsender.clone(),
     };
     let job = send::job(&stored.id).map_err(Problem::internal)?;
     let outcome = repo::insert_letter(&state.0.deps.db, &state.0.jobs, job, &new, now)
@@ -232,7 +272,11 @@ pub async fn post_letter(
     let status = match outcome {
         Inserted::New => {
             metrics::counter!("avsender_letters_accepted_total").increment(1);
-            tracing::info!(letter_id = %stored.id, caller, "letter accepted");
+            tracing::info!(letter_id = %stored.id, caller, avsender = stored.avsender.as_deref(), "letter accepted");
+            if let Some(c) = state.consumer(stored.avsender.as_deref()) {
+                c.has_letters
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             StatusCode::CREATED
         }
         Inserted::Same => StatusCode::OK,
@@ -247,8 +291,20 @@ pub async fn post_letter(
                 stored.id
             )));
         }
+        Inserted::OtherKey => {
+            // Said plainly, so the case system draws a new id; the other letter stays hidden.
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "letter_id_in_use",
+                "Letter id in use by another case system",
+            )
+            .with_detail(format!(
+                "another API key submitted a letter with the id {}; use a new id",
+                stored.id
+            )));
+        }
     };
-    let view = view(&state, &stored.id)
+    let view = view(&state, &stored.id, &caller)
         .await?
         .ok_or_else(|| Problem::internal("a stored letter vanished"))?;
     let mut res = (status, Json(view)).into_response();
@@ -264,12 +320,12 @@ pub async fn get_letter(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    authorize(&state, &headers)?;
+    let caller = authorize(&state, &headers)?;
     let id = uuid::Uuid::parse_str(&id)
         .map_err(|_| Problem::bad_request("invalid_letter_id", "the id must be a UUID"))?
         .hyphenated()
         .to_string();
-    match view(&state, &id).await? {
+    match view(&state, &id, &caller).await? {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(Problem::not_found().with_detail("no letter with this id")),
     }
@@ -283,11 +339,20 @@ fn rfc3339(ms: i64) -> Value {
         .unwrap_or(Value::Null)
 }
 
-async fn view(state: &AppState, id: &str) -> Result<Option<Value>, Problem> {
+/// The letter's view for the API key `caller`; `None` when there is no such letter or it
+/// belongs to another key (the same answer, so ids of other case systems do not leak).
+async fn view(state: &AppState, id: &str, caller: &str) -> Result<Option<Value>, Problem> {
     let db = &state.0.deps.db;
     let Some(l) = repo::get_letter(db, id).await.map_err(Problem::internal)? else {
         return Ok(None);
     };
+    if !repo::visible_to(l.api_key_name.as_deref(), caller) {
+        return Ok(None);
+    }
+    let avsender = l
+        .avsender_orgnr
+        .clone()
+        .unwrap_or_else(|| state.0.deps.signer.orgnr.orgnr().to_string());
     let history = repo::history(db, id).await.map_err(Problem::internal)?;
     let receipts = repo::receipts(db, id).await.map_err(Problem::internal)?;
     let history: Vec<Value> = history
@@ -321,6 +386,7 @@ async fn view(state: &AppState, id: &str) -> Result<Option<Value>, Problem> {
         .collect();
     Ok(Some(json!({
         "id": l.letter_id,
+        "avsender": avsender,
         "status": l.status,
         "channel": l.channel,
         "provider": l.provider_orgnr,

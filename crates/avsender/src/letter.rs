@@ -29,6 +29,10 @@ pub struct LetterRequest {
     /// ISO 639-1 language of the letter.
     #[serde(default = "default_lang")]
     pub spraak: String,
+    /// The organization number of the avsender (behandlingsansvarlig) when the service sends
+    /// on its behalf (`[avsender] on_behalf_of`); default: the service's own organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avsender: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avsenderidentifikator: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,6 +151,10 @@ pub struct StoredLetter {
     pub ikkesensitivtittel: String,
     pub sikkerhetsnivaa: u8,
     pub spraak: String,
+    /// The avsender's orgnr when sent on its behalf; `None` = the service's own organization
+    /// (left out of the JSON, so letters stored before this field keep their fingerprint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avsender: Option<String>,
     pub avsenderidentifikator: Option<String>,
     pub fakturareferanse: Option<String>,
     pub virkningsdato: Option<String>,
@@ -315,6 +323,8 @@ pub fn validate(
         ikkesensitivtittel: req.ikkesensitivtittel.clone(),
         sikkerhetsnivaa: req.sikkerhetsnivaa,
         spraak: req.spraak.clone(),
+        // Resolved against the configuration by the caller (`api`).
+        avsender: None,
         avsenderidentifikator: req
             .avsenderidentifikator
             .clone()
@@ -363,6 +373,7 @@ fn check_sbd(
 ) -> Result<(), Invalid> {
     let sbd = build_sbd(
         l,
+        sender,
         sender,
         route,
         MessageId::new(),
@@ -455,17 +466,19 @@ pub struct BuildError {
     pub detail: String,
 }
 
-/// The SBD for `l` along `route`, sent by `sender` (who is also the avsender). The fingerprint
-/// and token stay empty; `seal_letter` fills them in.
+/// The SBD for `l` along `route` from `avsender` (behandlingsansvarlig, the token's
+/// `consumer`), sent by `sender` (SBDH sender, whose certificate signs: the databehandler, or
+/// the avsender itself). The fingerprint and token stay empty; `seal_letter` fills them in.
 pub fn build_sbd(
     l: &StoredLetter,
+    avsender_org: &ActorId,
     sender: &ActorId,
     route: &Route,
     message_id: MessageId,
     conversation_id: ConversationId,
     created: Timestamp,
 ) -> Result<Sbd, BuildError> {
-    let mut avsender = Avsender::new(sender);
+    let mut avsender = Avsender::new(avsender_org);
     avsender.avsenderidentifikator = l.avsenderidentifikator.clone();
     avsender.faktura_referanse = l.fakturareferanse.clone();
     let placeholder = Dokumentpakkefingeravtrykk {
@@ -558,10 +571,11 @@ pub fn build_sbd(
     Ok(Sbd { header, body })
 }
 
-/// The dokumentpakke for `l` with the document contents in order.
+/// The dokumentpakke for `l` with the document contents in order; the manifest names
+/// `avsender` (the behandlingsansvarlig, as the business message does).
 pub fn build_package(
     l: &StoredLetter,
-    sender: &ActorId,
+    avsender: &ActorId,
     route: &Route,
     contents: Vec<Vec<u8>>,
 ) -> Dokumentpakke {
@@ -607,7 +621,7 @@ pub fn build_package(
                 RouteKind::Print => None,
             },
             avsender: container::Avsender {
-                organisasjon: sender.to_string(),
+                organisasjon: avsender.to_string(),
                 avsenderidentifikator: l.avsenderidentifikator.clone(),
                 faktura_referanse: l.fakturareferanse.clone(),
             },

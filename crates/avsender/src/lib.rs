@@ -28,11 +28,16 @@ mod repo;
 mod send;
 pub mod status;
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
 
 use axum::{Router, extract::DefaultBodyLimit, routing::get, routing::post};
 use clients::krr::KrrClient;
-use domain::ActorId;
+use domain::{ActorId, Organisasjonsnummer};
 use openssl::{
     pkey::{PKey, Private},
     x509::X509,
@@ -60,6 +65,12 @@ pub struct Config {
     pub kanal: Option<String>,
     /// Default `avsenderidentifikator` for letters that name none.
     pub avsenderidentifikator: Option<String>,
+    /// Organizations (behandlingsansvarlig) this service may send for as their databehandler:
+    /// a letter naming one of them in `avsender` is sent with it as avsender and Maskinporten
+    /// `consumer` (delegated token, `supplier` = this organization), signed and sent (SBDH
+    /// sender) by this organization. Each needs an Altinn delegation of the DPI and KRR scopes
+    /// to this organization. Empty: letters are sent only as this organization.
+    pub on_behalf_of: Vec<Organisasjonsnummer>,
     /// Send workers in this process.
     pub send_workers: usize,
     /// Milliseconds between receipt polls while the access point has nothing for us.
@@ -88,6 +99,7 @@ impl Default for Config {
             api_key_header: DEFAULT_API_KEY_HEADER.into(),
             kanal: None,
             avsenderidentifikator: None,
+            on_behalf_of: Vec::new(),
             // Sending is mostly waiting (KRR, the access point, the database): many workers
             // keep the CPU busy; the sealing itself runs on the blocking pool.
             send_workers: 16,
@@ -107,7 +119,8 @@ impl Default for Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKey {
-    /// Who uses it (logged with each request).
+    /// Who uses it: unique; stored with each letter the key submits, and only the key of that
+    /// name sees the letter (rotate a secret by keeping the name).
     pub name: String,
     /// The key itself (at least 16 characters).
     pub secret: String,
@@ -117,7 +130,8 @@ pub struct ApiKey {
 /// dokumentpakke (XAdES).
 #[derive(Clone)]
 pub struct Signer {
-    /// The sending organization (avsender and SBDH sender).
+    /// The sending organization: SBDH sender always; avsender too unless the letter is sent
+    /// on another organization's behalf.
     pub orgnr: ActorId,
     /// Leaf first; the issuers follow (they go into the ASiC-E `KeyInfo`).
     pub chain: Vec<X509>,
@@ -134,6 +148,11 @@ pub struct Deps {
     pub tokens: Arc<dyn TokenSource>,
     /// KRR lookups (with its own Maskinporten token source and KRR scopes).
     pub krr: KrrClient,
+    /// Delegated Maskinporten tokens for each organization of [`Config::on_behalf_of`]
+    /// (`consumer` = that organization, `supplier` = the signer's): they seal and send its
+    /// letters, poll its receipts and look its citizens up in KRR. Exactly the configured
+    /// organizations.
+    pub delegated: HashMap<Organisasjonsnummer, Arc<dyn TokenSource>>,
     pub signer: Signer,
     /// Roots that providers' receipt certificates must chain to.
     pub anchors: dpi::trust::TrustAnchors,
@@ -158,9 +177,11 @@ struct Inner {
     http: reqwest::Client,
     /// `(name, secret)` of every accepted API key.
     keys: Vec<(String, String)>,
-    krr: krr_batch::KrrBatcher,
-    /// Taken by [`spawn_workers`], which runs the batcher.
-    krr_queue: std::sync::Mutex<Option<krr_batch::BatchQueue>>,
+    /// The organizations letters are sent for: the signer's own first, then those of
+    /// [`Config::on_behalf_of`].
+    consumers: Vec<Consumer>,
+    /// Taken by [`spawn_workers`], which runs one batcher per consumer.
+    krr_queues: std::sync::Mutex<Vec<(krr_batch::BatchQueue, KrrClient)>>,
     /// KRR's print certificate and when it was fetched (it changes rarely).
     print_cert: tokio::sync::Mutex<Option<(std::time::Instant, clients::krr::PrintSertifikat)>>,
 }
@@ -176,11 +197,26 @@ impl AppState {
                 "avsender.kanal must be 1–28 characters of a-z, A-Z, 0-9, _ and -"
             );
         }
-        let mut keys = Vec::new();
+        let mut keys: Vec<(String, String)> = Vec::new();
         for k in &cfg.api_keys {
+            anyhow::ensure!(
+                !k.name.trim().is_empty(),
+                "avsender.api_keys: every key needs a name"
+            );
             anyhow::ensure!(
                 k.secret.len() >= 16,
                 "avsender.api_keys: the key of {:?} is shorter than 16 characters",
+                k.name
+            );
+            // The name owns the letters: two keys of one name would see each other's.
+            anyhow::ensure!(
+                !keys.iter().any(|(n, _)| n == &k.name),
+                "avsender.api_keys: the name {:?} is used twice",
+                k.name
+            );
+            anyhow::ensure!(
+                !keys.iter().any(|(_, s)| s == &k.secret),
+                "avsender.api_keys: {:?} has the secret of another key",
                 k.name
             );
             keys.push((k.name.clone(), k.secret.clone()));
@@ -196,17 +232,75 @@ impl AppState {
             max_delay: Duration::from_secs(cfg.max_retry_delay_secs.max(1)),
             ..store::RetryPolicy::default()
         });
-        let (krr, krr_queue) = krr_batch::channel();
+        let own = deps.signer.orgnr.orgnr();
+        let mut consumers = Vec::new();
+        let mut krr_queues = Vec::new();
+        let (krr, queue) = krr_batch::channel();
+        krr_queues.push((queue, deps.krr.clone()));
+        consumers.push(Consumer {
+            orgnr: own,
+            delegated: false,
+            tokens: deps.tokens.clone(),
+            krr_client: deps.krr.clone(),
+            krr,
+            has_letters: AtomicBool::new(false),
+        });
+        for o in &cfg.on_behalf_of {
+            anyhow::ensure!(
+                *o != own,
+                "avsender.on_behalf_of: {o} is this sender's own organization"
+            );
+            anyhow::ensure!(
+                !consumers.iter().any(|c| c.orgnr == *o),
+                "avsender.on_behalf_of: {o} is listed twice"
+            );
+            let tokens = deps.delegated.get(o).cloned().ok_or_else(|| {
+                anyhow::anyhow!("avsender.on_behalf_of: no delegated token source for {o}")
+            })?;
+            let krr_client = deps.krr.with_tokens(tokens.clone());
+            let (krr, queue) = krr_batch::channel();
+            krr_queues.push((queue, krr_client.clone()));
+            consumers.push(Consumer {
+                orgnr: *o,
+                delegated: true,
+                tokens,
+                krr_client,
+                krr,
+                has_letters: AtomicBool::new(false),
+            });
+        }
+        if let Some(o) = deps
+            .delegated
+            .keys()
+            .find(|o| !cfg.on_behalf_of.contains(o))
+        {
+            anyhow::bail!(
+                "a delegated token source for {o}, which avsender.on_behalf_of does not list"
+            );
+        }
         Ok(Self(Arc::new(Inner {
             cfg,
             deps,
             jobs,
             http,
             keys,
-            krr,
-            krr_queue: std::sync::Mutex::new(Some(krr_queue)),
+            consumers,
+            krr_queues: std::sync::Mutex::new(krr_queues),
             print_cert: tokio::sync::Mutex::new(None),
         })))
+    }
+
+    /// The consumer a stored letter is sent for: its `avsender_orgnr`, or (NULL) this
+    /// organization. `None` when the organization is no longer configured.
+    fn consumer(&self, avsender_orgnr: Option<&str>) -> Option<&Consumer> {
+        match avsender_orgnr {
+            None => self.0.consumers.first(),
+            Some(o) => self
+                .0
+                .consumers
+                .iter()
+                .find(|c| c.delegated && c.orgnr.to_string() == o),
+        }
     }
 
     fn formidler(&self, path: &str) -> String {
@@ -214,6 +308,28 @@ impl AppState {
             "{}{path}",
             self.0.deps.formidler_url.as_str().trim_end_matches('/')
         )
+    }
+}
+
+/// An organization letters are sent for (avsender, Maskinporten `consumer`).
+struct Consumer {
+    orgnr: Organisasjonsnummer,
+    /// Sent on its behalf (`supplier` = the signer), stored as `avsender_orgnr`; `false` for
+    /// the signer's own organization (stored as NULL).
+    delegated: bool,
+    tokens: Arc<dyn TokenSource>,
+    krr: krr_batch::KrrBatcher,
+    /// For KRR's print certificate (asked with this consumer's token).
+    krr_client: KrrClient,
+    /// Known to have letters, so its receipts are polled (an organization that never sent
+    /// through this service may have no token for it at all).
+    has_letters: AtomicBool,
+}
+
+impl Consumer {
+    /// Its `avsender_orgnr` column value.
+    fn column(&self) -> Option<String> {
+        self.delegated.then(|| self.orgnr.to_string())
     }
 }
 
@@ -283,16 +399,11 @@ pub fn spawn_workers(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut handles = Vec::new();
-    let queue = state
-        .0
-        .krr_queue
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
-    if let Some(q) = queue {
+    let queues = std::mem::take(&mut *state.0.krr_queues.lock().unwrap_or_else(|p| p.into_inner()));
+    for (q, krr) in queues {
         handles.push(tokio::spawn(krr_batch::run(
             q,
-            state.0.deps.krr.clone(),
+            krr,
             Duration::from_millis(state.0.cfg.krr_batch_wait_ms),
             shutdown.clone(),
         )));

@@ -2,6 +2,9 @@
 //! certificate chain, issuer = the provider the letter went to, or the access point for its
 //! own `feil`), apply it to the letter's state machine, then `POST /messages/in/{id}/read`.
 //!
+//! The access point lists receipts per avsender (the token's `consumer`), so each
+//! organization letters are sent for is polled with its own token — once it has letters here.
+//!
 //! A receipt is marked read only after its outcome is stored, so a crash in between means
 //! the receipt is fetched again and recognised by its id. A receipt that fails verification
 //! is stored as `rejected` with the reason, logged, marked read and never applied.
@@ -14,7 +17,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::{
-    AppState,
+    AppState, Consumer,
     repo::{self, NewReceipt, ReceiptOutcome},
     status::Event,
 };
@@ -36,13 +39,10 @@ pub fn spawn(
             if *shutdown.borrow() {
                 break;
             }
-            let pause = match poll_once(&state).await {
-                Ok(n) if n > 0 => None,
-                Ok(_) => Some(idle),
-                Err(e) => {
-                    tracing::warn!(error = %e, "polling receipts failed");
-                    Some(idle.max(Duration::from_millis(500)))
-                }
+            let pause = match poll_all(&state).await {
+                (n, false) if n > 0 => None,
+                (_, false) => Some(idle),
+                (_, true) => Some(idle.max(Duration::from_millis(500))),
             };
             if let Some(p) = pause {
                 tokio::select! {
@@ -54,9 +54,39 @@ pub fn spawn(
     })
 }
 
-/// One poll: fetch a page of receipts and handle each; the number handled.
-pub(crate) async fn poll_once(state: &AppState) -> anyhow::Result<usize> {
-    let token = state.0.deps.tokens.token(SCOPE_SEND).await?;
+/// One poll for every organization with letters: the number of receipts handled, and
+/// whether any poll failed (each failure is logged; the others go on).
+async fn poll_all(state: &AppState) -> (usize, bool) {
+    let mut handled = 0;
+    let mut failed = false;
+    for c in &state.0.consumers {
+        if !c.has_letters.load(std::sync::atomic::Ordering::Relaxed) {
+            match repo::has_letters(&state.0.deps.db, c.column().as_deref()).await {
+                Ok(true) => c
+                    .has_letters
+                    .store(true, std::sync::atomic::Ordering::Relaxed),
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, avsender = %c.orgnr, "polling receipts failed");
+                    failed = true;
+                    continue;
+                }
+            }
+        }
+        match poll_once(state, c).await {
+            Ok(n) => handled += n,
+            Err(e) => {
+                tracing::warn!(error = %e, avsender = %c.orgnr, "polling receipts failed");
+                failed = true;
+            }
+        }
+    }
+    (handled, failed)
+}
+
+/// One poll for `consumer`: fetch a page of its receipts and handle each; the number handled.
+pub(crate) async fn poll_once(state: &AppState, consumer: &Consumer) -> anyhow::Result<usize> {
+    let token = consumer.tokens.token(SCOPE_SEND).await?;
     let mut url = format!(
         "{}?page_size={}",
         state.formidler("/messages/in"),
@@ -92,7 +122,7 @@ pub(crate) async fn poll_once(state: &AppState) -> anyhow::Result<usize> {
             tracing::warn!("an incoming message without id or download URL was skipped");
             continue;
         };
-        handle(state, &id, &jws).await?;
+        handle(state, consumer, &id, &jws).await?;
         let read = state.formidler(&format!("/messages/in/{id}/read"));
         let r = state.0.http.post(&read).bearer_auth(&token).send().await?;
         if !(r.status().is_success() || r.status().as_u16() == 404) {
@@ -109,7 +139,7 @@ fn unverified_message_id(jws: &str) -> Option<String> {
 }
 
 /// Verifies and applies one receipt.
-async fn handle(state: &AppState, id: &str, jws: &str) -> anyhow::Result<()> {
+async fn handle(state: &AppState, consumer: &Consumer, id: &str, jws: &str) -> anyhow::Result<()> {
     let db = &state.0.deps.db;
     let now = OffsetDateTime::now_utc();
     let opened = dpi::receipt::open_receipt(jws, &state.0.deps.anchors, now);
@@ -156,6 +186,18 @@ async fn handle(state: &AppState, id: &str, jws: &str) -> anyhow::Result<()> {
         reject("no letter of ours has this conversation id".into()).await?;
         return Ok(());
     };
+    if letter.avsender_orgnr != consumer.column() {
+        reject(format!(
+            "listed for the avsender {} but the letter was sent for {}",
+            consumer.orgnr,
+            letter
+                .avsender_orgnr
+                .as_deref()
+                .unwrap_or("this organization")
+        ))
+        .await?;
+        return Ok(());
+    }
     let Some(event) = Event::of_receipt(sbd.message_type()) else {
         reject("not a receipt".into()).await?;
         return Ok(());

@@ -23,16 +23,28 @@ pub struct NewLetter {
     pub request_json: String,
     pub message_id: String,
     pub conversation_id: String,
+    /// The name of the API key that submits it.
+    pub api_key_name: String,
+    /// The avsender when sent on another organization's behalf; `None` = this organization.
+    pub avsender_orgnr: Option<String>,
 }
 
 /// What happened to a submitted letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {
     New,
-    /// The same id with the same content.
+    /// The same id with the same content, from the same API key.
     Same,
-    /// The same id with other content.
+    /// The same id with other content, from the same API key.
     Conflict,
+    /// The id belongs to a letter of another API key.
+    OtherKey,
+}
+
+/// Whether the API key `caller` may see a letter submitted by `owner` (`None`: stored before
+/// letters recorded their key, seen by every key).
+pub fn visible_to(owner: Option<&str>, caller: &str) -> bool {
+    owner.is_none_or(|o| o == caller)
 }
 
 /// Inserts the letter, its `created` history entry and its send job in one transaction.
@@ -46,8 +58,8 @@ pub async fn insert_letter(
     let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO avsender_letters (letter_id, request_sha256, request_json, status, \
-         message_id, conversation_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (letter_id) DO NOTHING",
+         message_id, conversation_id, created_at, updated_at, api_key_name, avsender_orgnr) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) ON CONFLICT (letter_id) DO NOTHING",
     )
     .bind(&l.letter_id)
     .bind(&l.request_sha256)
@@ -56,20 +68,32 @@ pub async fn insert_letter(
     .bind(&l.message_id)
     .bind(&l.conversation_id)
     .bind(ms(now))
+    .bind(&l.api_key_name)
+    .bind(l.avsender_orgnr.as_deref())
     .execute(&mut *tx)
     .await?
     .rows_affected()
         == 1;
     if !inserted {
         tx.rollback().await?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT request_sha256 FROM avsender_letters WHERE letter_id = $1")
-                .bind(&l.letter_id)
-                .fetch_optional(db.pool())
-                .await?;
-        return Ok(match existing {
-            Some(h) if h == l.request_sha256 => Inserted::Same,
-            _ => Inserted::Conflict,
+        let existing = sqlx::query(
+            "SELECT request_sha256, api_key_name FROM avsender_letters WHERE letter_id = $1",
+        )
+        .bind(&l.letter_id)
+        .fetch_optional(db.pool())
+        .await?;
+        let Some(existing) = existing else {
+            return Ok(Inserted::Conflict);
+        };
+        let owner: Option<String> = existing.try_get("api_key_name")?;
+        if !visible_to(owner.as_deref(), &l.api_key_name) {
+            return Ok(Inserted::OtherKey);
+        }
+        let h: String = existing.try_get("request_sha256")?;
+        return Ok(if h == l.request_sha256 {
+            Inserted::Same
+        } else {
+            Inserted::Conflict
         });
     }
     sqlx::query(
@@ -103,6 +127,10 @@ pub struct LetterRow {
     pub token_expires_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The API key that submitted it (`None`: stored before keys were recorded).
+    pub api_key_name: Option<String>,
+    /// The avsender when sent on another organization's behalf; `None` = this organization.
+    pub avsender_orgnr: Option<String>,
 }
 
 macro_rules! select_letter {
@@ -110,8 +138,8 @@ macro_rules! select_letter {
         concat!(
             "SELECT letter_id, request_json, status, error_code, error_detail, channel, \
              provider_orgnr, message_id, conversation_id, forretningsmelding, \
-             dokumentpakke_sha256, dokumentpakke_size, token_expires_at, created_at, updated_at \
-             FROM avsender_letters WHERE ",
+             dokumentpakke_sha256, dokumentpakke_size, token_expires_at, created_at, updated_at, \
+             api_key_name, avsender_orgnr FROM avsender_letters WHERE ",
             $where
         )
     };
@@ -135,7 +163,23 @@ fn letter_row(r: &store::sqlx::any::AnyRow) -> StoreResult<LetterRow> {
         token_expires_at: r.try_get("token_expires_at")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        api_key_name: r.try_get("api_key_name")?,
+        avsender_orgnr: r.try_get("avsender_orgnr")?,
     })
+}
+
+/// Whether any letter was sent for this avsender (`None` = this organization).
+pub async fn has_letters(db: &Db, avsender_orgnr: Option<&str>) -> StoreResult<bool> {
+    let q = match avsender_orgnr {
+        None => sqlx::query_scalar::<_, String>(
+            "SELECT letter_id FROM avsender_letters WHERE avsender_orgnr IS NULL LIMIT 1",
+        ),
+        Some(o) => sqlx::query_scalar::<_, String>(
+            "SELECT letter_id FROM avsender_letters WHERE avsender_orgnr = $1 LIMIT 1",
+        )
+        .bind(o.to_owned()),
+    };
+    Ok(q.fetch_optional(db.pool()).await?.is_some())
 }
 
 pub async fn get_letter(db: &Db, letter_id: &str) -> StoreResult<Option<LetterRow>> {

@@ -18,7 +18,7 @@ use store::{BlobRef, Job, NewJob, WorkerOptions};
 use time::OffsetDateTime;
 
 use crate::{
-    AppState,
+    AppState, Consumer,
     krr_batch::LookupError,
     letter::{self, Route, RouteKind, StoredLetter},
     repo::{self, EventInfo},
@@ -157,6 +157,20 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
     }
     let stored: StoredLetter = serde_json::from_str(&l.request_json)
         .map_err(|e| SendError::Retry(format!("stored letter unreadable: {e}")))?;
+    let Some(consumer) = state.consumer(l.avsender_orgnr.as_deref()) else {
+        return fail(
+            &state,
+            &l.letter_id,
+            refuse(
+                "avsender_not_delegated",
+                format!(
+                    "this service no longer sends for {} ([avsender] on_behalf_of)",
+                    l.avsender_orgnr.as_deref().unwrap_or_default()
+                ),
+            ),
+        )
+        .await;
+    };
 
     let reusable = match (
         &l.forretningsmelding,
@@ -183,7 +197,7 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
     };
     let (jws, cms) = match reusable {
         Some(x) => x,
-        None => match seal(&state, &l, &stored).await? {
+        None => match seal(&state, consumer, &l, &stored).await? {
             Step::Go(x) => x,
             Step::Refused(r) => return fail(&state, &l.letter_id, r).await,
         },
@@ -242,9 +256,13 @@ async fn fail(state: &AppState, letter_id: &str, r: Refusal) -> Result<(), SendE
     Ok(())
 }
 
-/// Chooses the route from KRR.
-async fn route(state: &AppState, l: &StoredLetter) -> Result<Step<Route>, SendError> {
-    let person = match state.0.krr.lookup(&l.personidentifikator).await {
+/// Chooses the route from KRR, asked on behalf of the letter's avsender.
+async fn route(
+    state: &AppState,
+    consumer: &Consumer,
+    l: &StoredLetter,
+) -> Result<Step<Route>, SendError> {
+    let person = match consumer.krr.lookup(&l.personidentifikator).await {
         Ok(p) => p,
         Err(LookupError::Refused { status, error }) => {
             return Ok(Step::Refused(refuse(
@@ -302,7 +320,7 @@ async fn route(state: &AppState, l: &StoredLetter) -> Result<Step<Route>, SendEr
             format!("{why} and the letter has no print address"),
         )));
     }
-    let print = print_certificate(state).await?;
+    let print = print_certificate(state, consumer).await?;
     let receiver = match domain::ActorId::parse(&print.postkasseleverandoer_adresse) {
         Ok(a) => a,
         Err(e) => {
@@ -334,17 +352,18 @@ async fn route(state: &AppState, l: &StoredLetter) -> Result<Step<Route>, SendEr
 /// How long KRR's print certificate is reused before it is fetched again.
 const PRINT_CERT_TTL: Duration = Duration::from_secs(600);
 
-async fn print_certificate(state: &AppState) -> Result<clients::krr::PrintSertifikat, SendError> {
+async fn print_certificate(
+    state: &AppState,
+    consumer: &Consumer,
+) -> Result<clients::krr::PrintSertifikat, SendError> {
     let mut cached = state.0.print_cert.lock().await;
     if let Some((at, c)) = cached.as_ref()
         && at.elapsed() < PRINT_CERT_TTL
     {
         return Ok(c.clone());
     }
-    let c = state
-        .0
-        .deps
-        .krr
+    let c = consumer
+        .krr_client
         .print_certificate()
         .await
         .map_err(|e| SendError::Retry(format!("KRR print certificate: {e}")))?;
@@ -355,11 +374,12 @@ async fn print_certificate(state: &AppState) -> Result<clients::krr::PrintSertif
 /// Routes, seals and stores the sealed letter; returns its two wire parts.
 async fn seal(
     state: &AppState,
+    consumer: &Consumer,
     l: &repo::LetterRow,
     stored: &StoredLetter,
 ) -> Result<Step<(String, Vec<u8>)>, SendError> {
     let t = std::time::Instant::now();
-    let routed = route(state, stored).await;
+    let routed = route(state, consumer, stored).await;
     step("krr", t);
     let route = match routed? {
         Step::Go(r) => r,
@@ -380,9 +400,8 @@ async fn seal(
             .map_err(|e| SendError::Retry(format!("document {}: {e}", d.filename)))?;
         contents.push(bytes.to_vec());
     }
-    let token = state
-        .0
-        .deps
+    // consumer = the avsender; supplier = this organization when sending on its behalf.
+    let token = consumer
         .tokens
         .token(SCOPE_SEND)
         .await
@@ -402,8 +421,10 @@ async fn seal(
     let created = now
         .replace_nanosecond(u32::from(now.millisecond()) * 1_000_000)
         .unwrap_or(now);
+    let avsender = consumer.orgnr.actor_id();
     let sbd = match letter::build_sbd(
         stored,
+        &avsender,
         &signer.orgnr,
         &route,
         message_id,
@@ -413,7 +434,7 @@ async fn seal(
         Ok(s) => s,
         Err(e) => return Ok(Step::Refused(refuse(e.code, e.detail))),
     };
-    let package = letter::build_package(stored, &signer.orgnr, &route, contents);
+    let package = letter::build_package(stored, &avsender, &route, contents);
     let Some(recipient) = route.recipient_cert.clone() else {
         return Ok(Step::Refused(refuse(
             "krr_invalid_certificate",

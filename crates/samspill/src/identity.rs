@@ -158,6 +158,15 @@ pub fn token_source(
     public_url: &url::Url,
     identity: &Loaded,
 ) -> anyhow::Result<Arc<dyn web::auth::TokenSource>> {
+    Ok(Arc::new(maskinporten_client(cfg, public_url, identity)?))
+}
+
+/// The identity's Maskinporten client (also for delegated tokens, `on_behalf_of`).
+pub fn maskinporten_client(
+    cfg: &Config,
+    public_url: &url::Url,
+    identity: &Loaded,
+) -> anyhow::Result<clients::maskinporten::MaskinportenClient> {
     let mc = clients::maskinporten::MaskinportenConfig {
         issuer: maskinporten_issuer(cfg, public_url),
         token_endpoint: None,
@@ -165,9 +174,9 @@ pub fn token_source(
         refresh_margin_secs: 20,
         grant_lifetime_secs: 60,
     };
-    Ok(Arc::new(clients::maskinporten::MaskinportenClient::new(
+    Ok(clients::maskinporten::MaskinportenClient::new(
         mc,
         identity.grant_key()?,
         reqwest::Client::new(),
-    )))
+    ))
 }

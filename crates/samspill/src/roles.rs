@@ -165,7 +165,20 @@ async fn avsender_role(ctx: &Context) -> anyhow::Result<axum::Router> {
         pki::demo::KOMMUNE_NAME,
         maskinporten::fixtures::defaults::KOMMUNE_CLIENT,
     )?;
-    let tokens = identity::token_source(&ctx.config, &ctx.public_url, &me)?;
+    let mp = identity::maskinporten_client(&ctx.config, &ctx.public_url, &me)?;
+    let tokens: std::sync::Arc<dyn web::auth::TokenSource> = std::sync::Arc::new(mp.clone());
+    // One token source per organization sent for: consumer = it, supplier = this one.
+    let delegated = ctx
+        .config
+        .avsender
+        .on_behalf_of
+        .iter()
+        .map(|o| {
+            let t: std::sync::Arc<dyn web::auth::TokenSource> =
+                std::sync::Arc::new(mp.on_behalf_of(*o));
+            (*o, t)
+        })
+        .collect();
     let krr_url = match &ctx.config.national.krr_url {
         Some(u) => u.to_string(),
         None => ctx.role_url("krr")?.to_string(),
@@ -180,6 +193,7 @@ async fn avsender_role(ctx: &Context) -> anyhow::Result<axum::Router> {
         blobs: ctx.blobs.scoped("avsender")?,
         tokens,
         krr,
+        delegated,
         signer: avsender::Signer {
             orgnr: me.actor(),
             chain: std::iter::once(me.cert.clone())

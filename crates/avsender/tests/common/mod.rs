@@ -90,6 +90,9 @@ pub struct World {
     pub sender: Option<Part>,
     /// The sender's KRR client (its request counter shows batching).
     pub krr_client: Option<KrrClient>,
+    /// The sender runs as the demo databehandler (its certificate and Maskinporten client)
+    /// instead of the kommune; `cfg.on_behalf_of` gets delegated token sources.
+    pub databehandler: bool,
     nowhere: String,
 }
 
@@ -119,6 +122,13 @@ pub async fn start() -> World {
 
 pub async fn start_with(tweak: impl FnOnce(&mut avsender::Config)) -> World {
     let w = start_down(tweak).await;
+    w.with_formidler().await.with_sender().await
+}
+
+/// As [`start_with`], with the sender run by the demo databehandler.
+pub async fn start_databehandler(tweak: impl FnOnce(&mut avsender::Config)) -> World {
+    let mut w = start_down(tweak).await;
+    w.databehandler = true;
     w.with_formidler().await.with_sender().await
 }
 
@@ -174,6 +184,7 @@ pub async fn start_down(tweak: impl FnOnce(&mut avsender::Config)) -> World {
         formidler: None,
         sender: None,
         krr_client: None,
+        databehandler: false,
         nowhere: format!("http://{}", closed_port().await),
         dir,
     }
@@ -265,15 +276,31 @@ impl World {
     /// Starts (or restarts) the sender service on its fixed address.
     pub async fn with_sender(mut self) -> World {
         let issuer = self.issuer();
-        let kommune = self
-            .pki
-            .issue_enterprise(&pki::demo::kommune(), pki::demo::KOMMUNE_NAME)
-            .unwrap();
-        let tokens = Arc::new(mp_client(
-            &issuer,
-            defaults::KOMMUNE_CLIENT,
-            GrantKey::from_issued(&kommune),
-        ));
+        let (orgnr, name, client_id) = if self.databehandler {
+            (
+                pki::demo::databehandler(),
+                pki::demo::DATABEHANDLER_NAME,
+                defaults::DATABEHANDLER_CLIENT,
+            )
+        } else {
+            (
+                pki::demo::kommune(),
+                pki::demo::KOMMUNE_NAME,
+                defaults::KOMMUNE_CLIENT,
+            )
+        };
+        let kommune = self.pki.issue_enterprise(&orgnr, name).unwrap();
+        let mp = mp_client(&issuer, client_id, GrantKey::from_issued(&kommune));
+        let delegated = self
+            .cfg
+            .on_behalf_of
+            .iter()
+            .map(|o| {
+                let t: Arc<dyn web::auth::TokenSource> = Arc::new(mp.on_behalf_of(*o));
+                (*o, t)
+            })
+            .collect();
+        let tokens = Arc::new(mp);
         let chain = vec![kommune.cert().clone(), self.pki.ca_cert().clone()];
         let krr_client = KrrClient::new(
             KrrConfig::new(format!("{}/krr", self.base)),
@@ -288,8 +315,9 @@ impl World {
                 blobs: self.avsender_blobs.clone(),
                 tokens: tokens.clone(),
                 krr: krr_client.clone(),
+                delegated,
                 signer: Signer {
-                    orgnr: pki::demo::kommune().actor_id(),
+                    orgnr: orgnr.actor_id(),
                     chain,
                     key: kommune.key().clone(),
                 },
