@@ -14,7 +14,8 @@
 //!   with the tenant's own Maskinporten token, retried with backoff until it is taken.
 //! - [`service`]: the citizen's mailbox (list, read, documents, folders, opening receipts),
 //!   shared by the JSON end-user API (`/<slug>/api/v1/…`, ID-porten access token) and the
-//!   citizen web app.
+//!   citizen web app; and for the web app's notifier, the stored letters with their `varsler`
+//!   and the `varslingfeiletkvittering` of a notification that failed for good.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
     test,
@@ -49,7 +50,7 @@ pub use process::PROCESS_QUEUE;
 pub use receipts::RECEIPT_QUEUE;
 pub use service::{
     CitizenRef, DocumentBytes, DocumentInfo, Folder, LetterDetail, LetterPage, LetterQuery,
-    LetterSummary, Loa, Mailbox, ServiceError, upsert_citizen,
+    LetterSummary, Loa, Mailbox, ServiceError, StoredLetter, upsert_citizen,
 };
 pub use web::auth::SCOPE_FORMIDLING;
 

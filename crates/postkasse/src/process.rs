@@ -206,7 +206,7 @@ pub(crate) async fn sign_receipt(
     kind: ReceiptKind,
     now: OffsetDateTime,
 ) -> Result<repo::NewReceipt, ReceiptFailure> {
-    let kind_key = kind.message_type().key();
+    let kind_key = repo::receipt_kind(&kind);
     let receipt = build_receipt(
         letter,
         kind,

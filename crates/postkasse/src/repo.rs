@@ -237,8 +237,28 @@ pub struct NewDocument {
 
 pub struct NewReceipt {
     pub id: String,
+    /// The receipt's message type key ([`receipt_kind`]); with `UNIQUE (tenant, message_id,
+    /// kind)` it makes each receipt once-only per letter.
     pub kind: &'static str,
     pub jws: String,
+}
+
+/// The `kind` a receipt is stored under: its message type key, and for a
+/// `varslingfeiletkvittering` also the channel — the sender learns of a failed channel once,
+/// however many of its notifications (repetition days) fail.
+pub fn receipt_kind(kind: &dpi::receipt::ReceiptKind) -> &'static str {
+    use dpi::{message::Varslingskanal, receipt::ReceiptKind};
+    match kind {
+        ReceiptKind::VarslingFeilet {
+            kanal: Varslingskanal::Epost,
+            ..
+        } => "varslingfeiletkvittering:epost",
+        ReceiptKind::VarslingFeilet {
+            kanal: Varslingskanal::Sms,
+            ..
+        } => "varslingfeiletkvittering:sms",
+        k => k.message_type().key(),
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -369,6 +389,36 @@ async fn queue_receipt_in(
         jobs.enqueue_in(conn, job).await?;
     }
     Ok(inserted)
+}
+
+/// Queues a receipt (once per letter and kind) with its delivery job; `false` when this kind
+/// of receipt exists already for the letter (nothing written).
+pub async fn queue_receipt(
+    db: &Db,
+    jobs: &Jobs,
+    tenant: &str,
+    message_id: &str,
+    receipt: &NewReceipt,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let mut tx = db.begin_write().await?;
+    let queued = queue_receipt_in(&mut tx, jobs, tenant, message_id, receipt, now).await?;
+    tx.commit().await?;
+    Ok(queued)
+}
+
+/// Whether the letter has a receipt of `kind` already.
+pub async fn has_receipt(db: &Db, tenant: &str, message_id: &str, kind: &str) -> StoreResult<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM postkasse_receipts WHERE tenant = $1 AND message_id = $2 \
+         AND kind = $3",
+    )
+    .bind(tenant)
+    .bind(message_id)
+    .bind(kind)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(n > 0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -613,6 +663,51 @@ pub async fn get_letter(
     .fetch_optional(db.pool())
     .await?;
     row.as_ref().map(letter_row).transpose()
+}
+
+/// A stored letter as the notification scanner needs it.
+pub struct StoredLetterRow {
+    pub id: String,
+    pub tenant: String,
+    pub fnr: String,
+    pub visible_from: i64,
+    pub received_at: i64,
+    pub forretningsmelding: String,
+}
+
+/// Letters of every citizen stored after the position `(received_at, id)`, oldest first, at
+/// most `limit`: a keyset on the index `postkasse_letters_received`, so letters stored in the
+/// same millisecond are never skipped at a page boundary. `after_id = ""` starts at
+/// `received_at` itself.
+pub async fn letters_stored_after(
+    db: &Db,
+    received_at: i64,
+    after_id: &str,
+    limit: i64,
+) -> StoreResult<Vec<StoredLetterRow>> {
+    let rows = sqlx::query(
+        "SELECT l.id, l.tenant, c.fnr, l.visible_from, l.received_at, l.forretningsmelding \
+         FROM postkasse_letters l JOIN postkasse_citizens c ON c.id = l.citizen_id \
+         WHERE l.received_at >= $1 AND (l.received_at > $1 OR l.id > $2) \
+         ORDER BY l.received_at, l.id LIMIT $3",
+    )
+    .bind(received_at)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredLetterRow {
+                id: r.try_get("id")?,
+                tenant: r.try_get("tenant")?,
+                fnr: r.try_get("fnr")?,
+                visible_from: r.try_get("visible_from")?,
+                received_at: r.try_get("received_at")?,
+                forretningsmelding: r.try_get("forretningsmelding")?,
+            })
+        })
+        .collect()
 }
 
 pub struct DocumentRow {

@@ -11,6 +11,7 @@
 use bytes::Bytes;
 use domain::{Fodselsnummer, LetterId, Organisasjonsnummer};
 use dpi::container::{Extension, Lenke};
+use dpi::message::{Varsler, Varslingskanal};
 use dpi::receipt::ReceiptKind;
 use serde::{Deserialize, Serialize};
 use store::{BlobRef, BlobStore, Db, Jobs};
@@ -195,6 +196,23 @@ pub struct LetterDetail {
     pub opening_receipt_requested: bool,
     pub opening_receipt_accepted: bool,
 }
+
+/// A stored letter as the notifier of its `varsler` sees it ([`Mailbox::letters_stored_since`]).
+#[derive(Debug, Clone)]
+pub struct StoredLetter {
+    pub id: LetterId,
+    /// Whose letter it is.
+    pub citizen: CitizenRef,
+    /// When the provider stored it; with `id`, the position in the stream of stored letters.
+    pub stored_at: OffsetDateTime,
+    /// When it becomes visible to the citizen (`virkningstidspunkt`, or `stored_at`).
+    pub visible_from: OffsetDateTime,
+    /// The sender's notification requests (e-mail / SMS), if any.
+    pub varsler: Option<Varsler>,
+}
+
+/// Longest `beskrivelse` of a `varslingfeiletkvittering` (DPI: 1000 characters).
+const MAX_BESKRIVELSE: usize = 1000;
 
 /// A document's bytes with what a response needs.
 #[derive(Debug, Clone)]
@@ -507,14 +525,8 @@ impl Mailbox {
         let (tenant_orgnr, jws) = repo::letter_forretningsmelding(&self.db, &citizen, &row.id)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        let tenant = self
-            .tenants
-            .iter()
-            .find(|t| t.orgnr.to_string() == tenant_orgnr)
-            .ok_or_else(|| ServiceError::Internal("tenant not configured".into()))?;
-        let sbd = dpi::jws::decode_unverified(&jws)
-            .ok()
-            .and_then(|(_, p)| dpi::message::Sbd::parse(&p).ok())
+        let tenant = self.tenant(&tenant_orgnr)?;
+        let sbd = stored_sbd(&jws)
             .ok_or_else(|| ServiceError::Internal("stored letter does not parse".into()))?;
         let receipt = crate::process::sign_receipt(tenant, &sbd, ReceiptKind::Aapning, now).await?;
         let queued = repo::accept_opening_receipt(
@@ -529,6 +541,138 @@ impl Mailbox {
         )
         .await?;
         Ok(queued)
+    }
+}
+
+/// The letter's parsed business message (stored verified when the letter came in).
+fn stored_sbd(jws: &str) -> Option<dpi::message::Sbd> {
+    dpi::jws::decode_unverified(jws)
+        .ok()
+        .and_then(|(_, p)| dpi::message::Sbd::parse(&p).ok())
+}
+
+fn stored_letter(r: repo::StoredLetterRow) -> Option<StoredLetter> {
+    let citizen = CitizenRef {
+        tenant: Organisasjonsnummer::parse(&r.tenant).ok()?,
+        // Checked against the role's policy when the citizen was created.
+        fnr: Fodselsnummer::parse(&r.fnr, &domain::FnrPolicy::PERMISSIVE).ok()?,
+    };
+    let varsler = stored_sbd(&r.forretningsmelding).and_then(|sbd| match sbd.body {
+        dpi::message::Body::Digital(d) => d.varsler,
+        _ => None,
+    });
+    Some(StoredLetter {
+        id: LetterId::parse(&r.id).ok()?,
+        citizen,
+        stored_at: time_of(r.received_at),
+        visible_from: time_of(r.visible_from),
+        varsler,
+    })
+}
+
+impl Mailbox {
+    /// Letters of all citizens and tenants stored after the position `(since, after)`, oldest
+    /// first, at most `limit` (1–1000): with `after = None` those stored at `since` or later;
+    /// with `after = Some(id)` those stored later than `since`, or at `since` with a larger id.
+    /// Pass the last letter's `stored_at` and `id` to read on. For the notifier of `varsler`,
+    /// not for citizens: it is not scoped to one.
+    pub async fn letters_stored_since(
+        &self,
+        since: OffsetDateTime,
+        after: Option<LetterId>,
+        limit: u32,
+    ) -> ServiceResult<Vec<StoredLetter>> {
+        let after = after.map(|a| a.to_string()).unwrap_or_default();
+        let rows = repo::letters_stored_after(
+            &self.db,
+            store::to_ms(since),
+            &after,
+            i64::from(limit.clamp(1, 1000)),
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let id = r.id.clone();
+                let l = stored_letter(r);
+                if l.is_none() {
+                    tracing::warn!(letter = id, "stored letter with unreadable owner or id");
+                }
+                l
+            })
+            .collect())
+    }
+
+    /// A notification of the letter on channel `kanal` failed for good (refused, or retries
+    /// used up): queues a signed `varslingfeiletkvittering` with `beskrivelse` (cut to 1000
+    /// characters) to the sender. Once per letter and channel: `true` when one was queued now,
+    /// `false` when the sender was told about this channel before. A channel the letter's
+    /// `varsler` did not ask for is [`ServiceError::InvalidQuery`].
+    pub async fn notification_failed(
+        &self,
+        who: &CitizenRef,
+        id: LetterId,
+        kanal: Varslingskanal,
+        beskrivelse: &str,
+    ) -> ServiceResult<bool> {
+        let citizen = self.citizen_id(who).await?;
+        let now = OffsetDateTime::now_utc();
+        let row = self.letter(&citizen, id, now).await?;
+        let beskrivelse: String = beskrivelse.trim().chars().take(MAX_BESKRIVELSE).collect();
+        let kind = ReceiptKind::VarslingFeilet {
+            kanal,
+            beskrivelse: Some(beskrivelse).filter(|b| !b.is_empty()),
+        };
+        let (tenant_orgnr, jws) = repo::letter_forretningsmelding(&self.db, &citizen, &row.id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let sbd = stored_sbd(&jws)
+            .ok_or_else(|| ServiceError::Internal("stored letter does not parse".into()))?;
+        let asked = match &sbd.body {
+            dpi::message::Body::Digital(d) => d.varsler.as_ref().is_some_and(|v| match kanal {
+                Varslingskanal::Epost => v.epostvarsel.is_some(),
+                Varslingskanal::Sms => v.smsvarsel.is_some(),
+            }),
+            _ => false,
+        };
+        if !asked {
+            return Err(ServiceError::InvalidQuery(format!(
+                "the letter asked for no notification by {}",
+                match kanal {
+                    Varslingskanal::Epost => "epost",
+                    Varslingskanal::Sms => "sms",
+                }
+            )));
+        }
+        // Checked first so a repeated failure costs no signature; the unique key decides.
+        if repo::has_receipt(
+            &self.db,
+            &tenant_orgnr,
+            &row.message_id,
+            repo::receipt_kind(&kind),
+        )
+        .await?
+        {
+            return Ok(false);
+        }
+        let tenant = self.tenant(&tenant_orgnr)?;
+        let receipt = crate::process::sign_receipt(tenant, &sbd, kind, now).await?;
+        Ok(repo::queue_receipt(
+            &self.db,
+            &self.jobs,
+            &tenant_orgnr,
+            &row.message_id,
+            &receipt,
+            now,
+        )
+        .await?)
+    }
+
+    fn tenant(&self, orgnr: &str) -> ServiceResult<&Tenant> {
+        self.tenants
+            .iter()
+            .find(|t| t.orgnr.to_string() == orgnr)
+            .ok_or_else(|| ServiceError::Internal("tenant not configured".into()))
     }
 }
 

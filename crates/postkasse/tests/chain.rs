@@ -856,3 +856,171 @@ async fn a_receipt_sent_as_a_letter_is_refused_without_an_answer() {
     assert_eq!(c.postkasse.letter_count(&tenant).await.unwrap(), 0);
     c.stop().await;
 }
+
+fn varsler() -> dpi::message::Varsler {
+    dpi::message::Varsler {
+        epostvarsel: Some(dpi::message::Epostvarsel {
+            epostadresse: "kari@example.com".into(),
+            varslingstekst: "Du har fått brev".into(),
+            repetisjoner: vec![0, 7],
+        }),
+        smsvarsel: Some(dpi::message::Smsvarsel {
+            mobiltelefonnummer: "+4799999999".into(),
+            varslingstekst: "Nytt brev".into(),
+            repetisjoner: vec![0],
+        }),
+        extra: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_notification_is_answered_once_per_channel_with_a_signed_varslingfeiletkvittering()
+{
+    use dpi::message::Varslingskanal;
+    let c = start().await;
+    let tenant = pki::demo::digipost();
+    let kari = citizen(&c, tenant, &c.pids.digipost);
+    let mut o = LetterOpts::to(tenant, &c.kari_address(), "Med varsler");
+    o.varsler = Some(varsler());
+    let sent = deliver(&c, &o).await;
+    let plain = deliver(
+        &c,
+        &LetterOpts::to(tenant, &c.kari_address(), "Uten varsler"),
+    )
+    .await;
+    let letters = list(&c, &kari).await;
+    let id_of = |title: &str| {
+        letters
+            .iter()
+            .find(|l| l.ikkesensitivtittel == title)
+            .unwrap()
+            .id
+    };
+    let (id, plain_id) = (id_of("Med varsler"), id_of("Uten varsler"));
+    let mailbox = c.postkasse.mailbox();
+
+    // The notifier's view: every stored letter in order, with its varsler, paged by keyset.
+    let since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let first = mailbox.letters_stored_since(since, None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].id, id, "oldest first");
+    assert_eq!(first[0].citizen, kari);
+    assert_eq!(first[0].varsler.as_ref(), Some(&varsler()));
+    let rest = mailbox
+        .letters_stored_since(first[0].stored_at, Some(first[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1, "the next page starts after the first letter");
+    assert_eq!(rest[0].id, plain_id);
+    assert!(rest[0].varsler.is_none());
+
+    // Another citizen of the tenant cannot make Kari's letter answer anything.
+    let sigrid = citizen(&c, tenant, &c.pids.stale);
+    let e = mailbox
+        .notification_failed(&sigrid, id, Varslingskanal::Epost, "x")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "not_found");
+    // Only channels the letter asked for.
+    let e = mailbox
+        .notification_failed(&kari, plain_id, Varslingskanal::Sms, "x")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_query");
+
+    let long = "å".repeat(1500);
+    assert!(
+        mailbox
+            .notification_failed(&kari, id, Varslingskanal::Epost, &long)
+            .await
+            .unwrap(),
+        "queued"
+    );
+    assert!(
+        !mailbox
+            .notification_failed(&kari, id, Varslingskanal::Epost, "igjen")
+            .await
+            .unwrap(),
+        "the same channel failing again (another repetition day) is not told twice"
+    );
+    assert!(
+        mailbox
+            .notification_failed(&kari, id, Varslingskanal::Sms, "550 ukjent nummer")
+            .await
+            .unwrap(),
+        "another channel is told on its own"
+    );
+
+    let receipts = c
+        .postkasse
+        .receipts(&tenant, &sent.message_id().to_string())
+        .await
+        .unwrap();
+    let mut kinds: Vec<&str> = receipts.iter().map(|r| r.0.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "leveringskvittering",
+            "varslingfeiletkvittering:epost",
+            "varslingfeiletkvittering:sms"
+        ]
+    );
+    let jws_of = |kind: &str| {
+        receipts
+            .iter()
+            .find(|r| r.0 == kind)
+            .map(|r| r.1.clone())
+            .unwrap()
+    };
+    assert!(
+        c.postkasse
+            .receipts(&tenant, &plain.message_id().to_string())
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.0 == "leveringskvittering")
+    );
+    let tenant_cert = c.tenant_cert(&tenant).to_der().unwrap();
+    for (kind, kanal, beskrivelse) in [
+        (
+            "varslingfeiletkvittering:epost",
+            Varslingskanal::Epost,
+            "å".repeat(1000),
+        ),
+        (
+            "varslingfeiletkvittering:sms",
+            Varslingskanal::Sms,
+            "550 ukjent nummer".to_owned(),
+        ),
+    ] {
+        let jws = &jws_of(kind);
+        // Signed with the tenant's enterprise certificate, valid as a receipt to the sender.
+        let verified = dpi::jws::verify(jws).unwrap();
+        assert_eq!(verified.chain[0].to_der().unwrap(), tenant_cert);
+        let opened = dpi::receipt::open_receipt(jws, &c.anchors, time::OffsetDateTime::now_utc());
+        assert!(opened.valid, "{:?}", opened.errors);
+        let r = opened.sbd.unwrap();
+        assert_eq!(r.message_type(), MessageType::Varslingfeiletkvittering);
+        assert_eq!(r.conversation_id(), sent.conversation_id());
+        assert_ne!(r.message_id(), sent.message_id());
+        assert_eq!(r.header.sender.value, tenant.actor_id().to_string());
+        assert_eq!(
+            r.header.receiver.value,
+            pki::demo::kommune().actor_id().to_string()
+        );
+        match &r.body {
+            Body::Varslingfeiletkvittering(v) => {
+                assert_eq!(v.varslingskanal, kanal);
+                assert_eq!(v.beskrivelse.as_deref(), Some(beskrivelse.as_str()));
+            }
+            other => panic!("expected varslingfeiletkvittering, got {other:?}"),
+        }
+    }
+    // Both reach the sender through the access point.
+    for _ in 0..2 {
+        let r = c.wait_receipt(&sent).await;
+        assert_eq!(r.message_type(), MessageType::Varslingfeiletkvittering);
+    }
+    c.stop().await;
+}

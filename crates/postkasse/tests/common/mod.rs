@@ -275,6 +275,7 @@ pub struct LetterOpts {
     pub aapningskvittering: bool,
     pub virkningstidspunkt: Option<OffsetDateTime>,
     pub lenke: bool,
+    pub varsler: Option<dpi::message::Varsler>,
 }
 
 impl LetterOpts {
@@ -287,6 +288,7 @@ impl LetterOpts {
             aapningskvittering: false,
             virkningstidspunkt: None,
             lenke: true,
+            varsler: None,
         }
     }
 }
@@ -323,7 +325,7 @@ pub fn spec(o: &LetterOpts) -> LetterSpec {
         aapningskvittering: Some(o.aapningskvittering),
         ikkesensitivtittel: o.title.clone(),
         spraak: "no".into(),
-        varsler: None,
+        varsler: o.varsler.clone(),
     });
     let data = o.lenke.then(|| DocumentData {
         href: "lenke.xml".into(),
