@@ -22,7 +22,6 @@ pub mod barcode;
 pub mod html;
 pub mod i18n;
 pub mod ics;
-mod missing;
 pub mod notify;
 mod pages;
 pub mod uploads;
@@ -320,7 +319,8 @@ async fn security_headers(csp: HeaderValue, req: Request, next: Next) -> Respons
 }
 
 /// Gives handlers and extractors the URI as the browser sent it: nesting strips the mount
-/// prefix, but the login redirect (`return_to`) and the language switch need the full path.
+/// prefix, but the language switch (`pages::Here`) needs the full path. (The login redirect
+/// of `oidc_rp::Citizen` reads `OriginalUri` itself.)
 async fn original_uri(mut req: Request, next: Next) -> Response {
     if let Some(o) = req
         .extensions()

@@ -25,6 +25,10 @@ pub struct NotifyConfig {
     pub from: String,
     /// Seconds between two looks for newly stored letters with `varsler`.
     pub scan_interval_secs: u64,
+    /// Attempts to send one notification (transient failures are retried with backoff);
+    /// when they are used up, or the channel refuses it for good, the sender gets a
+    /// `varslingfeiletkvittering`.
+    pub max_attempts: u32,
 }
 
 impl Default for NotifyConfig {
@@ -35,6 +39,7 @@ impl Default for NotifyConfig {
             smtp: None,
             from: "Digital postkasse <ikke-svar@postkasse.samspill.invalid>".into(),
             scan_interval_secs: 5,
+            max_attempts: 5,
         }
     }
 }
@@ -55,10 +60,29 @@ fn yes() -> bool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
+    /// The address or number cannot be used (permanent).
     #[error("invalid recipient: {0}")]
     Recipient(String),
+    /// The channel refused the notification and will refuse it again (SMTP 5xx, a gateway's
+    /// 4xx): permanent.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Could not send now (connection, timeout, SMTP 4xx): worth another attempt.
     #[error("sending failed: {0}")]
     Send(String),
+}
+
+impl NotifyError {
+    /// Another attempt cannot succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, NotifyError::Recipient(_) | NotifyError::Refused(_))
+    }
+}
+
+/// Whether a notification that failed with `error` on attempt `attempt` of `max_attempts` has
+/// failed for good (the sender is then told with a `varslingfeiletkvittering`).
+pub fn failed_for_good(error: &NotifyError, attempt: u32, max_attempts: u32) -> bool {
+    error.is_permanent() || attempt >= max_attempts
 }
 
 /// When a notification for a letter delivered at `delivered` is due, for repetition day
@@ -137,11 +161,13 @@ impl EmailGateway for SmtpGateway {
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(text.to_owned())
             .map_err(|e| NotifyError::Send(e.to_string()))?;
-        self.transport
-            .send(msg)
-            .await
-            .map(|_| ())
-            .map_err(|e| NotifyError::Send(e.to_string()))
+        self.transport.send(msg).await.map(|_| ()).map_err(|e| {
+            if e.is_permanent() {
+                NotifyError::Refused(e.to_string())
+            } else {
+                NotifyError::Send(e.to_string())
+            }
+        })
     }
 }
 
@@ -255,7 +281,7 @@ pub fn jobs_for(
                 out.push(
                     j.dedup_key(format!("{letter_id}:{channel}:{day}"))
                         .run_at(due_at(cfg, delivered, *day))
-                        .max_attempts(5),
+                        .max_attempts(cfg.max_attempts.max(1)),
                 );
             }
         }
@@ -263,12 +289,11 @@ pub fn jobs_for(
     out
 }
 
-/// The `varsler` of a stored letter's business message (verified when the letter came in).
-pub fn varsler_of(forretningsmelding: &str) -> Option<dpi::message::Varsler> {
-    let (_, payload) = dpi::jws::decode_unverified(forretningsmelding).ok()?;
-    let sbd = dpi::message::Sbd::parse(&payload).ok()?;
-    match sbd.body {
-        dpi::message::Body::Digital(d) => d.varsler,
+/// The DPI channel of a job's `channel`.
+pub fn kanal(channel: &str) -> Option<dpi::message::Varslingskanal> {
+    match channel {
+        "epost" => Some(dpi::message::Varslingskanal::Epost),
+        "sms" => Some(dpi::message::Varslingskanal::Sms),
         _ => None,
     }
 }
@@ -293,6 +318,27 @@ mod tests {
         assert!(in_window(&cfg, datetime!(2026-07-01 07:00 UTC)));
         assert!(!in_window(&cfg, datetime!(2026-07-01 06:59 UTC)));
         assert!(!in_window(&cfg, datetime!(2026-07-01 19:00 UTC)));
+    }
+
+    #[test]
+    fn only_refusals_and_the_last_attempt_are_final() {
+        let transient = NotifyError::Send("connection refused".into());
+        assert!(!failed_for_good(&transient, 1, 5));
+        assert!(!failed_for_good(&transient, 4, 5));
+        assert!(failed_for_good(&transient, 5, 5));
+        assert!(
+            failed_for_good(&transient, 6, 5),
+            "a lease taken over counts too"
+        );
+        for permanent in [
+            NotifyError::Refused("550 5.1.1 no such user".into()),
+            NotifyError::Recipient("not an address".into()),
+        ] {
+            assert!(failed_for_good(&permanent, 1, 5), "{permanent}");
+        }
+        assert_eq!(kanal("epost"), Some(dpi::message::Varslingskanal::Epost));
+        assert_eq!(kanal("sms"), Some(dpi::message::Varslingskanal::Sms));
+        assert_eq!(kanal("brevdue"), None);
     }
 
     #[tokio::test]

@@ -402,7 +402,7 @@ struct Row {
     date: String,
     date_iso: String,
     unread: bool,
-    attachments: i64,
+    attachments: u32,
     locked: bool,
     receipt: bool,
 }
@@ -510,10 +510,6 @@ pub async fn inbox(
         Ok(p) => p,
         Err(e) => return service_error(c, &e),
     };
-    let ids: Vec<LetterId> = page.letters.iter().map(|l| l.id).collect();
-    let counts = crate::missing::attachment_counts(st.inner().postkasse.db(), &ids)
-        .await
-        .unwrap_or_default();
     let base = c.base.clone();
     let sender_name = sender.map(|s| {
         let name = page
@@ -555,7 +551,7 @@ pub async fn inbox(
             date: views::date(lang, l.received_at),
             date_iso: views::iso(l.received_at),
             unread: l.unread,
-            attachments: counts.get(&l.id.to_string()).copied().unwrap_or(0),
+            attachments: l.attachments,
             locked: l.locked,
             receipt: l.requires_opening_receipt,
         })

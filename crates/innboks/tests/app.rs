@@ -679,6 +679,166 @@ async fn notifications_go_out_only_for_unread_letters() {
     }
 }
 
+/// A mail relay on loopback that refuses every recipient (`550`), as a real relay does for
+/// an address it does not know; counts the refused recipients.
+async fn refusing_smtp() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = refused.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut lines = BufReader::new(r).lines();
+                let _ = w.write_all(b"220 relay.test ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 relay.test\r\n",
+                        "RCPT" => {
+                            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            b"550 5.1.1 No such user here\r\n"
+                        }
+                        "QUIT" => b"221 2.0.0 Bye\r\n",
+                        _ => b"250 2.0.0 OK\r\n",
+                    };
+                    if w.write_all(reply).await.is_err() || verb == "QUIT" {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, refused)
+}
+
+fn email_only(to: &str) -> dpi::message::Varsler {
+    dpi::message::Varsler {
+        epostvarsel: Some(dpi::message::Epostvarsel {
+            epostadresse: to.into(),
+            varslingstekst: "Du har fått brev i den digitale postkassen".into(),
+            repetisjoner: vec![0],
+        }),
+        smsvarsel: None,
+        extra: Default::default(),
+    }
+}
+
+/// Waits until the notification queue has no job left to run; returns its counts.
+async fn settled_notify_jobs(chain: &Chain) -> store::StateCounts {
+    let jobs = store::Jobs::new(chain.postkasse_db.db().clone());
+    let mut counts = store::StateCounts::default();
+    for _ in 0..300 {
+        counts = jobs
+            .counts()
+            .await
+            .unwrap()
+            .get(innboks::notify::NOTIFY_QUEUE)
+            .copied()
+            .unwrap_or_default();
+        if counts.queued + counts.running == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    counts
+}
+
+async fn receipt_kinds(chain: &Chain, sbd: &dpi::message::Sbd) -> Vec<String> {
+    chain
+        .postkasse
+        .receipts(&pki::demo::digipost(), &sbd.message_id().to_string())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.0)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_email_the_relay_refuses_is_answered_to_the_sender_with_varslingfeiletkvittering() {
+    let (port, refused) = refusing_smtp().await;
+    let chain = start_with("127.0.0.1:0", |c| {
+        c.notify.window_start_hour = 0;
+        c.notify.window_end_hour = 24;
+        c.notify.scan_interval_secs = 3600;
+        c.notify.smtp = Some(innboks::notify::SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            starttls: false,
+        });
+    })
+    .await;
+    let kari = chain.pids.digipost.clone();
+    let mut letter = Letter::to(&chain, &kari, "Varselet blir avvist");
+    letter.varsler = Some(email_only("finnes.ikke@example.com"));
+    let sbd = chain.deliver(&letter).await;
+    assert_eq!(chain.innboks.scan_notifications().await.unwrap(), 1);
+    let handles = innboks::spawn_workers(chain.innboks.clone(), chain.shutdown.subscribe());
+
+    assert!(
+        chain.wait_receipt(&sbd, "varslingfeiletkvittering").await,
+        "the sender gets a varslingfeiletkvittering through the access point"
+    );
+    // A refusal is final: tried once, the job finished, no e-mail recorded as sent.
+    let counts = settled_notify_jobs(&chain).await;
+    assert_eq!((counts.done, counts.dead), (1, 0), "{counts:?}");
+    assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        receipt_kinds(&chain, &sbd).await,
+        ["leveringskvittering", "varslingfeiletkvittering:epost"]
+    );
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let page = b.get("/postkasse/innboks/varsler").await;
+    assert!(!page.body.contains("<tr><td>"), "{}", page.body);
+    chain.stop().await;
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+#[tokio::test]
+async fn an_email_that_cannot_be_sent_is_answered_after_its_last_attempt() {
+    // A port nobody listens on: every attempt fails with a connection error (transient).
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let chain = start_with("127.0.0.1:0", |c| {
+        c.notify.window_start_hour = 0;
+        c.notify.window_end_hour = 24;
+        c.notify.scan_interval_secs = 3600;
+        c.notify.max_attempts = 2;
+        c.notify.smtp = Some(innboks::notify::SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            starttls: false,
+        });
+    })
+    .await;
+    let kari = chain.pids.digipost.clone();
+    let mut letter = Letter::to(&chain, &kari, "Varselet kommer aldri fram");
+    letter.varsler = Some(email_only("kari@example.com"));
+    let sbd = chain.deliver(&letter).await;
+    assert_eq!(chain.innboks.scan_notifications().await.unwrap(), 1);
+    let handles = innboks::spawn_workers(chain.innboks.clone(), chain.shutdown.subscribe());
+
+    assert!(chain.wait_receipt(&sbd, "varslingfeiletkvittering").await);
+    // Both attempts were used before the sender was told; the job is dead with its error.
+    let counts = settled_notify_jobs(&chain).await;
+    assert_eq!((counts.done, counts.dead), (0, 1), "{counts:?}");
+    assert_eq!(
+        receipt_kinds(&chain, &sbd).await,
+        ["leveringskvittering", "varslingfeiletkvittering:epost"]
+    );
+    chain.stop().await;
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
 #[tokio::test]
 async fn letters_before_their_virkningstidspunkt_are_not_shown() {
     let chain = start().await;
