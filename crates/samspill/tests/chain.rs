@@ -411,3 +411,97 @@ fn common_letter(postkasseadresse: &str, message_id: MessageId) -> dpi::letter::
 }
 
 use dpi::letter::LetterSpec;
+
+/// An IT supplier (the demo databehandler, with its own certificate and Maskinporten client)
+/// runs the sender for the kommune: the letter goes through every role with the kommune as
+/// avsender and token consumer and the supplier as SBDH sender, signer and token supplier,
+/// the mailbox accepts it (§3.6 d, e), and the receipt comes back to the supplier's sender.
+#[tokio::test]
+async fn a_databehandler_sends_for_the_kommune_and_gets_the_receipts() {
+    let mut c = Cluster::start("").await;
+    let data = c.data_dir();
+    let kommune = pki::demo::kommune();
+    let databehandler = pki::demo::databehandler();
+    // The national process created the shared test PKI; the supplier's certificate as the
+    // PEM files an operator would configure.
+    let test_pki = pki::TestPki::load_or_init(data.join("pki")).unwrap();
+    let issued = test_pki
+        .issue_enterprise(&databehandler, pki::demo::DATABEHANDLER_NAME)
+        .unwrap();
+    let key = c.dir.path().join("databehandler.key.pem");
+    let chain = c.dir.path().join("databehandler.chain.pem");
+    std::fs::write(&key, &issued.key_pem).unwrap();
+    std::fs::write(
+        &chain,
+        std::iter::once(issued.cert_pem.clone())
+            .chain(issued.chain.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    c.reconfigure(
+        "avsender",
+        &format!(
+            r#"
+[identities.avsender]
+client_id = "{client}"
+key = "{key}"
+certificate = "{chain}"
+[avsender]
+on_behalf_of = ["{kommune}"]
+"#,
+            client = maskinporten::fixtures::defaults::DATABEHANDLER_CLIENT,
+            key = key.display(),
+            chain = chain.display(),
+        ),
+    )
+    .await;
+
+    let kari = krr_person(&data, "hos Digipost");
+    let mut letter = digital_letter(&kari, "Vedtak om skoleskyss", false);
+    letter["avsender"] = kommune.to_string().into();
+    assert_eq!(c.submit(&letter).await, 201);
+    let l = c
+        .wait_status(letter["id"].as_str().unwrap(), &["delivered"], WITHIN)
+        .await;
+    assert_eq!(l["avsender"], kommune.to_string());
+    let receipts = l["receipts"].as_array().unwrap();
+    assert!(
+        receipts
+            .iter()
+            .any(|r| r["type"] == "leveringskvittering" && r["verified"] == true),
+        "a verified leveringskvittering: {l:#}"
+    );
+    let mid = l["message_id"].as_str().unwrap().to_owned();
+
+    // The access point took it as the kommune's letter sent by its supplier.
+    let row = sqlx::query(
+        "SELECT sender_orgnr, supplier_orgnr FROM formidler_messages WHERE message_id = $1",
+    )
+    .bind(&mid)
+    .fetch_one(c.db("formidler").pool())
+    .await
+    .unwrap();
+    assert_eq!(row.get::<String, _>("sender_orgnr"), kommune.to_string());
+    assert_eq!(
+        row.get::<Option<String>, _>("supplier_orgnr"),
+        Some(databehandler.to_string())
+    );
+    // The mailbox stored it once, for Kari, from the kommune.
+    assert_eq!(
+        stored_for(&c, &mid).await,
+        [(pki::demo::digipost().to_string(), kari.clone())]
+    );
+    let sender: String =
+        sqlx::query_scalar("SELECT sender_orgnr FROM postkasse_letters WHERE message_id = $1")
+            .bind(&mid)
+            .fetch_one(c.db("postkasse").pool())
+            .await
+            .unwrap();
+    assert_eq!(sender, kommune.to_string());
+
+    // An organization that delegated nothing is refused before anything is stored.
+    let mut other = digital_letter(&kari, "Ikke delegert", false);
+    other["avsender"] = pki::demo::eboks().to_string().into();
+    assert_eq!(c.submit(&other).await, 422);
+}

@@ -197,6 +197,20 @@ max_retry_delay_secs = 1
         }
     }
 
+    /// Stops `name`, deep-merges `extra` (TOML) into its configuration and starts it again.
+    pub async fn reconfigure(&mut self, name: &str, extra: &str) {
+        self.kill(name);
+        let path = self.procs[name].config.clone();
+        let mut table: toml::Table =
+            toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        merge(
+            &mut table,
+            toml::from_str(extra).expect("extra configuration"),
+        );
+        std::fs::write(&path, toml::to_string(&table).unwrap()).unwrap();
+        self.spawn(name).await;
+    }
+
     /// SIGKILL: no chance to finish anything.
     pub fn kill(&mut self, name: &str) {
         if let Some(mut c) = self.procs.get_mut(name).unwrap().child.take() {
