@@ -260,6 +260,20 @@ fn parse_page(v: Option<&str>, default: i64, max: i64, name: &str) -> Result<i64
     }
 }
 
+/// Receipts go back to the party that sent the letter (§3.4: C2 keeps avsender and
+/// databehandler to route them): the token's `consumer` (the avsender) and its `supplier` (the
+/// databehandler, `""` when the avsender sent itself). Neither the avsender's own token nor
+/// another databehandler's sees — or consumes — a databehandler's receipts.
+fn receipt_party(p: &web::auth::OrgPrincipal) -> (String, String) {
+    (
+        p.consumer.orgnr().to_string(),
+        p.supplier
+            .as_ref()
+            .map(|s| s.orgnr().to_string())
+            .unwrap_or_default(),
+    )
+}
+
 /// `GET /messages/in`: the sender's unread receipts (204 when there are none).
 pub async fn incoming(
     State(state): State<AppState>,
@@ -270,10 +284,11 @@ pub async fn incoming(
     let kanal = parse_kanal(q.kanal.as_deref())?;
     let page_size = parse_page(q.page_size.as_deref(), 100, 1000, "page_size")?.max(1);
     let page = parse_page(q.page.as_deref(), 0, 1_000_000, "page")?;
-    let recipient = principal.consumer.orgnr().to_string();
+    let (recipient, supplier) = receipt_party(&principal);
     let rows = repo::list_incoming(
         &state.0.deps.db,
         &recipient,
+        &supplier,
         q.avsenderidentifikator.as_deref(),
         kanal.as_deref(),
         page_size,
@@ -306,8 +321,8 @@ pub async fn download(
 ) -> Result<Response, Problem> {
     principal.require_scope(SCOPE_SEND)?;
     let id = parse_id(&id)?.to_string();
-    let recipient = principal.consumer.orgnr().to_string();
-    match repo::get_incoming(&state.0.deps.db, &recipient, &id)
+    let (recipient, supplier) = receipt_party(&principal);
+    match repo::get_incoming(&state.0.deps.db, &recipient, &supplier, &id)
         .await
         .map_err(Problem::internal)?
     {
@@ -328,10 +343,16 @@ pub async fn mark_read(
 ) -> Result<Response, Problem> {
     principal.require_scope(SCOPE_SEND)?;
     let id = parse_id(&id)?.to_string();
-    let recipient = principal.consumer.orgnr().to_string();
-    if repo::mark_read(&state.0.deps.db, &recipient, &id, OffsetDateTime::now_utc())
-        .await
-        .map_err(Problem::internal)?
+    let (recipient, supplier) = receipt_party(&principal);
+    if repo::mark_read(
+        &state.0.deps.db,
+        &recipient,
+        &supplier,
+        &id,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .map_err(Problem::internal)?
     {
         Ok(StatusCode::OK.into_response())
     } else {
@@ -410,6 +431,7 @@ pub async fn receive_receipt(
             conversation_id: &conversation_id.to_string(),
             message_type: t.key(),
             recipient_orgnr: &conv.sender_orgnr,
+            supplier_orgnr: conv.supplier_orgnr.as_deref(),
             avsenderidentifikator: conv.avsenderidentifikator.as_deref(),
             kanal: conv.kanal.as_deref(),
             forretningsmelding: &jws,

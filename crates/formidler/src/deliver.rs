@@ -293,6 +293,7 @@ async fn leave_feil(
             conversation_id: &conversation,
             message_type: feil.message_type().key(),
             recipient_orgnr: &msg.sender_orgnr,
+            supplier_orgnr: conv.as_ref().and_then(|c| c.supplier_orgnr.as_deref()),
             avsenderidentifikator: conv
                 .as_ref()
                 .and_then(|c| c.avsenderidentifikator.as_deref()),

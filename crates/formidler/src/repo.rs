@@ -193,6 +193,8 @@ pub async fn pending_ids(db: &Db) -> StoreResult<Vec<String>> {
 /// The original message of a conversation, for routing its receipts.
 pub struct Conversation {
     pub sender_orgnr: String,
+    /// The databehandler that sent the letter on the sender's behalf (token `supplier`).
+    pub supplier_orgnr: Option<String>,
     pub avsenderidentifikator: Option<String>,
     pub kanal: Option<String>,
     pub receiver_orgnr: String,
@@ -200,8 +202,8 @@ pub struct Conversation {
 
 pub async fn conversation(db: &Db, conversation_id: &str) -> StoreResult<Option<Conversation>> {
     let row = sqlx::query(
-        "SELECT sender_orgnr, avsenderidentifikator, kanal, receiver_orgnr FROM formidler_messages \
-         WHERE conversation_id = $1 ORDER BY created_at LIMIT 1",
+        "SELECT sender_orgnr, supplier_orgnr, avsenderidentifikator, kanal, receiver_orgnr \
+         FROM formidler_messages WHERE conversation_id = $1 ORDER BY created_at LIMIT 1",
     )
     .bind(conversation_id)
     .fetch_optional(db.pool())
@@ -209,6 +211,7 @@ pub async fn conversation(db: &Db, conversation_id: &str) -> StoreResult<Option<
     row.map(|r| -> StoreResult<Conversation> {
         Ok(Conversation {
             sender_orgnr: r.try_get("sender_orgnr")?,
+            supplier_orgnr: r.try_get("supplier_orgnr")?,
             avsenderidentifikator: r.try_get("avsenderidentifikator")?,
             kanal: r.try_get("kanal")?,
             receiver_orgnr: r.try_get("receiver_orgnr")?,
@@ -222,6 +225,8 @@ pub struct NewIncoming<'a> {
     pub conversation_id: &'a str,
     pub message_type: &'a str,
     pub recipient_orgnr: &'a str,
+    /// The databehandler that sent the letter (only it sees the receipt), if any.
+    pub supplier_orgnr: Option<&'a str>,
     pub avsenderidentifikator: Option<&'a str>,
     pub kanal: Option<&'a str>,
     pub forretningsmelding: &'a str,
@@ -235,8 +240,8 @@ pub async fn insert_incoming(
 ) -> StoreResult<bool> {
     Ok(sqlx::query(
         "INSERT INTO formidler_incoming (id, conversation_id, message_type, recipient_orgnr, \
-         avsenderidentifikator, kanal, forretningsmelding, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+         avsenderidentifikator, kanal, forretningsmelding, received_at, supplier_orgnr) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
     )
     .bind(m.id)
     .bind(m.conversation_id)
@@ -246,6 +251,7 @@ pub async fn insert_incoming(
     .bind(m.kanal)
     .bind(m.forretningsmelding)
     .bind(ms(now))
+    .bind(m.supplier_orgnr)
     .execute(db.pool())
     .await?
     .rows_affected()
@@ -257,11 +263,12 @@ pub struct IncomingRow {
     pub forretningsmelding: String,
 }
 
-/// Unread incoming messages of `recipient`, oldest first, optionally narrowed by
-/// avsenderidentifikator and kanal.
+/// Unread incoming messages of `recipient` sent through `supplier` (`""`: sent by the
+/// recipient itself), oldest first, optionally narrowed by avsenderidentifikator and kanal.
 pub async fn list_incoming(
     db: &Db,
     recipient: &str,
+    supplier: &str,
     avsenderidentifikator: Option<&str>,
     kanal: Option<&str>,
     limit: i64,
@@ -271,6 +278,7 @@ pub async fn list_incoming(
         "SELECT id, forretningsmelding FROM formidler_incoming \
          WHERE recipient_orgnr = $1 AND read_at IS NULL \
          AND ($2 IS NULL OR avsenderidentifikator = $2) AND ($3 IS NULL OR kanal = $3) \
+         AND COALESCE(supplier_orgnr, '') = $6 \
          ORDER BY received_at, id LIMIT $4 OFFSET $5",
     )
     .bind(recipient)
@@ -278,6 +286,7 @@ pub async fn list_incoming(
     .bind(kanal)
     .bind(limit)
     .bind(offset)
+    .bind(supplier)
     .fetch_all(db.pool())
     .await?;
     rows.iter()
@@ -290,12 +299,19 @@ pub async fn list_incoming(
         .collect()
 }
 
-pub async fn get_incoming(db: &Db, recipient: &str, id: &str) -> StoreResult<Option<IncomingRow>> {
+pub async fn get_incoming(
+    db: &Db,
+    recipient: &str,
+    supplier: &str,
+    id: &str,
+) -> StoreResult<Option<IncomingRow>> {
     let row = sqlx::query(
-        "SELECT id, forretningsmelding FROM formidler_incoming WHERE id = $1 AND recipient_orgnr = $2",
+        "SELECT id, forretningsmelding FROM formidler_incoming WHERE id = $1 \
+         AND recipient_orgnr = $2 AND COALESCE(supplier_orgnr, '') = $3",
     )
     .bind(id)
     .bind(recipient)
+    .bind(supplier)
     .fetch_optional(db.pool())
     .await?;
     row.map(|r| -> StoreResult<IncomingRow> {
@@ -311,16 +327,18 @@ pub async fn get_incoming(db: &Db, recipient: &str, id: &str) -> StoreResult<Opt
 pub async fn mark_read(
     db: &Db,
     recipient: &str,
+    supplier: &str,
     id: &str,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
     let n = sqlx::query(
         "UPDATE formidler_incoming SET read_at = COALESCE(read_at, $3) \
-         WHERE id = $1 AND recipient_orgnr = $2",
+         WHERE id = $1 AND recipient_orgnr = $2 AND COALESCE(supplier_orgnr, '') = $4",
     )
     .bind(id)
     .bind(recipient)
     .bind(ms(now))
+    .bind(supplier)
     .execute(db.pool())
     .await?
     .rows_affected();

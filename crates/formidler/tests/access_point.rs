@@ -62,6 +62,8 @@ struct Chain {
     provider: Provider,
     blobs: store::BlobStore,
     kommune: Party,
+    /// Sends for the kommune (delegation in the stand-in's default fixtures).
+    databehandler: Party,
     digipost: Party,
     eboks: Party,
     _dir: tempfile::TempDir,
@@ -121,6 +123,11 @@ async fn start(deadline_secs: u64) -> Chain {
         pki::demo::kommune(),
         pki::demo::KOMMUNE_NAME,
         d::KOMMUNE_CLIENT,
+    );
+    let databehandler = party(
+        pki::demo::databehandler(),
+        pki::demo::DATABEHANDLER_NAME,
+        d::DATABEHANDLER_CLIENT,
     );
     let digipost = party(
         pki::demo::digipost(),
@@ -206,6 +213,7 @@ async fn start(deadline_secs: u64) -> Chain {
         provider,
         blobs,
         kommune,
+        databehandler,
         digipost,
         eboks,
         _dir: dir,
@@ -697,5 +705,107 @@ async fn receipts_reach_their_sender_once_and_only_from_the_receiving_provider()
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    let _ = c.shutdown.send(true);
+}
+
+/// §3.4: the access point keeps the avsender and the databehandler of a letter to route its
+/// receipts. A receipt of a letter a databehandler sent for the kommune goes to that
+/// databehandler's delegated token, and neither the kommune's own token (its own sender
+/// system) sees, downloads nor consumes it.
+#[tokio::test]
+async fn a_databehandlers_receipts_go_to_it_and_not_to_the_avsenders_own_system() {
+    let c = start(3600).await;
+    let kommune = c.kommune.actor();
+    let delegated = c.databehandler.tokens.on_behalf_of(pki::demo::kommune());
+    let token = delegated.token(dpi::token::SCOPE_SEND).await.unwrap();
+    let id = MessageId::new();
+    let mut spec = letter(&kommune, &c.digipost, id);
+    spec.sbd.header.sender.value = c.databehandler.actor().to_string();
+    let chain = [c.databehandler.issued.cert().clone()];
+    let (sealed, sent) = seal_letter(
+        &spec,
+        &chain,
+        c.databehandler.issued.key(),
+        c.digipost.issued.cert(),
+        &token,
+    )
+    .unwrap();
+    assert_eq!(
+        c.post(Some(&token), &sealed.jwt, &sealed.cms)
+            .await
+            .status(),
+        201
+    );
+    c.wait_status(&token, id, "SENDT").await;
+
+    let receipt = sign_sbd(
+        &build_receipt(
+            &sent,
+            ReceiptKind::Levering,
+            &c.digipost.actor(),
+            Timestamp::now(),
+            MessageId::new(),
+        )
+        .unwrap(),
+        c.digipost.issued.cert(),
+        c.digipost.issued.key(),
+    )
+    .unwrap();
+    let digipost_token = c.digipost.tokens.token(SCOPE_FORMIDLING).await.unwrap();
+    let r = c
+        .http
+        .post(c.url("/dpi/receipts"))
+        .bearer_auth(&digipost_token)
+        .header("content-type", "application/jwt")
+        .body(receipt.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    let own = c.send_token(&c.kommune).await;
+    let list = |bearer: String| {
+        let http = c.http.clone();
+        let url = c.url("/messages/in");
+        async move {
+            let r = http.get(url).bearer_auth(bearer).send().await.unwrap();
+            if r.status() == 204 {
+                return Vec::new();
+            }
+            r.json::<Vec<serde_json::Value>>().await.unwrap()
+        }
+    };
+    assert!(list(own.clone()).await.is_empty());
+    let mine = list(token.clone()).await;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["forretningsmelding"], receipt);
+    let download = mine[0]["downloadurl"].as_str().unwrap().to_owned();
+    for (url, method) in [
+        (download.clone(), "GET"),
+        (format!("{download}/read"), "POST"),
+    ] {
+        let req = if method == "GET" {
+            c.http.get(&url)
+        } else {
+            c.http.post(&url)
+        };
+        let r = req.bearer_auth(&own).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            404,
+            "{method} {url} with the kommune's own token"
+        );
+    }
+    // Still there for the databehandler, which reads it.
+    assert_eq!(list(token.clone()).await.len(), 1);
+    let r = c
+        .http
+        .post(format!("{download}/read"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(list(token).await.is_empty());
     let _ = c.shutdown.send(true);
 }
