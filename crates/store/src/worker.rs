@@ -184,7 +184,10 @@ impl Display for HandlerError {
 
 /// Resolves when a job of `queue` was announced (`true`), or the wake-ups ended (`false`);
 /// never resolves without them.
-async fn wait_notification(listener: &mut Option<broadcast::Receiver<Wakeup>>, queue: &str) -> bool {
+async fn wait_notification(
+    listener: &mut Option<broadcast::Receiver<Wakeup>>,
+    queue: &str,
+) -> bool {
     let Some(l) = listener.as_mut() else {
         return std::future::pending().await;
     };
