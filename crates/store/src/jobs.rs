@@ -369,13 +369,20 @@ impl Jobs {
         if reaped > 0 {
             tracing::warn!(queue, reaped, "jobs dead after their last lease expired");
         }
-        let row = sqlx::query(sql.claim)
-            .bind(queue)
-            .bind(now_ms)
-            .bind(now_ms.saturating_add(duration_ms(lease)))
-            .bind(worker_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        // A job left behind by a dead worker goes first: it has waited longest.
+        let mut row = None;
+        for claim in [sql.claim_expired, sql.claim_queued] {
+            row = sqlx::query(claim)
+                .bind(queue)
+                .bind(now_ms)
+                .bind(now_ms.saturating_add(duration_ms(lease)))
+                .bind(worker_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if row.is_some() {
+                break;
+            }
+        }
         tx.commit().await?;
         row.as_ref().map(Job::from_row).transpose()
     }

@@ -13,6 +13,25 @@ macro_rules! job_columns {
     };
 }
 
+/// A claim: the first job of `$1` matching `$where` (which ends in its `ORDER BY`), marked
+/// running for worker `$4` until `$3`. Each claim statement covers one state, so that it walks
+/// the `(queue, state, run_at)` index; a single statement with `OR` over both states made
+/// SQLite scan every job of the queue, done ones included, at every claim.
+macro_rules! claim {
+    ($where:literal, $lock:literal) => {
+        concat!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $3, \
+             locked_by = $4, updated_at = $2 \
+             WHERE id = (SELECT id FROM jobs WHERE queue = $1 AND ",
+            $where,
+            " LIMIT 1",
+            $lock,
+            ") RETURNING ",
+            job_columns!()
+        )
+    };
+}
+
 /// Statements of the job queue for one dialect.
 #[derive(Debug)]
 pub(crate) struct JobSql {
@@ -20,8 +39,11 @@ pub(crate) struct JobSql {
     pub begin_claim: &'static str,
     /// $1 queue, $2 now: marks running jobs whose lease expired after their last attempt as dead.
     pub reap_expired: &'static str,
-    /// $1 queue, $2 now, $3 lease_until, $4 worker id; returns the claimed row.
-    pub claim: &'static str,
+    /// $1 queue, $2 now, $3 lease_until, $4 worker id; claims the job whose lease expired
+    /// longest ago and returns it.
+    pub claim_expired: &'static str,
+    /// Same parameters; claims the due queued job first in line and returns it.
+    pub claim_queued: &'static str,
     /// $1 id, $2 queue, $3 payload, $4 dedup_key, $5 max_attempts, $6 run_at, $7 now.
     pub insert: &'static str,
     /// $1 queue, $2 dedup_key.
@@ -70,13 +92,13 @@ pub(crate) const SQLITE: JobSql = JobSql {
          last_error = 'lease_expired: the worker stopped renewing its lease on the last attempt', \
          updated_at = $2 \
          WHERE queue = $1 AND state = 'running' AND lease_until <= $2 AND attempts >= max_attempts",
-    claim: concat!(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $3, \
-         locked_by = $4, updated_at = $2 \
-         WHERE id = (SELECT id FROM jobs WHERE queue = $1 AND \
-         ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until <= $2)) \
-         ORDER BY run_at, created_at LIMIT 1) RETURNING ",
-        job_columns!()
+    claim_expired: claim!(
+        "state = 'running' AND lease_until <= $2 ORDER BY lease_until",
+        ""
+    ),
+    claim_queued: claim!(
+        "state = 'queued' AND run_at <= $2 ORDER BY run_at, created_at",
+        ""
     ),
     insert: INSERT,
     id_by_dedup: ID_BY_DEDUP,
@@ -97,13 +119,13 @@ pub(crate) const POSTGRES: JobSql = JobSql {
          updated_at = $2 \
          WHERE id IN (SELECT id FROM jobs WHERE queue = $1 AND state = 'running' \
          AND lease_until <= $2 AND attempts >= max_attempts FOR UPDATE SKIP LOCKED)",
-    claim: concat!(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $3, \
-         locked_by = $4, updated_at = $2 \
-         WHERE id = (SELECT id FROM jobs WHERE queue = $1 AND \
-         ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until <= $2)) \
-         ORDER BY run_at, created_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ",
-        job_columns!()
+    claim_expired: claim!(
+        "state = 'running' AND lease_until <= $2 ORDER BY lease_until",
+        " FOR UPDATE SKIP LOCKED"
+    ),
+    claim_queued: claim!(
+        "state = 'queued' AND run_at <= $2 ORDER BY run_at, created_at",
+        " FOR UPDATE SKIP LOCKED"
     ),
     insert: INSERT,
     id_by_dedup: ID_BY_DEDUP,
@@ -116,3 +138,39 @@ pub(crate) const POSTGRES: JobSql = JobSql {
     purge_done: PURGE_DONE,
     notify: Some("SELECT pg_notify('samspill_jobs', $1)"),
 };
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::SQLITE;
+    use sqlx::{AssertSqlSafe, Row};
+
+    /// The claim statements must walk the `(queue, state, run_at)` index; a plan that falls back
+    /// to scanning the whole queue (done jobs included) makes every claim slower as jobs pile up.
+    #[tokio::test]
+    async fn sqlite_claims_walk_the_claimable_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plan.sqlite").display());
+        let db = crate::Db::connect_url(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        for stmt in [SQLITE.claim_expired, SQLITE.claim_queued] {
+            let rows = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {stmt}")))
+                .bind("q")
+                .bind(0_i64)
+                .bind(0_i64)
+                .bind("w")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap())
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|p| p.contains("USING INDEX jobs_claimable (queue=? AND state=?")),
+                "{stmt}\n{plan:#?}"
+            );
+        }
+    }
+}
