@@ -75,9 +75,10 @@ poll_page_size = 500
         krr_person(&data, "hos Digipost"),
         krr_person(&data, "hos e-Boks"),
     ];
-    // Incompressible-ish content so the ASiC really is ~100 KB.
+    // A PDF's streams are compressed, so random bytes behind a PDF header stand in for one.
     let mut content = vec![0u8; doc_bytes];
     openssl::rand::rand_bytes(&mut content).unwrap();
+    content[..9].copy_from_slice(b"%PDF-1.7\n");
     let content_b64 = Arc::new(base64::engine::general_purpose::STANDARD.encode(&content));
 
     println!(
