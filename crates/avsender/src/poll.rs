@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use domain::ActorId;
 use dpi::{message::Body, token::SCOPE_SEND};
+use futures::StreamExt;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -109,27 +110,77 @@ pub(crate) async fn poll_once(state: &AppState, consumer: &Consumer) -> anyhow::
     }
     let items: Vec<Incoming> = res.json().await?;
     let n = items.len();
+    // Receipts of one letter are handled in the order listed (its state machine expects
+    // levering before aapning); different letters' receipts are handled side by side, since
+    // each costs a signature check and two round trips.
+    let mut letters: Vec<Vec<Incoming>> = Vec::new();
+    let mut by_conversation: std::collections::HashMap<String, usize> = Default::default();
     for item in items {
-        let jws = item.forretningsmelding.trim().to_owned();
-        let id = item
-            .downloadurl
-            .as_deref()
-            .and_then(|u| u.trim_end_matches('/').rsplit('/').next())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .or_else(|| unverified_message_id(&jws));
-        let Some(id) = id else {
-            tracing::warn!("an incoming message without id or download URL was skipped");
-            continue;
-        };
-        handle(state, consumer, &id, &jws).await?;
-        let read = state.formidler(&format!("/messages/in/{id}/read"));
-        let r = state.0.http.post(&read).bearer_auth(&token).send().await?;
-        if !(r.status().is_success() || r.status().as_u16() == 404) {
-            anyhow::bail!("POST {read} answered {}", r.status());
+        match unverified_conversation_id(item.forretningsmelding.trim()) {
+            Some(c) => match by_conversation.get(&c) {
+                Some(&i) => {
+                    if let Some(group) = letters.get_mut(i) {
+                        group.push(item);
+                    }
+                }
+                None => {
+                    by_conversation.insert(c, letters.len());
+                    letters.push(vec![item]);
+                }
+            },
+            None => letters.push(vec![item]),
         }
     }
+    let token = &token;
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(letters)
+        .map(|group| async move {
+            for item in group {
+                receive(state, consumer, token, item).await?;
+            }
+            Ok(())
+        })
+        .buffer_unordered(RECEIPTS_IN_PARALLEL)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     Ok(n)
+}
+
+/// Letters whose receipts are handled at the same time within one poll.
+const RECEIPTS_IN_PARALLEL: usize = 8;
+
+/// Handles one listed receipt and marks it read.
+async fn receive(
+    state: &AppState,
+    consumer: &Consumer,
+    token: &str,
+    item: Incoming,
+) -> anyhow::Result<()> {
+    let jws = item.forretningsmelding.trim().to_owned();
+    let id = item
+        .downloadurl
+        .as_deref()
+        .and_then(|u| u.trim_end_matches('/').rsplit('/').next())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .or_else(|| unverified_message_id(&jws));
+    let Some(id) = id else {
+        tracing::warn!("an incoming message without id or download URL was skipped");
+        return Ok(());
+    };
+    handle(state, consumer, &id, &jws).await?;
+    let read = state.formidler(&format!("/messages/in/{id}/read"));
+    let r = state.0.http.post(&read).bearer_auth(token).send().await?;
+    if !(r.status().is_success() || r.status().as_u16() == 404) {
+        anyhow::bail!("POST {read} answered {}", r.status());
+    }
+    Ok(())
+}
+
+fn unverified_conversation_id(jws: &str) -> Option<String> {
+    let (_, payload) = dpi::jws::decode_unverified(jws).ok()?;
+    let sbd = dpi::message::Sbd::parse(&payload).ok()?;
+    sbd.conversation_id().map(|c| c.to_string())
 }
 
 fn unverified_message_id(jws: &str) -> Option<String> {
