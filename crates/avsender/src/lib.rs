@@ -184,6 +184,10 @@ struct Inner {
     krr_queues: std::sync::Mutex<Vec<(krr_batch::BatchQueue, KrrClient)>>,
     /// KRR's print certificate and when it was fetched (it changes rarely).
     print_cert: tokio::sync::Mutex<Option<(std::time::Instant, clients::krr::PrintSertifikat)>>,
+    /// Recipient certificates from KRR, parsed once: KRR hands out the same few providers'
+    /// certificates for every citizen, and parsing one per letter was a twentieth of the
+    /// sender's CPU.
+    certs: std::sync::Mutex<std::collections::HashMap<String, X509>>,
 }
 
 impl AppState {
@@ -287,6 +291,7 @@ impl AppState {
             consumers,
             krr_queues: std::sync::Mutex::new(krr_queues),
             print_cert: tokio::sync::Mutex::new(None),
+            certs: std::sync::Mutex::default(),
         })))
     }
 
@@ -301,6 +306,22 @@ impl AppState {
                 .iter()
                 .find(|c| c.delegated && c.orgnr.to_string() == o),
         }
+    }
+
+    /// A certificate KRR published (base64 DER), parsed or from the cache.
+    fn krr_certificate(&self, b64: &str) -> Result<X509, pki::PkiError> {
+        /// More distinct certificates than providers exist means something odd; start over.
+        const MAX_CACHED: usize = 64;
+        let mut certs = self.0.certs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = certs.get(b64) {
+            return Ok(c.clone());
+        }
+        let cert = pki::cert_from_b64(b64)?;
+        if certs.len() >= MAX_CACHED {
+            certs.clear();
+        }
+        certs.insert(b64.to_owned(), cert.clone());
+        Ok(cert)
     }
 
     fn formidler(&self, path: &str) -> String {

@@ -288,7 +288,7 @@ async fn route(
                 )));
             }
         };
-        let cert = match pki::cert_from_b64(cert) {
+        let cert = match state.krr_certificate(cert) {
             Ok(c) => c,
             Err(e) => {
                 return Ok(Step::Refused(refuse(
@@ -333,7 +333,7 @@ async fn route(
             )));
         }
     };
-    let cert = match pki::cert_from_b64(&print.x509_sertifikat) {
+    let cert = match state.krr_certificate(&print.x509_sertifikat) {
         Ok(c) => c,
         Err(e) => {
             return Ok(Step::Refused(refuse(
