@@ -440,6 +440,9 @@ pub async fn receive_receipt(
     )
     .await
     .map_err(Problem::internal)?;
+    crate::deliver::confirmed_by_receipt(&state, &conversation_id.to_string())
+        .await
+        .map_err(Problem::internal)?;
     metrics::counter!("formidler_receipts_total", "type" => t.key()).increment(u64::from(inserted));
     Ok(if inserted {
         StatusCode::ACCEPTED

@@ -199,6 +199,36 @@ async fn deliver_one(state: AppState, job: Job) -> Result<(), DeliverError> {
     Err(DeliverError::Retry(detail))
 }
 
+/// A receipt from the receiving provider proves it has the conversation's letter: a letter
+/// still waiting for delivery is marked SENDT (and its payload forgotten) now. Without this a
+/// letter whose delivery answer was lost in a crash stayed OPPRETTET, although its receipt had
+/// reached the sender, until the delivery lease ran out and the provider acknowledged it again.
+pub(crate) async fn confirmed_by_receipt(
+    state: &AppState,
+    conversation_id: &str,
+) -> store::StoreResult<()> {
+    let db = &state.0.deps.db;
+    for message_id in repo::pending_in_conversation(db, conversation_id).await? {
+        let Some(msg) = repo::get_message(db, &message_id).await? else {
+            continue;
+        };
+        let now = OffsetDateTime::now_utc();
+        let note = "the provider answered with a receipt";
+        if repo::finish_message(db, &message_id, repo::SENDT, Some(note), now).await? {
+            if let (Some(sha), Some(size)) = (msg.dokumentpakke_sha256, msg.dokumentpakke_size) {
+                let blob = BlobRef {
+                    sha256: sha,
+                    size: u64::try_from(size).unwrap_or_default(),
+                };
+                forget_payload(state, &blob).await;
+            }
+            metrics::counter!("formidler_messages_delivered_total").increment(1);
+            tracing::info!(message_id, "delivery confirmed by the provider's receipt");
+        }
+    }
+    Ok(())
+}
+
 async fn forget_payload(state: &AppState, blob: &BlobRef) {
     match repo::blob_still_needed(&state.0.deps.db, &blob.sha256).await {
         Ok(false) => {

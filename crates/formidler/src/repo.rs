@@ -83,6 +83,17 @@ pub async fn insert_message(db: &Db, m: &NewMessage, now: OffsetDateTime) -> Sto
     Ok(inserted)
 }
 
+/// Ids of the conversation's letters that still wait for delivery.
+pub async fn pending_in_conversation(db: &Db, conversation_id: &str) -> StoreResult<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT message_id FROM formidler_messages WHERE conversation_id = $1 AND status = $2",
+    )
+    .bind(conversation_id)
+    .bind(OPPRETTET)
+    .fetch_all(db.pool())
+    .await?)
+}
+
 pub async fn get_message(db: &Db, message_id: &str) -> StoreResult<Option<MessageRow>> {
     let row = sqlx::query(
         "SELECT message_id, sender_orgnr, receiver_orgnr, forretningsmelding, \

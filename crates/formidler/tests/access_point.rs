@@ -521,6 +521,58 @@ async fn a_provider_that_is_down_gets_the_letter_when_it_comes_back() {
     let _ = c.shutdown.send(true);
 }
 
+/// A crash can lose the provider's delivery answer; its receipt still proves the delivery.
+#[tokio::test]
+async fn a_receipt_from_the_receiving_provider_confirms_a_pending_delivery() {
+    let c = start(3600).await;
+    c.provider.up.store(false, Ordering::SeqCst);
+    let token = c.send_token(&c.kommune).await;
+    let id = MessageId::new();
+    let spec = letter(&c.kommune.actor(), &c.digipost, id);
+    let (jws, cms) = c.seal(&spec, &token, &c.digipost);
+    assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.statuses(&token, id).await, ["OPPRETTET"]);
+
+    let (_, sent) = seal_letter(
+        &spec,
+        &[c.kommune.issued.cert().clone()],
+        c.kommune.issued.key(),
+        c.digipost.issued.cert(),
+        &token,
+    )
+    .unwrap();
+    let receipt = build_receipt(
+        &sent,
+        ReceiptKind::Levering,
+        &c.digipost.actor(),
+        Timestamp::now(),
+        MessageId::new(),
+    )
+    .unwrap();
+    let receipt = sign_sbd(&receipt, c.digipost.issued.cert(), c.digipost.issued.key()).unwrap();
+    let r = c
+        .http
+        .post(c.url("/dpi/receipts"))
+        .bearer_auth(c.digipost.tokens.token(SCOPE_FORMIDLING).await.unwrap())
+        .header("content-type", "application/jwt")
+        .body(receipt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(c.statuses(&token, id).await, ["OPPRETTET", "SENDT"]);
+    assert!(
+        !c.blobs.exists(&store::BlobRef::of(&cms)).await.unwrap(),
+        "the payload is forgotten once the provider has the letter"
+    );
+    // The provider coming back does not get the letter a second time.
+    c.provider.up.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(c.provider.received.lock().unwrap().is_empty());
+    let _ = c.shutdown.send(true);
+}
+
 #[tokio::test]
 async fn an_undeliverable_letter_becomes_a_signed_feil_for_its_sender() {
     let c = start(1).await;
