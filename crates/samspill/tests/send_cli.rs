@@ -4,21 +4,14 @@
 //! verified receipt, and the refusals. Runs on the backend named by
 //! `SAMSPILL_TEST_BACKEND`.
 
+mod common;
+
 use std::{
-    net::TcpListener,
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_samspill");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn samspill(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
@@ -44,7 +37,8 @@ impl Drop for Server {
 }
 
 async fn start(dir: &std::path::Path, db_url: &str) -> Server {
-    let port = free_port();
+    let lease = common::reserve_port();
+    let port = lease.port;
     let child = samspill(dir)
         .args([
             "serve",
@@ -257,6 +251,8 @@ beskrivelse = {{ text = "Svar på tilbudet innen fristen.", lang = "nb" }}
         ],
     );
     assert_eq!(out.status.code(), Some(2));
+    // A port kept for this test that nothing listens on.
+    let nobody = common::reserve_port();
     let out = run(
         dir.path(),
         &[
@@ -264,7 +260,7 @@ beskrivelse = {{ text = "Svar på tilbudet innen fristen.", lang = "nb" }}
             "status",
             &id,
             "--url",
-            &format!("http://127.0.0.1:{}/avsender", free_port()),
+            &format!("http://127.0.0.1:{}/avsender", nobody.port),
             "--api-key-file",
             &key_file,
         ],

@@ -2,22 +2,15 @@
 //! secrets in `samspill config`, and SIGTERM. Runs on the backend named by
 //! `SAMSPILL_TEST_BACKEND` (a fresh database per test).
 
+mod common;
+
 use futures::StreamExt;
 use std::{
-    net::TcpListener,
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_samspill");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn samspill(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
@@ -41,7 +34,8 @@ impl Drop for Server {
 }
 
 async fn start(dir: &std::path::Path, db_url: &str) -> Server {
-    let port = free_port();
+    let lease = common::reserve_port();
+    let port = lease.port;
     let child = samspill(dir)
         .args(["serve", "--roles", "all"])
         .env("SAMSPILL_SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -114,7 +108,8 @@ async fn embedded_default_creates_its_sqlite_file_under_data() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let lease = common::reserve_port();
+    let port = lease.port;
     let mut child = samspill(dir.path())
         .arg("serve")
         .env("SAMSPILL_SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -286,7 +281,8 @@ fn migrate_applies_and_is_idempotent() {
 async fn sigterm_lets_a_request_in_flight_finish() {
     let dir = tempfile::tempdir().unwrap();
     let test_db = store::testing::fresh_db().await;
-    let port = free_port();
+    let lease = common::reserve_port();
+    let port = lease.port;
     let mut child = samspill(dir.path())
         .args(["serve", "--roles", "maskinporten"])
         .env("SAMSPILL_SERVER__LISTEN", format!("127.0.0.1:{port}"))
