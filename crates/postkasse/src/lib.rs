@@ -336,6 +336,8 @@ struct Inner {
     deps: Deps,
     jobs: Jobs,
     http: reqwest::Client,
+    /// Built once: it holds the citizen-id cache every request shares.
+    mailbox: Mailbox,
 }
 
 impl AppState {
@@ -362,22 +364,24 @@ impl AppState {
             max_delay: Duration::from_secs(cfg.max_retry_delay_secs.max(1)),
             jitter: 0.2,
         });
+        let mailbox = Mailbox::new(
+            deps.db.clone(),
+            deps.blobs.clone(),
+            jobs.clone(),
+            deps.tenants.clone(),
+        );
         Ok(Self(Arc::new(Inner {
             cfg,
             deps,
             jobs,
             http,
+            mailbox,
         })))
     }
 
     /// The mailbox service of this provider (all tenants).
     pub fn mailbox(&self) -> Mailbox {
-        Mailbox::new(
-            self.0.deps.db.clone(),
-            self.0.deps.blobs.clone(),
-            self.0.jobs.clone(),
-            self.0.deps.tenants.clone(),
-        )
+        self.0.mailbox.clone()
     }
 
     pub fn tenants(&self) -> &[Tenant] {

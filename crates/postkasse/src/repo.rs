@@ -626,9 +626,10 @@ pub async fn list_letters(
         let a = vals.len();
         vals.push(Val::S(id.clone()));
         let b = vals.len();
-        sql.push_str(&format!(
-            " AND (visible_from < ${a} OR (visible_from = ${a} AND id < ${b}))"
-        ));
+        // A row comparison, not `a < x OR (a = x AND id < y)`: PostgreSQL makes only the
+        // row form an index condition; the OR form walked every newer letter of the
+        // citizen as a filter (38 ms at page 51 of 10,000 letters, against 0.06 ms).
+        sql.push_str(&format!(" AND (visible_from, id) < (${a}, ${b})"));
     }
     vals.push(Val::I(f.limit));
     sql.push_str(&format!(

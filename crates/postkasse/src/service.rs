@@ -8,6 +8,8 @@
 //! `locked`: only its non-sensitive title and sender show; its documents, sensitive title and
 //! link stay hidden until the citizen logs in at level high.
 
+use std::{collections::HashMap, sync::Arc};
+
 use bytes::Bytes;
 use domain::{Fodselsnummer, LetterId, Organisasjonsnummer};
 use dpi::container::{Extension, Lenke};
@@ -248,7 +250,35 @@ pub struct Mailbox {
     db: Db,
     blobs: BlobStore,
     jobs: Jobs,
-    tenants: Vec<Tenant>,
+    tenants: Arc<[Tenant]>,
+    citizen_ids: Arc<CitizenIds>,
+}
+
+/// `(tenant, fnr)` → citizen row id. A citizen's id never changes and citizens are never
+/// deleted, so a found id stays right; only hits are kept. Saves a database round trip (and
+/// the pool's ping on release) on every request of the citizen's apps.
+#[derive(Default)]
+struct CitizenIds(std::sync::Mutex<HashMap<(String, String), String>>);
+
+impl CitizenIds {
+    /// Enough for every active citizen of a large provider; past it the map starts over.
+    const MAX: usize = 200_000;
+
+    fn get(&self, key: &(String, String)) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn put(&self, key: (String, String), id: String) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= Self::MAX {
+            m.clear();
+        }
+        m.insert(key, id);
+    }
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -309,14 +339,21 @@ impl Mailbox {
             db,
             blobs,
             jobs,
-            tenants,
+            tenants: tenants.into(),
+            citizen_ids: Arc::default(),
         }
     }
 
     async fn citizen_id(&self, who: &CitizenRef) -> ServiceResult<String> {
-        repo::citizen_by_fnr(&self.db, &who.tenant.to_string(), &who.fnr.as_string())
+        let key = (who.tenant.to_string(), who.fnr.as_string());
+        if let Some(id) = self.citizen_ids.get(&key) {
+            return Ok(id);
+        }
+        let id = repo::citizen_by_fnr(&self.db, &key.0, &key.1)
             .await?
-            .ok_or(ServiceError::NotAUser)
+            .ok_or(ServiceError::NotAUser)?;
+        self.citizen_ids.put(key, id.clone());
+        Ok(id)
     }
 
     async fn letter(
