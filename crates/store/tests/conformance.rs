@@ -56,6 +56,7 @@ fn db_tests() -> Vec<(&'static str, DbTest)> {
         backoff_jitter_stays_in_bounds,
         dead_letter_after_max_attempts_and_requeue,
         lease_expiry_lets_another_worker_reclaim,
+        expired_leases_are_taken_over_within_a_second_while_work_is_queued,
         lease_expired_on_last_attempt_goes_dead,
         killed_claimer_process_job_is_retried,
         worker_loop_processes_and_retries,
@@ -680,6 +681,56 @@ async fn dead_letter_after_max_attempts_and_requeue(db: &TestDb) -> Result<()> {
     );
     jobs.complete(&again).await?;
     ensure!(jobs.get(id).await?.map(|j| j.state) == Some(JobState::Done));
+    Ok(())
+}
+
+/// Claims that find queued work skip the expired-lease sweep for up to a second (one
+/// statement per claim under load); a crashed worker's job is still taken over, first, once
+/// that second has passed.
+async fn expired_leases_are_taken_over_within_a_second_while_work_is_queued(
+    db: &TestDb,
+) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone());
+    let now = t0();
+    let crashed = jobs.enqueue("sweep", &"a", None, now).await?.id;
+    jobs.claim("sweep", "dead", secs(10), now)
+        .await?
+        .context("the worker that will crash claims")?;
+    let mut queued = Vec::new();
+    for n in 0..3 {
+        queued.push(jobs.enqueue("sweep", &n, None, now + secs(11)).await?.id);
+    }
+    // The lease ran out at +10 s; the last sweep was at +0 s, so the next claim sweeps.
+    let first = jobs
+        .claim("sweep", "b", secs(10), now + secs(11))
+        .await?
+        .context("claims")?;
+    ensure!(
+        first.id == crashed && first.attempts == 2,
+        "taken over first"
+    );
+    // A second worker crashes; within a second of the last sweep, queued work goes first.
+    let second = jobs
+        .claim("sweep", "dead2", Duration::from_millis(500), now + secs(11))
+        .await?
+        .context("claims")?;
+    ensure!(second.id == queued[0]);
+    let third = jobs
+        .claim("sweep", "b", secs(10), now + Duration::from_millis(11_800))
+        .await?
+        .context("claims")?;
+    ensure!(
+        third.id == queued[1],
+        "no sweep before a second has passed: {third:?}"
+    );
+    let fourth = jobs
+        .claim("sweep", "b", secs(10), now + secs(12))
+        .await?
+        .context("claims")?;
+    ensure!(
+        fourth.id == second.id && fourth.attempts == 2,
+        "the expired lease is taken over at the next sweep: {fourth:?}"
+    );
     Ok(())
 }
 
