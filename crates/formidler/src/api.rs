@@ -150,13 +150,7 @@ pub async fn post_message(
         Problem::bad_request("invalid_forretningsmelding", "no ConversationId scope")
     })?;
 
-    let blob = state
-        .0
-        .deps
-        .blobs
-        .put(cms.clone())
-        .await
-        .map_err(Problem::internal)?;
+    let blob = store::BlobRef::of(&cms);
     let message_id = sbd.message_id().to_string();
     let new = repo::NewMessage {
         message_id: message_id.clone(),
@@ -170,6 +164,7 @@ pub async fn post_message(
         forretningsmelding: jws.clone(),
         dokumentpakke_sha256: blob.sha256.clone(),
         dokumentpakke_size: i64::try_from(blob.size).unwrap_or(i64::MAX),
+        dokumentpakke: cms.clone(),
         deliver_by: now
             + time::Duration::seconds(
                 i64::try_from(state.0.cfg.delivery_deadline_secs).unwrap_or(i64::MAX / 1000),

@@ -134,7 +134,15 @@ async fn deliver_one(state: AppState, job: Job) -> Result<(), DeliverError> {
         sha256: sha.clone(),
         size: u64::try_from(size).unwrap_or_default(),
     };
-    let cms = state.0.deps.blobs.get(&blob).await?;
+    let cms = match repo::payload(db, &msg.message_id).await? {
+        Some(bytes) if BlobRef::of(&bytes) == blob => bytes::Bytes::from(bytes),
+        Some(_) => {
+            give_up(&state, &msg, "the stored dokumentpakke does not match its digest").await?;
+            return Ok(());
+        }
+        // Accepted before payloads moved into the database.
+        None => state.0.deps.blobs.get(&blob).await?,
+    };
     let token = state
         .0
         .deps
@@ -172,16 +180,18 @@ async fn deliver_one(state: AppState, job: Job) -> Result<(), DeliverError> {
         .map_err(|e| DeliverError::Retry(format!("POST {url}: {e}")))?;
     let status = response.status();
     if status.is_success() {
-        if repo::finish_message(
+        let finished = repo::finish_message(
             db,
             &msg.message_id,
             repo::SENDT,
             None,
             OffsetDateTime::now_utc(),
         )
-        .await?
-        {
-            forget_payload(&state, &blob).await;
+        .await?;
+        if finished.moved {
+            if finished.payload_in_blobs {
+                forget_payload(&state, &blob).await;
+            }
             metrics::counter!("formidler_messages_delivered_total").increment(1);
         }
         return Ok(());
@@ -214,8 +224,14 @@ pub(crate) async fn confirmed_by_receipt(
         };
         let now = OffsetDateTime::now_utc();
         let note = "the provider answered with a receipt";
-        if repo::finish_message(db, &message_id, repo::SENDT, Some(note), now).await? {
-            if let (Some(sha), Some(size)) = (msg.dokumentpakke_sha256, msg.dokumentpakke_size) {
+        let finished =
+            repo::finish_message(db, &message_id, repo::SENDT, Some(note), now).await?;
+        if finished.moved {
+            if let (true, Some(sha), Some(size)) = (
+                finished.payload_in_blobs,
+                msg.dokumentpakke_sha256,
+                msg.dokumentpakke_size,
+            ) {
                 let blob = BlobRef {
                     sha256: sha,
                     size: u64::try_from(size).unwrap_or_default(),
@@ -229,6 +245,8 @@ pub(crate) async fn confirmed_by_receipt(
     Ok(())
 }
 
+/// Deletes a payload kept in the blob store (a message accepted before payloads moved into
+/// the database) once no unfinished message needs it.
 async fn forget_payload(state: &AppState, blob: &BlobRef) {
     match repo::blob_still_needed(&state.0.deps.db, &blob.sha256).await {
         Ok(false) => {
@@ -256,10 +274,12 @@ async fn give_up(
     {
         leave_feil(state, msg, &letter, reason, now).await?;
     }
-    if !repo::finish_message(db, &msg.message_id, repo::FEILET, Some(reason), now).await? {
+    let finished =
+        repo::finish_message(db, &msg.message_id, repo::FEILET, Some(reason), now).await?;
+    if !finished.moved {
         return Ok(());
     }
-    if let Some(sha) = &msg.dokumentpakke_sha256 {
+    if let (true, Some(sha)) = (finished.payload_in_blobs, &msg.dokumentpakke_sha256) {
         let blob = BlobRef {
             sha256: sha.clone(),
             size: msg

@@ -21,6 +21,8 @@ pub struct NewMessage {
     pub forretningsmelding: String,
     pub dokumentpakke_sha256: String,
     pub dokumentpakke_size: i64,
+    /// The CMS bytes, kept in `formidler_payloads` until the message is finished.
+    pub dokumentpakke: bytes::Bytes,
     pub deliver_by: OffsetDateTime,
 }
 
@@ -78,9 +80,25 @@ pub async fn insert_message(db: &Db, m: &NewMessage, now: OffsetDateTime) -> Sto
         .bind(ms(now))
         .execute(&mut *tx)
         .await?;
+        sqlx::query("INSERT INTO formidler_payloads (message_id, data) VALUES ($1, $2)")
+            .bind(&m.message_id)
+            .bind(m.dokumentpakke.to_vec())
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(inserted)
+}
+
+/// The stored dokumentpakke of a message not yet finished; `None` once it is finished, or for a
+/// message accepted before payloads moved into the database (its payload is in the blob store).
+pub async fn payload(db: &Db, message_id: &str) -> StoreResult<Option<Vec<u8>>> {
+    Ok(
+        sqlx::query_scalar("SELECT data FROM formidler_payloads WHERE message_id = $1")
+            .bind(message_id)
+            .fetch_optional(db.pool())
+            .await?,
+    )
 }
 
 /// Ids of the conversation's letters that still wait for delivery.
@@ -118,15 +136,25 @@ pub async fn get_message(db: &Db, message_id: &str) -> StoreResult<Option<Messag
     .transpose()
 }
 
-/// Moves a message out of `OPPRETTET` to `status` (once; `false` if it had moved already) and
-/// forgets its payload, which the access point must not keep after delivery.
+/// What [`finish_message`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// The message left `OPPRETTET` now (not before).
+    pub moved: bool,
+    /// Its payload was not in `formidler_payloads`: a message accepted before payloads moved
+    /// into the database, whose payload the caller forgets from the blob store.
+    pub payload_in_blobs: bool,
+}
+
+/// Moves a message out of `OPPRETTET` to `status` (once; `moved` is `false` if it had moved
+/// already) and forgets its payload, which the access point must not keep after delivery.
 pub async fn finish_message(
     db: &Db,
     message_id: &str,
     status: &str,
     beskrivelse: Option<&str>,
     now: OffsetDateTime,
-) -> StoreResult<bool> {
+) -> StoreResult<Finished> {
     let mut tx = db.begin_write().await?;
     let moved = sqlx::query(
         "UPDATE formidler_messages SET status = $2, dokumentpakke_sha256 = NULL, updated_at = $3 \
@@ -140,7 +168,14 @@ pub async fn finish_message(
     .await?
     .rows_affected()
         == 1;
+    let mut payload_in_blobs = false;
     if moved {
+        payload_in_blobs = sqlx::query("DELETE FROM formidler_payloads WHERE message_id = $1")
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 0;
         sqlx::query(
             "INSERT INTO formidler_statuses (message_id, seq, status, beskrivelse, at) \
              SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM formidler_statuses \
@@ -154,7 +189,10 @@ pub async fn finish_message(
         .await?;
     }
     tx.commit().await?;
-    Ok(moved)
+    Ok(Finished {
+        moved,
+        payload_in_blobs,
+    })
 }
 
 /// Whether any other undelivered message still needs the blob `sha256`.

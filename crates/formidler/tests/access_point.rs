@@ -67,7 +67,7 @@ struct Chain {
     digipost: Party,
     eboks: Party,
     _dir: tempfile::TempDir,
-    _db: store::testing::TestDb,
+    db: store::testing::TestDb,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -217,7 +217,7 @@ async fn start(deadline_secs: u64) -> Chain {
         digipost,
         eboks,
         _dir: dir,
-        _db: db,
+        db,
         shutdown,
     }
 }
@@ -345,6 +345,14 @@ impl Chain {
             .collect()
     }
 
+    /// Dokumentpakker the access point still holds.
+    async fn payloads_kept(&self) -> i64 {
+        store::sqlx::query_scalar("SELECT COUNT(*) FROM formidler_payloads")
+            .fetch_one(self.db.db().pool())
+            .await
+            .unwrap()
+    }
+
     async fn wait_status(&self, token: &str, id: MessageId, want: &str) -> Vec<String> {
         let until = Instant::now() + Duration::from_secs(20);
         loop {
@@ -385,9 +393,9 @@ async fn a_letter_is_accepted_delivered_once_and_its_payload_forgotten() {
         );
         assert_eq!(got[0].1, cms, "and the dokumentpakke byte for byte");
     }
-    // Delivered payloads are not kept.
-    let blob = store::BlobRef::of(&cms);
-    assert!(!c.blobs.exists(&blob).await.unwrap());
+    // Delivered payloads are not kept, and none ever went to the blob store.
+    assert_eq!(c.payloads_kept().await, 0);
+    assert!(!c.blobs.exists(&store::BlobRef::of(&cms)).await.unwrap());
     // A resend of the very same letter (a retry after a lost 201) is accepted again and not
     // delivered twice.
     let r = c.post(Some(&token), &jws, &cms).await;
@@ -521,6 +529,29 @@ async fn a_provider_that_is_down_gets_the_letter_when_it_comes_back() {
     let _ = c.shutdown.send(true);
 }
 
+/// A letter accepted by a version that kept payloads in the blob store is still delivered
+/// after the upgrade, and its blob is deleted afterwards.
+#[tokio::test]
+async fn a_payload_left_in_the_blob_store_by_an_earlier_version_is_delivered_then_deleted() {
+    let c = start(3600).await;
+    c.provider.up.store(false, Ordering::SeqCst);
+    let token = c.send_token(&c.kommune).await;
+    let id = MessageId::new();
+    let (jws, cms) = c.seal(&letter(&c.kommune.actor(), &c.digipost, id), &token, &c.digipost);
+    assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
+    // Where the earlier version kept it.
+    let blob = c.blobs.put(cms.clone()).await.unwrap();
+    store::sqlx::query("DELETE FROM formidler_payloads")
+        .execute(c.db.db().pool())
+        .await
+        .unwrap();
+    c.provider.up.store(true, Ordering::SeqCst);
+    c.wait_status(&token, id, "SENDT").await;
+    assert_eq!(c.provider.received.lock().unwrap()[0].1, cms);
+    assert!(!c.blobs.exists(&blob).await.unwrap(), "deleted once delivered");
+    let _ = c.shutdown.send(true);
+}
+
 /// A crash can lose the provider's delivery answer; its receipt still proves the delivery.
 #[tokio::test]
 async fn a_receipt_from_the_receiving_provider_confirms_a_pending_delivery() {
@@ -533,6 +564,7 @@ async fn a_receipt_from_the_receiving_provider_confirms_a_pending_delivery() {
     assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(c.statuses(&token, id).await, ["OPPRETTET"]);
+    assert_eq!(c.payloads_kept().await, 1, "kept while the provider is down");
 
     let (_, sent) = seal_letter(
         &spec,
@@ -562,8 +594,9 @@ async fn a_receipt_from_the_receiving_provider_confirms_a_pending_delivery() {
         .unwrap();
     assert_eq!(r.status(), 202);
     assert_eq!(c.statuses(&token, id).await, ["OPPRETTET", "SENDT"]);
-    assert!(
-        !c.blobs.exists(&store::BlobRef::of(&cms)).await.unwrap(),
+    assert_eq!(
+        c.payloads_kept().await,
+        0,
         "the payload is forgotten once the provider has the letter"
     );
     // The provider coming back does not get the letter a second time.
