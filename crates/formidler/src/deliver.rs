@@ -137,7 +137,12 @@ async fn deliver_one(state: AppState, job: Job) -> Result<(), DeliverError> {
     let cms = match repo::payload(db, &msg.message_id).await? {
         Some(bytes) if BlobRef::of(&bytes) == blob => bytes::Bytes::from(bytes),
         Some(_) => {
-            give_up(&state, &msg, "the stored dokumentpakke does not match its digest").await?;
+            give_up(
+                &state,
+                &msg,
+                "the stored dokumentpakke does not match its digest",
+            )
+            .await?;
             return Ok(());
         }
         // Accepted before payloads moved into the database.
@@ -224,8 +229,7 @@ pub(crate) async fn confirmed_by_receipt(
         };
         let now = OffsetDateTime::now_utc();
         let note = "the provider answered with a receipt";
-        let finished =
-            repo::finish_message(db, &message_id, repo::SENDT, Some(note), now).await?;
+        let finished = repo::finish_message(db, &message_id, repo::SENDT, Some(note), now).await?;
         if finished.moved {
             if let (true, Some(sha), Some(size)) = (
                 finished.payload_in_blobs,

@@ -537,7 +537,11 @@ async fn a_payload_left_in_the_blob_store_by_an_earlier_version_is_delivered_the
     c.provider.up.store(false, Ordering::SeqCst);
     let token = c.send_token(&c.kommune).await;
     let id = MessageId::new();
-    let (jws, cms) = c.seal(&letter(&c.kommune.actor(), &c.digipost, id), &token, &c.digipost);
+    let (jws, cms) = c.seal(
+        &letter(&c.kommune.actor(), &c.digipost, id),
+        &token,
+        &c.digipost,
+    );
     assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
     // Where the earlier version kept it.
     let blob = c.blobs.put(cms.clone()).await.unwrap();
@@ -548,7 +552,10 @@ async fn a_payload_left_in_the_blob_store_by_an_earlier_version_is_delivered_the
     c.provider.up.store(true, Ordering::SeqCst);
     c.wait_status(&token, id, "SENDT").await;
     assert_eq!(c.provider.received.lock().unwrap()[0].1, cms);
-    assert!(!c.blobs.exists(&blob).await.unwrap(), "deleted once delivered");
+    assert!(
+        !c.blobs.exists(&blob).await.unwrap(),
+        "deleted once delivered"
+    );
     let _ = c.shutdown.send(true);
 }
 
@@ -564,7 +571,11 @@ async fn a_receipt_from_the_receiving_provider_confirms_a_pending_delivery() {
     assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(c.statuses(&token, id).await, ["OPPRETTET"]);
-    assert_eq!(c.payloads_kept().await, 1, "kept while the provider is down");
+    assert_eq!(
+        c.payloads_kept().await,
+        1,
+        "kept while the provider is down"
+    );
 
     let (_, sent) = seal_letter(
         &spec,
