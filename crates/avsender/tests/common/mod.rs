@@ -23,7 +23,7 @@ use dpi::{
 };
 use maskinporten::defaults;
 use serde_json::Value;
-use store::{BlobRef, BlobStore, sqlx, sqlx::Row};
+use store::{BlobStore, sqlx, sqlx::Row};
 
 pub const API_KEY: &str = "test-key-0123456789abcdef";
 
@@ -372,29 +372,22 @@ impl World {
         &self,
         message_id: &str,
     ) -> Option<(String, String, String, Vec<u8>)> {
+        // The access point keeps the dokumentpakke in its database until delivery.
         let row = sqlx::query(
-            "SELECT receiver_orgnr, message_type, forretningsmelding, dokumentpakke_sha256, \
-             dokumentpakke_size FROM formidler_messages WHERE message_id = $1",
+            "SELECT m.receiver_orgnr, m.message_type, m.forretningsmelding, p.data \
+             FROM formidler_messages m JOIN formidler_payloads p ON p.message_id = m.message_id \
+             WHERE m.message_id = $1",
         )
         .bind(message_id)
         .fetch_optional(self.db.db().pool())
         .await
         .unwrap()?;
-        let sha: String = row.try_get("dokumentpakke_sha256").unwrap();
-        let size: i64 = row.try_get("dokumentpakke_size").unwrap();
-        let cms = self
-            .formidler_blobs
-            .get(&BlobRef {
-                sha256: sha,
-                size: size as u64,
-            })
-            .await
-            .unwrap();
+        let cms: Vec<u8> = row.try_get("data").unwrap();
         Some((
             row.try_get("receiver_orgnr").unwrap(),
             row.try_get("message_type").unwrap(),
             row.try_get("forretningsmelding").unwrap(),
-            cms.to_vec(),
+            cms,
         ))
     }
 
