@@ -170,7 +170,8 @@ pub async fn post_message(
                 i64::try_from(state.0.cfg.delivery_deadline_secs).unwrap_or(i64::MAX / 1000),
             ),
     };
-    let inserted = repo::insert_message(&state.0.deps.db, &new, now)
+    let job = deliver::job(&message_id).map_err(Problem::internal)?;
+    let inserted = repo::insert_message(&state.0.deps.db, &state.0.jobs, &new, job, now)
         .await
         .map_err(Problem::internal)?;
     if !inserted {
@@ -187,10 +188,12 @@ pub async fn post_message(
             )
             .with_detail(format!("the message id {message_id} has been used before")));
         }
+        // A row written by a version that queued the job separately may lack it; the dedup
+        // key makes this a no-op otherwise.
+        deliver::enqueue(&state, &message_id)
+            .await
+            .map_err(Problem::internal)?;
     }
-    deliver::enqueue(&state, &message_id)
-        .await
-        .map_err(Problem::internal)?;
     metrics::counter!("formidler_messages_accepted_total").increment(u64::from(inserted));
     tracing::info!(message_id, receiver = %receiver, "letter accepted");
     Ok(StatusCode::CREATED.into_response())

@@ -22,20 +22,19 @@ struct DeliverJob {
     message_id: String,
 }
 
+/// The delivery job of a message (deduplicated by the message id).
+pub fn job(message_id: &str) -> store::StoreResult<store::NewJob> {
+    Ok(store::NewJob::new(
+        DELIVER_QUEUE,
+        &DeliverJob {
+            message_id: message_id.to_owned(),
+        },
+    )?
+    .dedup_key(message_id))
+}
+
 pub async fn enqueue(state: &AppState, message_id: &str) -> store::StoreResult<()> {
-    state
-        .0
-        .jobs
-        .enqueue(
-            DELIVER_QUEUE,
-            &DeliverJob {
-                message_id: message_id.to_owned(),
-            },
-            Some(message_id),
-            OffsetDateTime::now_utc(),
-        )
-        .await
-        .map(|_| ())
+    state.0.jobs.enqueue_job(job(message_id)?).await.map(|_| ())
 }
 
 pub fn spawn(
@@ -104,7 +103,7 @@ enum DeliverError {
 async fn deliver_one(state: AppState, job: Job) -> Result<(), DeliverError> {
     let payload: DeliverJob = job.payload_as()?;
     let db = &state.0.deps.db;
-    let Some(msg) = repo::get_message(db, &payload.message_id).await? else {
+    let Some((msg, stored)) = repo::message_for_delivery(db, &payload.message_id).await? else {
         return Ok(());
     };
     if msg.status != repo::OPPRETTET {
@@ -134,7 +133,7 @@ async fn deliver_one(state: AppState, job: Job) -> Result<(), DeliverError> {
         sha256: sha.clone(),
         size: u64::try_from(size).unwrap_or_default(),
     };
-    let cms = match repo::payload(db, &msg.message_id).await? {
+    let cms = match stored {
         Some(bytes) if BlobRef::of(&bytes) == blob => bytes::Bytes::from(bytes),
         Some(_) => {
             give_up(

@@ -1,6 +1,6 @@
 //! Every SQL statement of the access point (portable: `$n` placeholders, epoch-ms times).
 
-use store::{Db, StoreResult, sqlx, sqlx::Row};
+use store::{Db, Jobs, NewJob, StoreResult, sqlx, sqlx::Row};
 use time::OffsetDateTime;
 
 /// Message status at the access point (`GET /messages/out/{id}/statuses`).
@@ -42,8 +42,15 @@ fn ms(t: OffsetDateTime) -> i64 {
     store::to_ms(t)
 }
 
-/// Inserts the message and its first status; `false` when the id exists already.
-pub async fn insert_message(db: &Db, m: &NewMessage, now: OffsetDateTime) -> StoreResult<bool> {
+/// Inserts the message, its first status, its payload and its delivery `job` in one
+/// transaction; `false` (and nothing written) when the id exists already.
+pub async fn insert_message(
+    db: &Db,
+    jobs: &Jobs,
+    m: &NewMessage,
+    job: NewJob,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
     let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO formidler_messages (message_id, conversation_id, message_type, sender_orgnr, \
@@ -85,20 +92,10 @@ pub async fn insert_message(db: &Db, m: &NewMessage, now: OffsetDateTime) -> Sto
             .bind(m.dokumentpakke.to_vec())
             .execute(&mut *tx)
             .await?;
+        jobs.enqueue_in(&mut tx, job).await?;
     }
     tx.commit().await?;
     Ok(inserted)
-}
-
-/// The stored dokumentpakke of a message not yet finished; `None` once it is finished, or for a
-/// message accepted before payloads moved into the database (its payload is in the blob store).
-pub async fn payload(db: &Db, message_id: &str) -> StoreResult<Option<Vec<u8>>> {
-    Ok(
-        sqlx::query_scalar("SELECT data FROM formidler_payloads WHERE message_id = $1")
-            .bind(message_id)
-            .fetch_optional(db.pool())
-            .await?,
-    )
 }
 
 /// Ids of the conversation's letters that still wait for delivery.
@@ -112,28 +109,48 @@ pub async fn pending_in_conversation(db: &Db, conversation_id: &str) -> StoreRes
     .await?)
 }
 
+const MESSAGE_COLUMNS: &str = "m.message_id, m.sender_orgnr, m.receiver_orgnr, \
+    m.forretningsmelding, m.dokumentpakke_sha256, m.dokumentpakke_size, m.status, m.deliver_by";
+
+fn message_row(r: &sqlx::any::AnyRow) -> StoreResult<MessageRow> {
+    Ok(MessageRow {
+        message_id: r.try_get("message_id")?,
+        sender_orgnr: r.try_get("sender_orgnr")?,
+        receiver_orgnr: r.try_get("receiver_orgnr")?,
+        forretningsmelding: r.try_get("forretningsmelding")?,
+        dokumentpakke_sha256: r.try_get("dokumentpakke_sha256")?,
+        dokumentpakke_size: r.try_get("dokumentpakke_size")?,
+        status: r.try_get("status")?,
+        deliver_by: r.try_get("deliver_by")?,
+    })
+}
+
 pub async fn get_message(db: &Db, message_id: &str) -> StoreResult<Option<MessageRow>> {
-    let row = sqlx::query(
-        "SELECT message_id, sender_orgnr, receiver_orgnr, forretningsmelding, \
-         dokumentpakke_sha256, dokumentpakke_size, status, deliver_by \
-         FROM formidler_messages WHERE message_id = $1",
-    )
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM formidler_messages m WHERE m.message_id = $1"
+    )))
     .bind(message_id)
     .fetch_optional(db.pool())
     .await?;
-    row.map(|r| -> StoreResult<MessageRow> {
-        Ok(MessageRow {
-            message_id: r.try_get("message_id")?,
-            sender_orgnr: r.try_get("sender_orgnr")?,
-            receiver_orgnr: r.try_get("receiver_orgnr")?,
-            forretningsmelding: r.try_get("forretningsmelding")?,
-            dokumentpakke_sha256: r.try_get("dokumentpakke_sha256")?,
-            dokumentpakke_size: r.try_get("dokumentpakke_size")?,
-            status: r.try_get("status")?,
-            deliver_by: r.try_get("deliver_by")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(message_row).transpose()
+}
+
+/// A message with its stored dokumentpakke, in one query for the delivery worker. The payload
+/// is `None` once the message is finished, or for a message accepted before payloads moved
+/// into the database (its payload is in the blob store).
+pub async fn message_for_delivery(
+    db: &Db,
+    message_id: &str,
+) -> StoreResult<Option<(MessageRow, Option<Vec<u8>>)>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS}, p.data FROM formidler_messages m \
+         LEFT JOIN formidler_payloads p ON p.message_id = m.message_id WHERE m.message_id = $1"
+    )))
+    .bind(message_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| Ok((message_row(&r)?, r.try_get("data")?)))
+        .transpose()
 }
 
 /// What [`finish_message`] did.
