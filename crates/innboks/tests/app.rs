@@ -802,10 +802,10 @@ async fn an_email_the_relay_refuses_is_answered_to_the_sender_with_varslingfeile
 
 #[tokio::test]
 async fn an_email_that_cannot_be_sent_is_answered_after_its_last_attempt() {
-    // A port nobody listens on: every attempt fails with a connection error (transient).
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    // A port nobody listens on (kept for this test): every attempt fails with a connection
+    // error (transient).
+    let closed = store::testing::reserve_port();
+    let port = closed.port;
     let chain = start_with("127.0.0.1:0", |c| {
         c.notify.window_start_hour = 0;
         c.notify.window_end_hour = 24;

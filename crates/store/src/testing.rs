@@ -1,5 +1,6 @@
-//! Test support (cargo feature `testing`): a brand-new migrated database per call and fresh
-//! blob stores, for the tests of this and every other crate.
+//! Test support (cargo feature `testing`): a brand-new migrated database per call, fresh
+//! blob stores and loopback ports kept for a whole test, for the tests of this and every other
+//! crate.
 //!
 //! The backend comes from `SAMSPILL_TEST_BACKEND` (`sqlite`, the default: a temp file; or
 //! `postgres`: `CREATE DATABASE samspill_test_<epoch>_<random>` through the admin URL in
@@ -260,4 +261,46 @@ pub fn fresh_blobs(kind: BlobBackendKind) -> TestBlobs {
         }
         BlobBackendKind::S3 => panic!("fresh_blobs: S3 needs a configured server"),
     }
+}
+
+/// A loopback port this test keeps until the lease is dropped, even while nothing listens on
+/// it: a server stopped and started again (or started late) must get its own port back. A port
+/// from the kernel's `bind(0)` is free only for a moment — another test's process once took a
+/// port a killed mailbox had left, and the access point delivered that test's letters there.
+/// Leases come from below the ephemeral range (which `bind(0)` and outgoing connections draw
+/// from), and a lock file per port, released by the kernel when the test process dies, keeps
+/// parallel test processes apart.
+#[derive(Debug)]
+pub struct PortLease {
+    pub port: u16,
+    _lock: std::fs::File,
+}
+
+impl PortLease {
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+/// Leases a free loopback port (see [`PortLease`]).
+pub fn reserve_port() -> PortLease {
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_000;
+    let dir = std::env::temp_dir().join("samspill-test-ports");
+    std::fs::create_dir_all(&dir).expect("create the port lock folder");
+    let start = rand::random::<u16>() % COUNT;
+    for i in 0..COUNT {
+        let port = FIRST + (start + i) % COUNT;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{port}.lock")))
+            .expect("open a port lock file");
+        if lock.try_lock().is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return PortLease { port, _lock: lock };
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
 }

@@ -94,6 +94,8 @@ pub struct World {
     /// instead of the kommune; `cfg.on_behalf_of` gets delegated token sources.
     pub databehandler: bool,
     nowhere: String,
+    /// The access point's, the sender's and the "nowhere" ports, kept while they are down.
+    _ports: [store::testing::PortLease; 3],
 }
 
 fn mp_client(issuer: &str, client_id: &str, key: GrantKey) -> MaskinportenClient {
@@ -108,12 +110,6 @@ fn mp_client(issuer: &str, client_id: &str, key: GrantKey) -> MaskinportenClient
         key,
         reqwest::Client::new(),
     )
-}
-
-/// An address nobody listens on.
-async fn closed_port() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
 }
 
 pub async fn start() -> World {
@@ -152,8 +148,12 @@ pub async fn start_down(tweak: impl FnOnce(&mut avsender::Config)) -> World {
         .nest("/maskinporten", mp)
         .nest("/krr", krr);
     let core = Part::serve(listener, app, |_| Vec::new()).await;
-    let formidler_addr = closed_port().await;
-    let sender_addr = closed_port().await;
+    let ports = [
+        store::testing::reserve_port(),
+        store::testing::reserve_port(),
+        store::testing::reserve_port(),
+    ];
+    let (formidler_addr, sender_addr) = (ports[0].addr(), ports[1].addr());
     let mut cfg = avsender::Config {
         api_keys: vec![ApiKey {
             name: "test".into(),
@@ -185,7 +185,8 @@ pub async fn start_down(tweak: impl FnOnce(&mut avsender::Config)) -> World {
         sender: None,
         krr_client: None,
         databehandler: false,
-        nowhere: format!("http://{}", closed_port().await),
+        nowhere: format!("http://{}", ports[2].addr()),
+        _ports: ports,
         dir,
     }
 }
@@ -202,7 +203,7 @@ fn role_env(dir: &std::path::Path, base: &str, role: &str) -> web::RoleEnv {
 
 async fn bind(base: &str) -> tokio::net::TcpListener {
     let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
-    // The port was free a moment ago (or was ours until a stop); retry briefly.
+    // The port is leased to this test; it may still be closing after a stop: retry briefly.
     for _ in 0..100 {
         if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
             return l;

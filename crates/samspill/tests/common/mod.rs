@@ -7,7 +7,6 @@
 
 use std::{
     collections::BTreeMap,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -16,38 +15,7 @@ use std::{
 pub const BIN: &str = env!("CARGO_BIN_EXE_samspill");
 pub const API_KEY: &str = "chain-test-key-0123456789";
 
-/// A loopback port this test keeps until the lease is dropped, even while nothing listens on
-/// it: a process killed and started again must get its own port back. A port from the
-/// kernel's `bind(0)` is free only for a moment — another test's process took one a killed
-/// mailbox had left, and the access point delivered that test's letters there. Leases come
-/// from below the ephemeral range (which `bind(0)` and outgoing connections draw from), and a
-/// lock file per port, released by the kernel when the test process dies, keeps parallel
-/// test processes apart.
-pub struct PortLease {
-    pub port: u16,
-    _lock: std::fs::File,
-}
-
-pub fn reserve_port() -> PortLease {
-    const FIRST: u16 = 20_000;
-    const COUNT: u16 = 12_000;
-    let dir = std::env::temp_dir().join("samspill-test-ports");
-    std::fs::create_dir_all(&dir).unwrap();
-    let start = rand::random::<u16>() % COUNT;
-    for i in 0..COUNT {
-        let port = FIRST + (start + i) % COUNT;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(format!("{port}.lock")))
-            .unwrap();
-        if lock.try_lock().is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return PortLease { port, _lock: lock };
-        }
-    }
-    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
-}
+pub use store::testing::{PortLease, reserve_port};
 
 pub struct Proc {
     pub name: &'static str,
