@@ -345,6 +345,17 @@ impl Chain {
             .collect()
     }
 
+    /// Takes the provider down, then the kommune sends a letter to `to` and the access point
+    /// accepts it (201). Returns the kommune's token, the message id and the CMS.
+    async fn accepted_while_provider_down(&self, to: &Party) -> (String, MessageId, Vec<u8>) {
+        self.provider.up.store(false, Ordering::SeqCst);
+        let token = self.send_token(&self.kommune).await;
+        let id = MessageId::new();
+        let (jws, cms) = self.seal(&letter(&self.kommune.actor(), to, id), &token, to);
+        assert_eq!(self.post(Some(&token), &jws, &cms).await.status(), 201);
+        (token, id, cms)
+    }
+
     /// Dokumentpakker the access point still holds.
     async fn payloads_kept(&self) -> i64 {
         store::sqlx::query_scalar("SELECT COUNT(*) FROM formidler_payloads")
@@ -514,11 +525,7 @@ async fn the_access_point_refuses_what_section_3_4_forbids() {
 #[tokio::test]
 async fn a_provider_that_is_down_gets_the_letter_when_it_comes_back() {
     let c = start(3600).await;
-    c.provider.up.store(false, Ordering::SeqCst);
-    let token = c.send_token(&c.kommune).await;
-    let id = MessageId::new();
-    let (jws, cms) = c.seal(&letter(&c.kommune.actor(), &c.eboks, id), &token, &c.eboks);
-    assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
+    let (token, id, _) = c.accepted_while_provider_down(&c.eboks).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(c.statuses(&token, id).await, ["OPPRETTET"]);
     assert!(c.provider.received.lock().unwrap().is_empty());
@@ -534,15 +541,7 @@ async fn a_provider_that_is_down_gets_the_letter_when_it_comes_back() {
 #[tokio::test]
 async fn a_payload_left_in_the_blob_store_by_an_earlier_version_is_delivered_then_deleted() {
     let c = start(3600).await;
-    c.provider.up.store(false, Ordering::SeqCst);
-    let token = c.send_token(&c.kommune).await;
-    let id = MessageId::new();
-    let (jws, cms) = c.seal(
-        &letter(&c.kommune.actor(), &c.digipost, id),
-        &token,
-        &c.digipost,
-    );
-    assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
+    let (token, id, cms) = c.accepted_while_provider_down(&c.digipost).await;
     // Where the earlier version kept it.
     let blob = c.blobs.put(cms.clone()).await.unwrap();
     store::sqlx::query("DELETE FROM formidler_payloads")
@@ -620,15 +619,7 @@ async fn a_receipt_from_the_receiving_provider_confirms_a_pending_delivery() {
 #[tokio::test]
 async fn an_undeliverable_letter_becomes_a_signed_feil_for_its_sender() {
     let c = start(1).await;
-    c.provider.up.store(false, Ordering::SeqCst);
-    let token = c.send_token(&c.kommune).await;
-    let id = MessageId::new();
-    let (jws, cms) = c.seal(
-        &letter(&c.kommune.actor(), &c.digipost, id),
-        &token,
-        &c.digipost,
-    );
-    assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
+    let (token, id, _) = c.accepted_while_provider_down(&c.digipost).await;
     let s = c.wait_status(&token, id, "FEILET").await;
     assert_eq!(s, ["OPPRETTET", "FEILET"]);
 
