@@ -119,7 +119,7 @@ async fn deliver_one(state: AppState, job: Job) -> Result<(), DeliverError> {
         .await?;
         return Ok(());
     }
-    let (Some(sha), Some(size)) = (msg.dokumentpakke_sha256.clone(), msg.dokumentpakke_size) else {
+    let Some(blob) = msg.payload_ref() else {
         return Ok(());
     };
     let Some(route) = domain::Organisasjonsnummer::parse(&msg.receiver_orgnr)
@@ -128,10 +128,6 @@ async fn deliver_one(state: AppState, job: Job) -> Result<(), DeliverError> {
     else {
         give_up(&state, &msg, "no route to the receiving provider").await?;
         return Ok(());
-    };
-    let blob = BlobRef {
-        sha256: sha.clone(),
-        size: u64::try_from(size).unwrap_or_default(),
     };
     let cms = match stored {
         Some(bytes) if BlobRef::of(&bytes) == blob => bytes::Bytes::from(bytes),
@@ -192,10 +188,8 @@ async fn deliver_one(state: AppState, job: Job) -> Result<(), DeliverError> {
             OffsetDateTime::now_utc(),
         )
         .await?;
+        forget_blob_payload(&state, &msg, finished).await;
         if finished.moved {
-            if finished.payload_in_blobs {
-                forget_payload(&state, &blob).await;
-            }
             metrics::counter!("formidler_messages_delivered_total").increment(1);
         }
         return Ok(());
@@ -229,18 +223,8 @@ pub(crate) async fn confirmed_by_receipt(
         let now = OffsetDateTime::now_utc();
         let note = "the provider answered with a receipt";
         let finished = repo::finish_message(db, &message_id, repo::SENDT, Some(note), now).await?;
+        forget_blob_payload(state, &msg, finished).await;
         if finished.moved {
-            if let (true, Some(sha), Some(size)) = (
-                finished.payload_in_blobs,
-                msg.dokumentpakke_sha256,
-                msg.dokumentpakke_size,
-            ) {
-                let blob = BlobRef {
-                    sha256: sha,
-                    size: u64::try_from(size).unwrap_or_default(),
-                };
-                forget_payload(state, &blob).await;
-            }
             metrics::counter!("formidler_messages_delivered_total").increment(1);
             tracing::info!(message_id, "delivery confirmed by the provider's receipt");
         }
@@ -248,12 +232,19 @@ pub(crate) async fn confirmed_by_receipt(
     Ok(())
 }
 
-/// Deletes a payload kept in the blob store (a message accepted before payloads moved into
-/// the database) once no unfinished message needs it.
-async fn forget_payload(state: &AppState, blob: &BlobRef) {
+/// After [`repo::finish_message`] moved `msg`: a payload kept in the blob store (a message
+/// accepted before payloads moved into the database) is deleted once no unfinished message
+/// needs it. Payloads in `formidler_payloads` went with the finishing transaction.
+async fn forget_blob_payload(state: &AppState, msg: &repo::MessageRow, finished: repo::Finished) {
+    if !(finished.moved && finished.payload_in_blobs) {
+        return;
+    }
+    let Some(blob) = msg.payload_ref() else {
+        return;
+    };
     match repo::blob_still_needed(&state.0.deps.db, &blob.sha256).await {
         Ok(false) => {
-            if let Err(e) = state.0.deps.blobs.delete(blob).await {
+            if let Err(e) = state.0.deps.blobs.delete(&blob).await {
                 tracing::warn!(error = %e, "deleting a delivered payload failed");
             }
         }
@@ -279,18 +270,9 @@ async fn give_up(
     }
     let finished =
         repo::finish_message(db, &msg.message_id, repo::FEILET, Some(reason), now).await?;
+    forget_blob_payload(state, msg, finished).await;
     if !finished.moved {
         return Ok(());
-    }
-    if let (true, Some(sha)) = (finished.payload_in_blobs, &msg.dokumentpakke_sha256) {
-        let blob = BlobRef {
-            sha256: sha.clone(),
-            size: msg
-                .dokumentpakke_size
-                .and_then(|s| u64::try_from(s).ok())
-                .unwrap_or_default(),
-        };
-        forget_payload(state, &blob).await;
     }
     metrics::counter!("formidler_messages_failed_total").increment(1);
     tracing::warn!(message_id = %msg.message_id, reason, "letter failed");

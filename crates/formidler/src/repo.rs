@@ -38,6 +38,16 @@ pub struct MessageRow {
     pub deliver_by: i64,
 }
 
+impl MessageRow {
+    /// The dokumentpakke's content address, while the message still has one (until finished).
+    pub fn payload_ref(&self) -> Option<store::BlobRef> {
+        Some(store::BlobRef {
+            sha256: self.dokumentpakke_sha256.clone()?,
+            size: u64::try_from(self.dokumentpakke_size?).unwrap_or_default(),
+        })
+    }
+}
+
 fn ms(t: OffsetDateTime) -> i64 {
     store::to_ms(t)
 }

@@ -55,7 +55,8 @@ impl Db {
             .min_connections(config.min_connections)
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
             // sqlx pings every connection it hands out by default: one more round trip per
-            // query (a sixth of an inbox page's time on PostgreSQL, measured with perf). A
+            // query. Its pings were 17% of an inbox page's CPU on PostgreSQL in perf, 8–10%
+            // with only the ping on release left (sqlx does that one unconditionally). A
             // connection that broke while idle fails its next query instead, which callers
             // already handle: jobs are retried, and a page request gets a 500 once.
             .test_before_acquire(false);

@@ -367,16 +367,20 @@ impl Jobs {
     ) -> StoreResult<Option<Job>> {
         let sql = self.db.job_sql();
         let now_ms = to_ms(now);
+        let lease_until = now_ms.saturating_add(duration_ms(lease));
+        let claim_query = |stmt| {
+            sqlx::query(stmt)
+                .bind(queue)
+                .bind(now_ms)
+                .bind(lease_until)
+                .bind(worker_id)
+        };
         // Under load, one statement: the queued claim alone is atomic on both backends, and
         // the transaction around the lease sweep cost four more round trips per job. Expired
         // leases (a crashed worker's jobs) are then taken over within a second, and at once
         // whenever the queue has nothing else due.
         if !self.lease_sweep_due(queue, now_ms) {
-            let row = sqlx::query(sql.claim_queued)
-                .bind(queue)
-                .bind(now_ms)
-                .bind(now_ms.saturating_add(duration_ms(lease)))
-                .bind(worker_id)
+            let row = claim_query(sql.claim_queued)
                 .fetch_optional(self.db.pool())
                 .await?;
             if let Some(row) = row {
@@ -400,13 +404,7 @@ impl Jobs {
         // A job left behind by a dead worker goes first: it has waited longest.
         let mut row = None;
         for claim in [sql.claim_expired, sql.claim_queued] {
-            row = sqlx::query(claim)
-                .bind(queue)
-                .bind(now_ms)
-                .bind(now_ms.saturating_add(duration_ms(lease)))
-                .bind(worker_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            row = claim_query(claim).fetch_optional(&mut *tx).await?;
             if row.is_some() {
                 break;
             }

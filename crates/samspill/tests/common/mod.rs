@@ -20,8 +20,7 @@ pub use store::testing::{PortLease, reserve_port};
 pub struct Proc {
     pub name: &'static str,
     pub roles: &'static str,
-    pub port: u16,
-    lease: PortLease,
+    pub lease: PortLease,
     pub config: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -29,7 +28,7 @@ pub struct Proc {
 
 impl Proc {
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.lease.port)
     }
 }
 
@@ -126,7 +125,6 @@ max_retry_delay_secs = 1
                 Proc {
                     name,
                     roles,
-                    port: ports[name],
                     lease: leases.remove(name).unwrap(),
                     config,
                     log: dir.path().join(format!("{name}.log")),
