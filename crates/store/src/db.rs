@@ -1,4 +1,5 @@
-//! The database handle: one `sqlx::AnyPool` whose backend is picked from the URL at run time.
+//! The database handle: one pool ([`crate::pool::Pool`], over `sqlx::AnyPool`) whose backend
+//! is picked from the URL at run time.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,10 +8,11 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
+use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
 
 use crate::config::{Backend, DatabaseConfig, sqlite_path};
 use crate::error::StoreResult;
+use crate::pool::Pool;
 use crate::sql::{self, JobSql};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -23,7 +25,7 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// really differ.
 #[derive(Clone)]
 pub struct Db {
-    pool: AnyPool,
+    pool: Arc<Pool>,
     backend: Backend,
     /// The URL the pool was opened with (password merged in), for extra connections such as
     /// PostgreSQL `LISTEN`.
@@ -78,6 +80,8 @@ impl Db {
             });
         }
         let pool = options.connect(&url).await?;
+        // Every connection may be kept between statements: all takers take kept ones first.
+        let pool = Arc::new(Pool::new(pool, config.max_connections as usize));
         tracing::debug!(backend = backend.name(), url = %config.redacted_url(), "database pool opened");
         Ok(Db {
             pool,
@@ -99,7 +103,7 @@ impl Db {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await?;
+        migrator.run(self.pool.sqlx()).await?;
         Ok(())
     }
 
@@ -118,7 +122,7 @@ impl Db {
 
     /// Readiness check: one round trip to the database.
     pub async fn ping(&self) -> StoreResult<()> {
-        self.pool.execute("SELECT 1").await?;
+        (&*self.pool).execute("SELECT 1").await?;
         Ok(())
     }
 
@@ -137,7 +141,7 @@ impl Db {
     }
 
     /// The pool, for queries of other crates.
-    pub fn pool(&self) -> &AnyPool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
@@ -151,7 +155,7 @@ impl Db {
         &self.url
     }
 
-    /// Closes the pool, waiting for checked-out connections to come back.
+    /// Closes the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -2,7 +2,8 @@
 //! job/outbox queue that later crates deliver letters and receipts through.
 //!
 //! # Database
-//! [`Db`] wraps one `sqlx` `AnyPool`. The backend is chosen at run time from the URL
+//! [`Db`] wraps one `sqlx` `AnyPool` (through [`Pool`], which spares single statements sqlx's
+//! release ping). The backend is chosen at run time from the URL
 //! (`sqlite://…` or `postgres://…`), so the same binary runs embedded on a SQLite file and
 //! scaled out on PostgreSQL by configuration alone.
 //!
@@ -59,6 +60,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod jobs;
+pub mod pool;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -72,6 +74,7 @@ pub use error::{StoreError, StoreResult};
 pub use jobs::{
     Enqueued, FailOutcome, Job, JobState, Jobs, NewJob, RetryPolicy, StateCounts, from_ms, to_ms,
 };
+pub use pool::Pool;
 pub use worker::{WorkerOptions, WorkerStats, run_worker};
 
 /// Re-exported so other crates use the same `sqlx` (the `Any` driver, `query`, `Row`).

@@ -21,8 +21,8 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use store::testing::{TestDb, fresh_blobs, fresh_db_on, postgres_available, test_backend};
 use store::{
-    Backend, BlobBackendKind, BlobConfig, BlobRef, BlobStore, Db, FailOutcome, JobState, Jobs,
-    NewJob, RetryPolicy, WorkerOptions, run_worker,
+    Backend, BlobBackendKind, BlobConfig, BlobRef, BlobStore, DatabaseConfig, Db, FailOutcome,
+    JobState, Jobs, NewJob, RetryPolicy, WorkerOptions, run_worker,
 };
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -50,6 +50,8 @@ fn db_tests() -> Vec<(&'static str, DbTest)> {
         enqueue_in_transaction_commits_or_vanishes_with_it,
         purge_done_keeps_unfinished_jobs,
         concurrent_read_then_write_transactions_all_commit,
+        statements_keep_their_connection_and_never_starve_a_transaction,
+        a_failed_or_abandoned_statement_gives_its_connection_back_to_sqlx,
         payload_round_trips,
         concurrent_claimers_never_double_claim,
         backoff_schedule_doubles_and_caps,
@@ -476,6 +478,112 @@ async fn concurrent_read_then_write_transactions_all_commit(db: &TestDb) -> Resu
             "BEGIN IMMEDIATE serialises writers: {retries:?}"
         );
     }
+    Ok(())
+}
+
+/// A second handle on the test database with a one-connection pool: whatever a statement
+/// keeps is then the only connection there is.
+async fn one_connection_db(db: &TestDb, acquire_timeout_ms: u64) -> Result<Db> {
+    let mut config = DatabaseConfig::with_url(db.url());
+    config.max_connections = 1;
+    config.acquire_timeout_ms = acquire_timeout_ms;
+    Ok(Db::connect(&config).await?)
+}
+
+/// Statements on the pool keep their connection (no release ping); a transaction, a plain
+/// `acquire` and `close` take the kept one instead of waiting for sqlx's pool, which here
+/// has no other connection to give (its acquire timeout would fail them).
+async fn statements_keep_their_connection_and_never_starve_a_transaction(
+    db: &TestDb,
+) -> Result<()> {
+    let one = one_connection_db(db, 2_000).await?;
+    for n in 0..20i64 {
+        let got: i64 = store::sqlx::query_scalar("SELECT $1")
+            .bind(n)
+            .fetch_one(one.pool())
+            .await?;
+        ensure!(got == n);
+        ensure!(one.pool().kept() == 1, "the statement's connection is kept");
+        ensure!(one.pool().size() == 1);
+    }
+    let mut tx = one
+        .begin_write()
+        .await
+        .context("begin after kept statements")?;
+    ensure!(
+        one.pool().kept() == 0,
+        "the transaction took the kept connection"
+    );
+    store::sqlx::query("CREATE TABLE kept_probe (n BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    store::sqlx::query("INSERT INTO kept_probe (n) VALUES (7)")
+        .execute(one.pool())
+        .await?;
+    let mut conn = one
+        .pool()
+        .acquire()
+        .await
+        .context("acquire after kept statement")?;
+    let n: i64 = store::sqlx::query_scalar("SELECT n FROM kept_probe")
+        .fetch_one(&mut *conn)
+        .await?;
+    ensure!(n == 7);
+    drop(conn);
+    store::sqlx::query("SELECT 1").execute(one.pool()).await?;
+    ensure!(one.pool().kept() == 1);
+    tokio::time::timeout(Duration::from_secs(10), one.close())
+        .await
+        .context("close must not wait for kept connections")?;
+    ensure!(one.pool().kept() == 0);
+    ensure!(one.ping().await.is_err(), "closed pool");
+    Ok(())
+}
+
+/// A statement that fails, or whose future is dropped while the database still works on it,
+/// is not kept: its connection goes back through sqlx's release (ping, or close if broken),
+/// and the next statement gets a working connection.
+async fn a_failed_or_abandoned_statement_gives_its_connection_back_to_sqlx(
+    db: &TestDb,
+) -> Result<()> {
+    let one = one_connection_db(db, 60_000).await?;
+    store::sqlx::query("SELECT 1").execute(one.pool()).await?;
+    ensure!(one.pool().kept() == 1);
+    let bad = store::sqlx::query("SELECT no_such_column FROM no_such_table")
+        .execute(one.pool())
+        .await;
+    ensure!(bad.is_err(), "the statement must fail");
+    ensure!(
+        one.pool().kept() == 0,
+        "a failed statement's connection is not kept"
+    );
+    let n: i64 = store::sqlx::query_scalar("SELECT 41 + 1")
+        .fetch_one(one.pool())
+        .await?;
+    ensure!(n == 42);
+    ensure!(one.pool().kept() == 1);
+    // Counting to a few million takes the database a second or more on either backend.
+    let slow = store::sqlx::query_scalar::<_, i64>(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) \
+         SELECT COUNT(*) FROM c",
+    )
+    .fetch_one(one.pool());
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), slow).await;
+    ensure!(
+        abandoned.is_err(),
+        "the slow statement must still be running"
+    );
+    ensure!(
+        one.pool().kept() == 0,
+        "an abandoned statement's connection is not kept"
+    );
+    let n: i64 = store::sqlx::query_scalar("SELECT 2 * 21")
+        .fetch_one(one.pool())
+        .await
+        .context("statement after an abandoned one")?;
+    ensure!(n == 42);
+    one.close().await;
     Ok(())
 }
 

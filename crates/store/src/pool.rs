@@ -1,0 +1,231 @@
+//! The pool every crate queries through: sqlx's `AnyPool` plus a stack of connections kept
+//! out of it between single statements.
+//!
+//! Why: sqlx 0.9 pings every connection it takes back (`PoolConnection::return_to_pool`),
+//! whatever the pool options say. For a statement run on the pool that is a second round
+//! trip to the database: on PostgreSQL a message to another process and its wake-up, on
+//! SQLite a hop to the connection's worker thread. perf put that ping at 9% of an inbox
+//! page's CPU in the server process, plus the database's side of it.
+//!
+//! A statement run on [`Pool`] takes a kept connection (or one from sqlx), runs to the end
+//! and puts the connection back on the stack without the ping. The ping is there for
+//! connections left in an unknown state, and those still get it: a statement that fails, or
+//! whose future is dropped half-way, drops its connection, which goes back to sqlx the usual
+//! way. Transactions are unchanged: they return to sqlx, ping included, when they end.
+//!
+//! Every way of taking a connection here ([`Pool::acquire`], [`Pool::begin`],
+//! [`Pool::begin_with`], statements) takes a kept connection first, so kept connections
+//! can never starve a caller waiting for sqlx's pool.
+
+use std::sync::Mutex;
+
+use futures::TryStreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use sqlx::any::{AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Either, Execute, Executor, SqlStr, Transaction};
+
+/// sqlx's pool and the connections kept between statements.
+pub struct Pool {
+    inner: AnyPool,
+    kept: Mutex<Vec<PoolConnection<Any>>>,
+    /// At most this many are kept; more go back to sqlx.
+    keep: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("size", &self.inner.size())
+            .field("kept", &self.kept())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(inner: AnyPool, keep: usize) -> Pool {
+        Pool {
+            inner,
+            kept: Mutex::new(Vec::with_capacity(keep)),
+            keep,
+        }
+    }
+
+    /// sqlx's pool itself (migrations).
+    pub(crate) fn sqlx(&self) -> &AnyPool {
+        &self.inner
+    }
+
+    /// Connections kept between statements right now.
+    pub fn kept(&self) -> usize {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn take_kept(&self) -> Option<PoolConnection<Any>> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    /// A connection: the most recently kept one (warmest), else one from sqlx's pool.
+    pub async fn acquire(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
+        match self.take_kept() {
+            Some(c) => Ok(c),
+            None => self.inner.acquire().await,
+        }
+    }
+
+    /// Puts back a connection whose statement ran to the end.
+    fn keep_or_release(&self, conn: PoolConnection<Any>) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < self.keep && !self.inner.is_closed() {
+            kept.push(conn);
+        }
+        // Otherwise `conn` drops here and goes back to sqlx.
+    }
+
+    /// After an error, the statement's connection goes back to sqlx, which pings it and
+    /// closes it if it is broken. When the error says the connection itself failed, the
+    /// kept ones may be broken too (a restarted server): they go the same way, so one broken
+    /// connection fails one statement, not one statement per kept connection.
+    fn after_error(&self, e: &sqlx::Error) {
+        if matches!(
+            e,
+            sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed
+        ) {
+            let drained: Vec<_> = self
+                .kept
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain(..)
+                .collect();
+            drop(drained);
+        }
+    }
+
+    /// Starts a transaction (`BEGIN`).
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        let conn = self.acquire().await?;
+        Transaction::begin(conn, None).await
+    }
+
+    /// Starts a transaction with the given statement (`BEGIN IMMEDIATE` on SQLite, say).
+    pub async fn begin_with(
+        &self,
+        statement: &'static str,
+    ) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        let conn = self.acquire().await?;
+        Transaction::begin(conn, Some(SqlStr::from_static(statement))).await
+    }
+
+    /// Open connections, kept ones included.
+    pub fn size(&self) -> u32 {
+        self.inner.size()
+    }
+
+    /// Gives the kept connections back, then closes sqlx's pool (which waits for the
+    /// connections still in use).
+    pub async fn close(&self) {
+        let drained: Vec<_> = self
+            .kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        drop(drained);
+        self.inner.close().await;
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // A `PoolConnection` goes back to sqlx through a spawned task, which needs a Tokio
+        // runtime. Without one (a pool dropped after its runtime, at exit) the kept
+        // connections are left for the process exit to close.
+        if tokio::runtime::Handle::try_current().is_err() {
+            let kept = std::mem::take(self.kept.get_mut().unwrap_or_else(|p| p.into_inner()));
+            std::mem::forget(kept);
+        }
+    }
+}
+
+impl<'p> Executor<'p> for &'p Pool {
+    type Database = Any;
+
+    /// Results are collected before they are handed out, so the connection is back on the
+    /// stack as soon as the database is done; no caller streams large result sets.
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        'p: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        Box::pin(
+            futures::stream::once(async move {
+                let mut conn = self.acquire().await?;
+                match (&mut *conn).fetch_many(query).try_collect::<Vec<_>>().await {
+                    Ok(all) => {
+                        self.keep_or_release(conn);
+                        Ok(futures::stream::iter(all.into_iter().map(Ok)))
+                    }
+                    Err(e) => {
+                        self.after_error(&e);
+                        Err(e)
+                    }
+                }
+            })
+            .try_flatten(),
+        )
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'p: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        Box::pin(async move {
+            let mut conn = self.acquire().await?;
+            match (&mut *conn).fetch_optional(query).await {
+                Ok(row) => {
+                    self.keep_or_release(conn);
+                    Ok(row)
+                }
+                Err(e) => {
+                    self.after_error(&e);
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: SqlStr,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+    where
+        'p: 'e,
+    {
+        Box::pin(async move {
+            let mut conn = self.acquire().await?;
+            let statement = (&mut *conn).prepare_with(sql, parameters).await?;
+            self.keep_or_release(conn);
+            Ok(statement)
+        })
+    }
+
+    #[doc(hidden)]
+    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
+    where
+        'p: 'e,
+    {
+        Box::pin(async move { (&mut *self.acquire().await?).describe(sql).await })
+    }
+}
