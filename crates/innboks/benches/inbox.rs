@@ -26,7 +26,7 @@ fn env_num(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-const COLS: usize = 15;
+const COLS: usize = 16;
 
 async fn insert_letters(
     db: &store::Db,
@@ -39,7 +39,8 @@ async fn insert_letters(
         let mut sql = String::from(
             "INSERT INTO postkasse_letters (id, tenant, citizen_id, message_id, conversation_id, \
              sender_orgnr, sender_name, ikkesensitivtittel, sikkerhetsnivaa, spraak, \
-             aapningskvittering, forretningsmelding, folder, visible_from, received_at) VALUES ",
+             aapningskvittering, forretningsmelding, folder, visible_from, received_at, \
+             attachments) VALUES ",
         );
         for i in 0..chunk.len() {
             if i > 0 {
@@ -76,7 +77,9 @@ async fn insert_letters(
                 .bind("-")
                 .bind("inbox")
                 .bind(*t)
-                .bind(*t);
+                .bind(*t)
+                // Every fourth letter has an attachment, shown on its row.
+                .bind(i64::from(n % 4 == 0));
         }
         q.execute(&mut *tx).await?;
     }

@@ -305,9 +305,9 @@ pub async fn finish_inbound(
             "INSERT INTO postkasse_letters (id, tenant, citizen_id, message_id, conversation_id, \
              sender_orgnr, sender_name, avsenderidentifikator, ikkesensitivtittel, tittel, \
              sikkerhetsnivaa, spraak, aapningskvittering, lenke, forretningsmelding, folder, \
-             visible_from, received_at) \
+             visible_from, received_at, attachments) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             forretningsmelding, 'inbox', $15, $16 FROM postkasse_inbound \
+             forretningsmelding, 'inbox', $15, $16, $17 FROM postkasse_inbound \
              WHERE tenant = $2 AND message_id = $4",
         )
         .bind(&l.id)
@@ -326,6 +326,7 @@ pub async fn finish_inbound(
         .bind(l.lenke.as_deref())
         .bind(ms(l.visible_from))
         .bind(ms(now))
+        .bind(attachment_count(&l.documents))
         .execute(&mut *tx)
         .await?;
         for (n, d) in l.documents.iter().enumerate() {
@@ -530,8 +531,13 @@ pub struct LetterRow {
 const LETTER_COLUMNS: &str = "id, message_id, conversation_id, sender_orgnr, sender_name, \
     avsenderidentifikator, ikkesensitivtittel, tittel, sikkerhetsnivaa, spraak, \
     aapningskvittering, lenke, folder, visible_from, received_at, opened_at, receipt_accepted_at, \
-    (SELECT COUNT(*) FROM postkasse_documents d WHERE d.letter_id = postkasse_letters.id \
-     AND d.role = 'vedlegg') AS attachments";
+    attachments";
+
+/// The number stored in `postkasse_letters.attachments`: the letter's `vedlegg` documents.
+fn attachment_count(documents: &[NewDocument]) -> i64 {
+    let n = documents.iter().filter(|d| d.role == "vedlegg").count();
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 fn letter_row(r: &AnyRow) -> StoreResult<LetterRow> {
     Ok(LetterRow {
