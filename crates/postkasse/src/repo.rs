@@ -528,6 +528,64 @@ pub struct LetterRow {
     pub attachments: i64,
 }
 
+/// What a row of the inbox shows, and no more: the `Any` driver converts every selected
+/// column of every row (the conversion was 17% of an inbox page's CPU in perf).
+pub struct ListRow {
+    pub id: String,
+    pub sender_orgnr: String,
+    pub sender_name: Option<String>,
+    pub ikkesensitivtittel: String,
+    pub tittel: Option<String>,
+    pub sikkerhetsnivaa: i64,
+    pub aapningskvittering: bool,
+    pub folder: String,
+    pub visible_from: i64,
+    pub opened_at: Option<i64>,
+    pub receipt_accepted_at: Option<i64>,
+    pub attachments: i64,
+}
+
+impl LetterRow {
+    /// The inbox row of this letter.
+    pub fn list_row(&self) -> ListRow {
+        ListRow {
+            id: self.id.clone(),
+            sender_orgnr: self.sender_orgnr.clone(),
+            sender_name: self.sender_name.clone(),
+            ikkesensitivtittel: self.ikkesensitivtittel.clone(),
+            tittel: self.tittel.clone(),
+            sikkerhetsnivaa: self.sikkerhetsnivaa,
+            aapningskvittering: self.aapningskvittering,
+            folder: self.folder.clone(),
+            visible_from: self.visible_from,
+            opened_at: self.opened_at,
+            receipt_accepted_at: self.receipt_accepted_at,
+            attachments: self.attachments,
+        }
+    }
+}
+
+const LIST_COLUMNS: &str = "id, sender_orgnr, sender_name, ikkesensitivtittel, tittel, \
+    sikkerhetsnivaa, aapningskvittering, folder, visible_from, opened_at, receipt_accepted_at, \
+    attachments";
+
+fn list_row(r: &AnyRow) -> StoreResult<ListRow> {
+    Ok(ListRow {
+        id: r.try_get("id")?,
+        sender_orgnr: r.try_get("sender_orgnr")?,
+        sender_name: r.try_get("sender_name")?,
+        ikkesensitivtittel: r.try_get("ikkesensitivtittel")?,
+        tittel: r.try_get("tittel")?,
+        sikkerhetsnivaa: r.try_get("sikkerhetsnivaa")?,
+        aapningskvittering: r.try_get::<i64, _>("aapningskvittering")? != 0,
+        folder: r.try_get("folder")?,
+        visible_from: r.try_get("visible_from")?,
+        opened_at: r.try_get("opened_at")?,
+        receipt_accepted_at: r.try_get("receipt_accepted_at")?,
+        attachments: r.try_get("attachments")?,
+    })
+}
+
 const LETTER_COLUMNS: &str = "id, message_id, conversation_id, sender_orgnr, sender_name, \
     avsenderidentifikator, ikkesensitivtittel, tittel, sikkerhetsnivaa, spraak, \
     aapningskvittering, lenke, folder, visible_from, received_at, opened_at, receipt_accepted_at, \
@@ -586,10 +644,10 @@ pub async fn list_letters(
     citizen_id: &str,
     f: &ListFilter,
     now: OffsetDateTime,
-) -> StoreResult<Vec<LetterRow>> {
+) -> StoreResult<Vec<ListRow>> {
     // Only constant fragments are concatenated; every value is a bind parameter.
     let mut sql = format!(
-        "SELECT {LETTER_COLUMNS} FROM postkasse_letters \
+        "SELECT {LIST_COLUMNS} FROM postkasse_letters \
          WHERE citizen_id = $1 AND folder = $2 AND visible_from <= $3"
     );
     let mut vals = vec![
@@ -650,7 +708,7 @@ pub async fn list_letters(
         };
     }
     let rows = q.fetch_all(db.pool()).await?;
-    rows.iter().map(letter_row).collect()
+    rows.iter().map(list_row).collect()
 }
 
 /// One visible letter of the citizen.

@@ -291,12 +291,12 @@ fn time_of(ms: i64) -> OffsetDateTime {
     store::from_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn is_locked(row: &repo::LetterRow, loa: Loa) -> bool {
-    row.sikkerhetsnivaa >= 4 && loa < Loa::High
+fn is_locked(sikkerhetsnivaa: i64, loa: Loa) -> bool {
+    sikkerhetsnivaa >= 4 && loa < Loa::High
 }
 
-fn summary(row: &repo::LetterRow, loa: Loa) -> LetterSummary {
-    let locked = is_locked(row, loa);
+fn summary(row: &repo::ListRow, loa: Loa) -> LetterSummary {
+    let locked = is_locked(row.sikkerhetsnivaa, loa);
     LetterSummary {
         id: LetterId::parse(&row.id).unwrap_or_default(),
         sender_orgnr: row.sender_orgnr.clone(),
@@ -419,7 +419,7 @@ impl Mailbox {
     ) -> ServiceResult<LetterDetail> {
         let citizen = self.citizen_id(who).await?;
         let row = self.letter(&citizen, id, OffsetDateTime::now_utc()).await?;
-        let locked = is_locked(&row, loa);
+        let locked = is_locked(row.sikkerhetsnivaa, loa);
         let documents = if locked {
             Vec::new()
         } else {
@@ -449,7 +449,7 @@ impl Mailbox {
                 .and_then(|l| serde_json::from_str(l).ok())
         };
         Ok(LetterDetail {
-            summary: summary(&row, loa),
+            summary: summary(&row.list_row(), loa),
             message_id: row.message_id.clone(),
             conversation_id: row.conversation_id.clone(),
             avsenderidentifikator: row.avsenderidentifikator.clone(),
@@ -465,7 +465,7 @@ impl Mailbox {
 
     /// Checks that the citizen may open the letter now.
     fn may_open(row: &repo::LetterRow, loa: Loa) -> ServiceResult<()> {
-        if is_locked(row, loa) {
+        if is_locked(row.sikkerhetsnivaa, loa) {
             return Err(ServiceError::Locked);
         }
         if row.aapningskvittering && row.receipt_accepted_at.is_none() {
@@ -549,7 +549,7 @@ impl Mailbox {
         let citizen = self.citizen_id(who).await?;
         let now = OffsetDateTime::now_utc();
         let row = self.letter(&citizen, id, now).await?;
-        if is_locked(&row, loa) {
+        if is_locked(row.sikkerhetsnivaa, loa) {
             return Err(ServiceError::Locked);
         }
         if !row.aapningskvittering {
