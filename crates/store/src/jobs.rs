@@ -381,7 +381,7 @@ impl Jobs {
         // whenever the queue has nothing else due.
         if !self.lease_sweep_due(queue, now_ms) {
             let row = claim_query(sql.claim_queued)
-                .fetch_optional(self.db.pool())
+                .fetch_optional(self.db.job_pool())
                 .await?;
             if let Some(row) = row {
                 return Job::from_row(&row).map(Some);
@@ -391,7 +391,7 @@ impl Jobs {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(queue.to_owned(), now_ms);
-        let mut tx = self.db.pool().begin_with(sql.begin_claim).await?;
+        let mut tx = self.db.job_pool().begin_with(sql.begin_claim).await?;
         let reaped = sqlx::query(sql.reap_expired)
             .bind(queue)
             .bind(now_ms)
@@ -429,7 +429,7 @@ impl Jobs {
             .bind(job.locked_by.as_deref())
             .bind(i64::from(job.attempts))
             .bind(to_ms(OffsetDateTime::now_utc()))
-            .execute(self.db.pool())
+            .execute(self.db.job_pool())
             .await?
             .rows_affected();
         if done == 1 {
@@ -463,7 +463,7 @@ impl Jobs {
             .bind(to_ms(run_at))
             .bind(error)
             .bind(to_ms(now))
-            .execute(self.db.pool())
+            .execute(self.db.job_pool())
             .await?
             .rows_affected();
         if updated == 1 {
@@ -488,7 +488,7 @@ impl Jobs {
             .bind(i64::from(job.attempts))
             .bind(until)
             .bind(to_ms(now))
-            .execute(self.db.pool())
+            .execute(self.db.job_pool())
             .await?
             .rows_affected();
         if updated == 1 {

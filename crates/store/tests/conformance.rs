@@ -71,7 +71,10 @@ fn sqlite_only_tests() -> Vec<(&'static str, DbTest)> {
 }
 
 fn postgres_only_tests() -> Vec<(&'static str, DbTest)> {
-    suite![TestDb; worker_wakes_on_notify_without_polling]
+    suite![TestDb;
+        worker_wakes_on_notify_without_polling,
+        only_job_bookkeeping_commits_without_waiting_for_the_flush,
+    ]
 }
 
 fn blob_tests() -> Vec<(&'static str, BlobTest)> {
@@ -956,6 +959,31 @@ async fn killed_claimer_process_job_is_retried(db: &TestDb) -> Result<()> {
     ensure!(rescued.id == id && rescued.attempts == 2);
     jobs.complete(&rescued).await?;
     ensure!(jobs.get(id).await?.map(|j| j.state) == Some(JobState::Done));
+    Ok(())
+}
+
+/// Claims, completions, failures and heartbeats may be lost in a server crash (the job runs
+/// again); everything else, enqueueing included, waits for the WAL flush.
+async fn only_job_bookkeeping_commits_without_waiting_for_the_flush(db: &TestDb) -> Result<()> {
+    let setting = |pool: &'static str| format!("synchronous_commit on the {pool} pool");
+    let durable: String = store::sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(db.pool())
+        .await?;
+    ensure!(durable == "on", "{}: {durable}", setting("main"));
+    let bookkeeping: String = store::sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(db.job_pool())
+        .await?;
+    ensure!(bookkeeping == "off", "{}: {bookkeeping}", setting("job"));
+    // Enqueueing goes through the main pool: a job is durable once `enqueue` returns.
+    let jobs = Jobs::new(db.db().clone());
+    jobs.enqueue("durable", &serde_json::json!({}), None, t0())
+        .await?;
+    let job = jobs
+        .claim("durable", "w1", secs(30), t0())
+        .await?
+        .context("claimable")?;
+    jobs.complete(&job).await?;
+    ensure!(jobs.get(job.id).await?.context("job")?.state == JobState::Done);
     Ok(())
 }
 
