@@ -82,7 +82,13 @@ impl Db {
                 })
             });
         }
-        let job_options = options.clone();
+        // Bookkeeping statements are short and commit without a flush: a few connections
+        // serve every worker, and the server sees at most 4 more connections per pool.
+        let job_connections = config.max_connections.clamp(1, 4);
+        let job_options = options
+            .clone()
+            .max_connections(job_connections)
+            .min_connections(0);
         let pool = options.connect(&url).await?;
         // Every connection may be kept between statements: all takers take kept ones first.
         let keep = config.max_connections as usize;
@@ -93,8 +99,8 @@ impl Db {
             // waiting for the WAL flush. Losing the last of those writes in a server crash
             // leaves a job queued or running with a lease that expires, so it runs again:
             // what a worker crash before `complete` does anyway, and what the at-least-once
-            // contract covers. Enqueueing stays on the durable pool. Every claim and
-            // completion was a flush to wait for: 4 to 6 per letter in bench-chain.
+            // contract covers. Enqueueing stays on the durable pool. Before, every claim
+            // and every completion waited for a flush: two per job, several jobs per letter.
             Backend::Postgres => Arc::new(Pool::new(
                 job_options
                     .after_connect(|conn, _meta| {
@@ -104,7 +110,7 @@ impl Db {
                         })
                     })
                     .connect_lazy(&url)?,
-                keep,
+                job_connections as usize,
             )),
         };
         tracing::debug!(backend = backend.name(), url = %config.redacted_url(), "database pool opened");
