@@ -13,9 +13,12 @@
 //! whose future is dropped half-way, drops its connection, which goes back to sqlx the usual
 //! way. Transactions are unchanged: they return to sqlx, ping included, when they end.
 //!
-//! Every way of taking a connection here ([`Pool::acquire`], [`Pool::begin`],
-//! [`Pool::begin_with`], statements) takes a kept connection first, so kept connections
-//! can never starve a caller waiting for sqlx's pool.
+//! Kept connections must never starve a caller: every way of taking a connection here
+//! ([`Pool::acquire`], [`Pool::begin`], [`Pool::begin_with`], statements) takes a kept one
+//! first, and while any caller waits for sqlx's pool, a finished statement gives its
+//! connection back to sqlx (which hands it to the waiter) instead of keeping it. The stack
+//! and the waiter count share one lock, so a connection cannot be kept just as a caller
+//! starts to wait.
 
 use std::sync::Mutex;
 
@@ -29,9 +32,26 @@ use sqlx::{Any, AnyPool, Either, Execute, Executor, SqlStr, Transaction};
 /// sqlx's pool and the connections kept between statements.
 pub struct Pool {
     inner: AnyPool,
-    kept: Mutex<Vec<PoolConnection<Any>>>,
+    kept: Mutex<Kept>,
     /// At most this many are kept; more go back to sqlx.
     keep: usize,
+}
+
+#[derive(Default)]
+struct Kept {
+    conns: Vec<PoolConnection<Any>>,
+    /// Callers of this pool waiting in sqlx's `acquire`.
+    waiting: usize,
+}
+
+/// Counts a caller waiting in sqlx's `acquire` until it has a connection or gives up.
+struct Waiting<'a>(&'a Pool);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut kept = self.0.lock();
+        kept.waiting = kept.waiting.saturating_sub(1);
+    }
 }
 
 impl std::fmt::Debug for Pool {
@@ -47,9 +67,16 @@ impl Pool {
     pub(crate) fn new(inner: AnyPool, keep: usize) -> Pool {
         Pool {
             inner,
-            kept: Mutex::new(Vec::with_capacity(keep)),
+            kept: Mutex::new(Kept {
+                conns: Vec::with_capacity(keep),
+                waiting: 0,
+            }),
             keep,
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// sqlx's pool itself (migrations).
@@ -59,28 +86,34 @@ impl Pool {
 
     /// Connections kept between statements right now.
     pub fn kept(&self) -> usize {
-        self.kept.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    fn take_kept(&self) -> Option<PoolConnection<Any>> {
-        self.kept.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        self.lock().conns.len()
     }
 
     /// A connection: the most recently kept one (warmest), else one from sqlx's pool.
     pub async fn acquire(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
-        match self.take_kept() {
-            Some(c) => Ok(c),
-            None => self.inner.acquire().await,
-        }
+        let waiting = {
+            let mut kept = self.lock();
+            if let Some(c) = kept.conns.pop() {
+                return Ok(c);
+            }
+            kept.waiting += 1;
+            Waiting(self)
+        };
+        let conn = self.inner.acquire().await;
+        drop(waiting);
+        conn
     }
 
-    /// Puts back a connection whose statement ran to the end.
+    /// Puts back a connection whose statement ran to the end: kept, unless a caller waits
+    /// for sqlx's pool (then sqlx gets it and hands it on) or enough are kept already.
     fn keep_or_release(&self, conn: PoolConnection<Any>) {
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.len() < self.keep && !self.inner.is_closed() {
-            kept.push(conn);
+        let mut kept = self.lock();
+        if kept.waiting == 0 && kept.conns.len() < self.keep && !self.inner.is_closed() {
+            kept.conns.push(conn);
+        } else {
+            drop(kept);
+            drop(conn);
         }
-        // Otherwise `conn` drops here and goes back to sqlx.
     }
 
     /// After an error, the statement's connection goes back to sqlx, which pings it and
@@ -95,12 +128,7 @@ impl Pool {
                 | sqlx::Error::Protocol(_)
                 | sqlx::Error::WorkerCrashed
         ) {
-            let drained: Vec<_> = self
-                .kept
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .drain(..)
-                .collect();
+            let drained = std::mem::take(&mut self.lock().conns);
             drop(drained);
         }
     }
@@ -128,12 +156,7 @@ impl Pool {
     /// Gives the kept connections back, then closes sqlx's pool (which waits for the
     /// connections still in use).
     pub async fn close(&self) {
-        let drained: Vec<_> = self
-            .kept
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-            .collect();
+        let drained = std::mem::take(&mut self.lock().conns);
         drop(drained);
         self.inner.close().await;
     }
@@ -145,7 +168,8 @@ impl Drop for Pool {
         // runtime. Without one (a pool dropped after its runtime, at exit) the kept
         // connections are left for the process exit to close.
         if tokio::runtime::Handle::try_current().is_err() {
-            let kept = std::mem::take(self.kept.get_mut().unwrap_or_else(|p| p.into_inner()));
+            let kept =
+                std::mem::take(&mut self.kept.get_mut().unwrap_or_else(|p| p.into_inner()).conns);
             std::mem::forget(kept);
         }
     }

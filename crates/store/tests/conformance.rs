@@ -51,6 +51,7 @@ fn db_tests() -> Vec<(&'static str, DbTest)> {
         purge_done_keeps_unfinished_jobs,
         concurrent_read_then_write_transactions_all_commit,
         statements_keep_their_connection_and_never_starve_a_transaction,
+        callers_waiting_for_a_connection_get_it_when_a_statement_ends,
         a_failed_or_abandoned_statement_gives_its_connection_back_to_sqlx,
         payload_round_trips,
         concurrent_claimers_never_double_claim,
@@ -544,6 +545,38 @@ async fn statements_keep_their_connection_and_never_starve_a_transaction(
     Ok(())
 }
 
+/// More callers than connections: a statement that ends while others wait in sqlx's pool
+/// hands its connection on instead of keeping it (kept, it would reach only its own task's
+/// next statement, and the waiters would time out after the 2 s acquire timeout).
+async fn callers_waiting_for_a_connection_get_it_when_a_statement_ends(
+    db: &TestDb,
+) -> Result<()> {
+    let one = one_connection_db(db, 2_000).await?;
+    let mut tasks = Vec::new();
+    for t in 0..8i64 {
+        let one = one.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sum = 0i64;
+            for n in 0..25i64 {
+                sum += store::sqlx::query_scalar::<_, i64>("SELECT $1")
+                    .bind(t * 100 + n)
+                    .fetch_one(one.pool())
+                    .await?;
+            }
+            Ok::<i64, anyhow::Error>(sum)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await?.context("a waiting caller got no connection")?;
+    }
+    // Sum over t of (25 * 100 t + 0 + … + 24) for t = 0..8.
+    ensure!(total == 2_500 * 28 + 300 * 8, "sum {total}");
+    ensure!(one.pool().size() == 1);
+    one.close().await;
+    Ok(())
+}
+
 /// A statement that fails, or whose future is dropped while the database still works on it,
 /// is not kept: its connection goes back through sqlx's release (ping, or close if broken),
 /// and the next statement gets a working connection.
@@ -952,10 +985,11 @@ async fn killed_claimer_process_job_is_retried(db: &TestDb) -> Result<()> {
             .await?
             .is_none()
     );
+    // Claims look for expired leases once a second: the claim just before expiry looked.
     let rescued = jobs
-        .claim("crash", "rescuer", secs(10), now + CHILD_LEASE)
+        .claim("crash", "rescuer", secs(10), before_expiry + secs(1))
         .await?
-        .context("claimable once the dead child's lease expired")?;
+        .context("claimable within a second of the dead child's lease expiring")?;
     ensure!(rescued.id == id && rescued.attempts == 2);
     jobs.complete(&rescued).await?;
     ensure!(jobs.get(id).await?.map(|j| j.state) == Some(JobState::Done));
