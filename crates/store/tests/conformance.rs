@@ -548,9 +548,7 @@ async fn statements_keep_their_connection_and_never_starve_a_transaction(
 /// More callers than connections: a statement that ends while others wait in sqlx's pool
 /// hands its connection on instead of keeping it (kept, it would reach only its own task's
 /// next statement, and the waiters would time out after the 2 s acquire timeout).
-async fn callers_waiting_for_a_connection_get_it_when_a_statement_ends(
-    db: &TestDb,
-) -> Result<()> {
+async fn callers_waiting_for_a_connection_get_it_when_a_statement_ends(db: &TestDb) -> Result<()> {
     let one = one_connection_db(db, 2_000).await?;
     let mut tasks = Vec::new();
     for t in 0..8i64 {
