@@ -69,7 +69,10 @@ pub fn spawn(
                     std::process::id(),
                     uuid::Uuid::new_v4()
                 ),
-                lease: Duration::from_secs(state.0.cfg.delivery_timeout_secs.max(1) * 2),
+                // Renewed every third of it while a delivery runs (which may take the whole
+                // delivery timeout), so it only bounds how long a delivery whose worker was
+                // killed waits before another worker takes it over.
+                lease: Duration::from_secs(30),
                 poll_min: Duration::from_millis(20),
                 poll_max: Duration::from_millis(500),
             };

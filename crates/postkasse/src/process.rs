@@ -22,6 +22,11 @@ pub const PROCESS_QUEUE: &str = "postkasse.process";
 /// Reason given to the sender when the postkasseadresse is not one of the tenant's citizens.
 pub const NOT_A_USER: &str = "Recipient is not a user";
 
+/// How long a processing job stays claimed without a heartbeat. The worker renews it every
+/// third of that while the job runs, so it bounds how long a letter whose worker was killed
+/// waits before another worker takes it over (it was 120 s; the crash test waited it out).
+const PROCESS_LEASE: Duration = Duration::from_secs(30);
+
 pub fn spawn(
     state: AppState,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -31,7 +36,7 @@ pub fn spawn(
             let state = state.clone();
             let mut shutdown = shutdown.clone();
             tokio::spawn(async move {
-                let options = crate::worker_options("process", n, Duration::from_secs(120));
+                let options = crate::worker_options("process", n, PROCESS_LEASE);
                 let jobs = state.0.jobs.clone();
                 let result = store::run_worker(
                     jobs,
