@@ -507,25 +507,15 @@ pub async fn letter_count(db: &Db, tenant: &str) -> StoreResult<i64> {
 // ---------------------------------------------------------------------------------------------
 // Letters, always within one citizen
 
+/// One letter as the letter view needs it: its inbox row and the rest.
 pub struct LetterRow {
-    pub id: String,
+    pub list: ListRow,
     pub message_id: String,
     pub conversation_id: String,
-    pub sender_orgnr: String,
-    pub sender_name: Option<String>,
     pub avsenderidentifikator: Option<String>,
-    pub ikkesensitivtittel: String,
-    pub tittel: Option<String>,
-    pub sikkerhetsnivaa: i64,
     pub spraak: String,
-    pub aapningskvittering: bool,
     pub lenke: Option<String>,
-    pub folder: String,
-    pub visible_from: i64,
     pub received_at: i64,
-    pub opened_at: Option<i64>,
-    pub receipt_accepted_at: Option<i64>,
-    pub attachments: i64,
 }
 
 /// What a row of the inbox shows, and no more: the `Any` driver converts every selected
@@ -543,26 +533,6 @@ pub struct ListRow {
     pub opened_at: Option<i64>,
     pub receipt_accepted_at: Option<i64>,
     pub attachments: i64,
-}
-
-impl LetterRow {
-    /// The inbox row of this letter.
-    pub fn list_row(&self) -> ListRow {
-        ListRow {
-            id: self.id.clone(),
-            sender_orgnr: self.sender_orgnr.clone(),
-            sender_name: self.sender_name.clone(),
-            ikkesensitivtittel: self.ikkesensitivtittel.clone(),
-            tittel: self.tittel.clone(),
-            sikkerhetsnivaa: self.sikkerhetsnivaa,
-            aapningskvittering: self.aapningskvittering,
-            folder: self.folder.clone(),
-            visible_from: self.visible_from,
-            opened_at: self.opened_at,
-            receipt_accepted_at: self.receipt_accepted_at,
-            attachments: self.attachments,
-        }
-    }
 }
 
 const LIST_COLUMNS: &str = "id, sender_orgnr, sender_name, ikkesensitivtittel, tittel, \
@@ -586,10 +556,9 @@ fn list_row(r: &AnyRow) -> StoreResult<ListRow> {
     })
 }
 
-const LETTER_COLUMNS: &str = "id, message_id, conversation_id, sender_orgnr, sender_name, \
-    avsenderidentifikator, ikkesensitivtittel, tittel, sikkerhetsnivaa, spraak, \
-    aapningskvittering, lenke, folder, visible_from, received_at, opened_at, receipt_accepted_at, \
-    attachments";
+const LETTER_COLUMNS: &str = "id, sender_orgnr, sender_name, ikkesensitivtittel, tittel, \
+    sikkerhetsnivaa, aapningskvittering, folder, visible_from, opened_at, receipt_accepted_at, \
+    attachments, message_id, conversation_id, avsenderidentifikator, spraak, lenke, received_at";
 
 /// The number stored in `postkasse_letters.attachments`: the letter's `vedlegg` documents.
 fn attachment_count(documents: &[NewDocument]) -> i64 {
@@ -599,24 +568,13 @@ fn attachment_count(documents: &[NewDocument]) -> i64 {
 
 fn letter_row(r: &AnyRow) -> StoreResult<LetterRow> {
     Ok(LetterRow {
-        id: r.try_get("id")?,
+        list: list_row(r)?,
         message_id: r.try_get("message_id")?,
         conversation_id: r.try_get("conversation_id")?,
-        sender_orgnr: r.try_get("sender_orgnr")?,
-        sender_name: r.try_get("sender_name")?,
         avsenderidentifikator: r.try_get("avsenderidentifikator")?,
-        ikkesensitivtittel: r.try_get("ikkesensitivtittel")?,
-        tittel: r.try_get("tittel")?,
-        sikkerhetsnivaa: r.try_get("sikkerhetsnivaa")?,
         spraak: r.try_get("spraak")?,
-        aapningskvittering: r.try_get::<i64, _>("aapningskvittering")? != 0,
         lenke: r.try_get("lenke")?,
-        folder: r.try_get("folder")?,
-        visible_from: r.try_get("visible_from")?,
         received_at: r.try_get("received_at")?,
-        opened_at: r.try_get("opened_at")?,
-        receipt_accepted_at: r.try_get("receipt_accepted_at")?,
-        attachments: r.try_get("attachments")?,
     })
 }
 

@@ -419,11 +419,11 @@ impl Mailbox {
     ) -> ServiceResult<LetterDetail> {
         let citizen = self.citizen_id(who).await?;
         let row = self.letter(&citizen, id, OffsetDateTime::now_utc()).await?;
-        let locked = is_locked(row.sikkerhetsnivaa, loa);
+        let locked = is_locked(row.list.sikkerhetsnivaa, loa);
         let documents = if locked {
             Vec::new()
         } else {
-            repo::documents(&self.db, &citizen, &row.id)
+            repo::documents(&self.db, &citizen, &row.list.id)
                 .await?
                 .into_iter()
                 .map(|d| DocumentInfo {
@@ -449,7 +449,7 @@ impl Mailbox {
                 .and_then(|l| serde_json::from_str(l).ok())
         };
         Ok(LetterDetail {
-            summary: summary(&row.list_row(), loa),
+            summary: summary(&row.list, loa),
             message_id: row.message_id.clone(),
             conversation_id: row.conversation_id.clone(),
             avsenderidentifikator: row.avsenderidentifikator.clone(),
@@ -457,18 +457,18 @@ impl Mailbox {
             lenke,
             documents,
             delivered_at: time_of(row.received_at),
-            opened_at: row.opened_at.map(time_of),
-            opening_receipt_requested: row.aapningskvittering,
-            opening_receipt_accepted: row.receipt_accepted_at.is_some(),
+            opened_at: row.list.opened_at.map(time_of),
+            opening_receipt_requested: row.list.aapningskvittering,
+            opening_receipt_accepted: row.list.receipt_accepted_at.is_some(),
         })
     }
 
     /// Checks that the citizen may open the letter now.
     fn may_open(row: &repo::LetterRow, loa: Loa) -> ServiceResult<()> {
-        if is_locked(row.sikkerhetsnivaa, loa) {
+        if is_locked(row.list.sikkerhetsnivaa, loa) {
             return Err(ServiceError::Locked);
         }
-        if row.aapningskvittering && row.receipt_accepted_at.is_none() {
+        if row.list.aapningskvittering && row.list.receipt_accepted_at.is_none() {
             return Err(ServiceError::OpeningReceiptRequired);
         }
         Ok(())
@@ -486,7 +486,7 @@ impl Mailbox {
         let now = OffsetDateTime::now_utc();
         let row = self.letter(&citizen, id, now).await?;
         Self::may_open(&row, loa)?;
-        let doc = repo::documents(&self.db, &citizen, &row.id)
+        let doc = repo::documents(&self.db, &citizen, &row.list.id)
             .await?
             .into_iter()
             .find(|d| d.n == i64::from(n))
@@ -498,7 +498,7 @@ impl Mailbox {
                 size: u64::try_from(doc.size).unwrap_or_default(),
             })
             .await?;
-        repo::set_opened(&self.db, &citizen, &row.id, Some(now)).await?;
+        repo::set_opened(&self.db, &citizen, &row.list.id, Some(now)).await?;
         Ok(DocumentBytes {
             mime: doc.mime,
             filename: doc.href,
@@ -512,7 +512,7 @@ impl Mailbox {
         let now = OffsetDateTime::now_utc();
         let row = self.letter(&citizen, id, now).await?;
         Self::may_open(&row, loa)?;
-        repo::set_opened(&self.db, &citizen, &row.id, Some(now)).await?;
+        repo::set_opened(&self.db, &citizen, &row.list.id, Some(now)).await?;
         Ok(())
     }
 
@@ -520,7 +520,7 @@ impl Mailbox {
     pub async fn mark_unread(&self, who: &CitizenRef, id: LetterId) -> ServiceResult<()> {
         let citizen = self.citizen_id(who).await?;
         let row = self.letter(&citizen, id, OffsetDateTime::now_utc()).await?;
-        repo::set_opened(&self.db, &citizen, &row.id, None).await?;
+        repo::set_opened(&self.db, &citizen, &row.list.id, None).await?;
         Ok(())
     }
 
@@ -533,7 +533,7 @@ impl Mailbox {
     ) -> ServiceResult<()> {
         let citizen = self.citizen_id(who).await?;
         let row = self.letter(&citizen, id, OffsetDateTime::now_utc()).await?;
-        repo::set_folder(&self.db, &citizen, &row.id, folder.as_str()).await?;
+        repo::set_folder(&self.db, &citizen, &row.list.id, folder.as_str()).await?;
         Ok(())
     }
 
@@ -549,17 +549,17 @@ impl Mailbox {
         let citizen = self.citizen_id(who).await?;
         let now = OffsetDateTime::now_utc();
         let row = self.letter(&citizen, id, now).await?;
-        if is_locked(row.sikkerhetsnivaa, loa) {
+        if is_locked(row.list.sikkerhetsnivaa, loa) {
             return Err(ServiceError::Locked);
         }
-        if !row.aapningskvittering {
-            repo::set_opened(&self.db, &citizen, &row.id, Some(now)).await?;
+        if !row.list.aapningskvittering {
+            repo::set_opened(&self.db, &citizen, &row.list.id, Some(now)).await?;
             return Ok(false);
         }
-        if row.receipt_accepted_at.is_some() {
+        if row.list.receipt_accepted_at.is_some() {
             return Ok(false);
         }
-        let (tenant_orgnr, jws) = repo::letter_forretningsmelding(&self.db, &citizen, &row.id)
+        let (tenant_orgnr, jws) = repo::letter_forretningsmelding(&self.db, &citizen, &row.list.id)
             .await?
             .ok_or(ServiceError::NotFound)?;
         let tenant = self.tenant(&tenant_orgnr)?;
@@ -570,7 +570,7 @@ impl Mailbox {
             &self.db,
             &self.jobs,
             &citizen,
-            &row.id,
+            &row.list.id,
             &tenant_orgnr,
             &row.message_id,
             &receipt,
@@ -660,7 +660,7 @@ impl Mailbox {
             kanal,
             beskrivelse: Some(beskrivelse).filter(|b| !b.is_empty()),
         };
-        let (tenant_orgnr, jws) = repo::letter_forretningsmelding(&self.db, &citizen, &row.id)
+        let (tenant_orgnr, jws) = repo::letter_forretningsmelding(&self.db, &citizen, &row.list.id)
             .await?
             .ok_or(ServiceError::NotFound)?;
         let sbd = stored_sbd(&jws)
