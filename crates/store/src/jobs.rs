@@ -377,9 +377,8 @@ impl Jobs {
         // One statement, except once a second: the queued claim alone is atomic on both
         // backends, and the transaction around the lease sweep costs four more round trips.
         // Expired leases (a crashed worker's jobs) are taken over within a second. Claims
-        // that find nothing are common (every enqueue wakes every idle worker of the queue),
-        // and sweeping on each of them was 55 index scans per job at the access point in
-        // bench-chain on PostgreSQL.
+        // that find nothing happen after every poll and wake-up, and sweeping on each of
+        // them was 55 index scans per job at the access point in bench-chain on PostgreSQL.
         if !self.lease_sweep_due(queue, now_ms) {
             let row = claim_query(sql.claim_queued)
                 .fetch_optional(self.db.job_pool())

@@ -7,11 +7,9 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use time::OffsetDateTime;
-use tokio::sync::broadcast;
 
 use crate::error::StoreResult;
 use crate::jobs::{FailOutcome, Job, Jobs};
-use crate::wakeup::Wakeup;
 
 /// How a worker loop claims and polls.
 #[derive(Debug, Clone)]
@@ -70,7 +68,7 @@ where
 {
     tokio::pin!(shutdown);
     let mut stats = WorkerStats::default();
-    let mut listener = jobs.db().job_wakeups().await;
+    let wakeup = jobs.db().job_wakeups(queue).await;
     let mut delay = options.poll_min;
     loop {
         // Checked between claims, never raced against one: a claim cancelled after its
@@ -99,12 +97,7 @@ where
             biased;
             () = &mut shutdown => break,
             () = tokio::time::sleep(delay) => {}
-            woke = wait_notification(&mut listener, queue) => {
-                if !woke {
-                    // The shared listener ended between our subscription and its idle check.
-                    listener = jobs.db().job_wakeups().await;
-                }
-            }
+            () = notified(wakeup.as_deref()) => {}
         }
         delay = (delay * 2).min(options.poll_max);
     }
@@ -182,22 +175,10 @@ impl Display for HandlerError {
     }
 }
 
-/// Resolves when a job of `queue` was announced (`true`), or the wake-ups ended (`false`);
-/// never resolves without them.
-async fn wait_notification(
-    listener: &mut Option<broadcast::Receiver<Wakeup>>,
-    queue: &str,
-) -> bool {
-    let Some(l) = listener.as_mut() else {
-        return std::future::pending().await;
-    };
-    loop {
-        match l.recv().await {
-            Ok(q) if &*q == queue => return true,
-            Ok(_) => {}
-            // Missed some: one of them may be ours, so look.
-            Err(broadcast::error::RecvError::Lagged(_)) => return true,
-            Err(broadcast::error::RecvError::Closed) => return false,
-        }
+/// Resolves when a job of this loop's queue was announced to it; never without wake-ups.
+async fn notified(wakeup: Option<&tokio::sync::Notify>) {
+    match wakeup {
+        Some(w) => w.notified().await,
+        None => std::future::pending().await,
     }
 }

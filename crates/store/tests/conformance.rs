@@ -74,7 +74,9 @@ fn sqlite_only_tests() -> Vec<(&'static str, DbTest)> {
 fn postgres_only_tests() -> Vec<(&'static str, DbTest)> {
     suite![TestDb;
         worker_wakes_on_notify_without_polling,
+        each_announced_job_wakes_an_idle_worker_and_none_is_lost,
         only_job_bookkeeping_commits_without_waiting_for_the_flush,
+        prepared_statements_are_planned_once_per_connection,
     ]
 }
 
@@ -1019,6 +1021,40 @@ async fn only_job_bookkeeping_commits_without_waiting_for_the_flush(db: &TestDb)
     Ok(())
 }
 
+/// PostgreSQL would otherwise re-plan a statement with a `LIMIT $n` on every run (see
+/// `SET_GENERIC_PLANS` in `store::db`): every connection of both pools uses generic plans.
+async fn prepared_statements_are_planned_once_per_connection(db: &TestDb) -> Result<()> {
+    for (name, pool) in [("main", db.pool()), ("job", db.job_pool())] {
+        let mut conn = pool.acquire().await?;
+        let mode: String = store::sqlx::query_scalar("SHOW plan_cache_mode")
+            .fetch_one(&mut *conn)
+            .await?;
+        ensure!(mode == "force_generic_plan", "{name} pool: {mode}");
+        for n in 0..8i64 {
+            let got: i64 = store::sqlx::query_scalar(
+                "SELECT x FROM generate_series(1, 100) AS x WHERE x > $1 ORDER BY x LIMIT $2",
+            )
+            .bind(n)
+            .bind(1i64)
+            .fetch_one(&mut *conn)
+            .await?;
+            ensure!(got == n + 1, "{name} pool: row {got} for {n}");
+        }
+        let (generic, custom): (i64, i64) = store::sqlx::query_as(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+             WHERE statement LIKE '%generate_series(1, 100)%' \
+             AND statement NOT LIKE '%pg_prepared_statements%'",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        ensure!(
+            generic == 8 && custom == 0,
+            "{name} pool: {generic} generic and {custom} custom plans for 8 runs"
+        );
+    }
+    Ok(())
+}
+
 /// Child process body: claim one job, report it, hang until SIGKILL.
 fn child_claimer(url: &str) -> ExitCode {
     let run = async {
@@ -1278,6 +1314,84 @@ async fn worker_wakes_on_notify_without_polling(db: &TestDb) -> Result<()> {
     let stats = worker.await??;
     woke?;
     ensure!(stats.completed == 2, "{stats:?}");
+    Ok(())
+}
+
+/// Each announced job wakes one idle loop (not every loop of the queue): four jobs reach four
+/// idle loops, and jobs announced while every loop is busy are taken as loops come free.
+async fn each_announced_job_wakes_an_idle_worker_and_none_is_lost(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone());
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut loops = Vec::new();
+    for n in 0..4 {
+        let (busy, gate, mut stop_rx) = (busy.clone(), gate.clone(), stop_rx.clone());
+        loops.push(tokio::spawn(run_worker(
+            jobs.clone(),
+            "herd",
+            WorkerOptions {
+                worker_id: format!("loop-{n}"),
+                lease: secs(30),
+                poll_min: secs(600),
+                poll_max: secs(600),
+            },
+            move |_job| {
+                let (busy, gate) = (busy.clone(), gate.clone());
+                async move {
+                    busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let permit = gate.acquire().await;
+                    busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    permit.map(|p| p.forget()).map_err(anyhow::Error::from)
+                }
+            },
+            async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            },
+        )));
+    }
+    drop(stop_rx);
+    // Let every loop find the queue empty and go to sleep on its 10-minute poll.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..4 {
+        jobs.enqueue("herd", &i, None, OffsetDateTime::now_utc())
+            .await?;
+    }
+    let mut all_busy = false;
+    for _ in 0..200 {
+        if busy.load(std::sync::atomic::Ordering::SeqCst) == 4 {
+            all_busy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Announced while no loop is idle: taken when the loops come free.
+    for i in 4..8 {
+        jobs.enqueue("herd", &i, None, OffsetDateTime::now_utc())
+            .await?;
+    }
+    gate.add_permits(8);
+    let mut done = 0;
+    for _ in 0..200 {
+        done = jobs.counts().await?.get("herd").map_or(0, |c| c.done);
+        if done == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(true);
+    let mut completed = 0;
+    for l in loops {
+        completed += l.await??.completed;
+    }
+    ensure!(
+        all_busy,
+        "four jobs did not wake the four idle loops within 10 s"
+    );
+    ensure!(
+        done == 8 && completed == 8,
+        "{done} jobs done, {completed} completed"
+    );
     Ok(())
 }
 
