@@ -68,7 +68,10 @@ fn db_tests() -> Vec<(&'static str, DbTest)> {
 }
 
 fn sqlite_only_tests() -> Vec<(&'static str, DbTest)> {
-    suite![TestDb; sqlite_file_created_with_wal_and_foreign_keys]
+    suite![TestDb;
+        sqlite_file_created_with_wal_and_foreign_keys,
+        sqlite_plans_do_not_depend_on_bound_values,
+    ]
 }
 
 fn postgres_only_tests() -> Vec<(&'static str, DbTest)> {
@@ -1392,6 +1395,22 @@ async fn each_announced_job_wakes_an_idle_worker_and_none_is_lost(db: &TestDb) -
         done == 8 && completed == 8,
         "{done} jobs done, {completed} completed"
     );
+    Ok(())
+}
+
+/// The bundled SQLite is built with the options in `.cargo/config.toml`: without them a
+/// statement that binds the current time against an index is compiled again on every run, and
+/// every allocation takes a process-wide mutex.
+async fn sqlite_plans_do_not_depend_on_bound_values(db: &TestDb) -> Result<()> {
+    let options: Vec<String> = store::sqlx::query_scalar("PRAGMA compile_options")
+        .fetch_all(db.pool())
+        .await?;
+    for wanted in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0"] {
+        ensure!(
+            options.iter().any(|o| o == wanted),
+            "SQLite built without {wanted} (LIBSQLITE3_FLAGS in .cargo/config.toml): {options:?}"
+        );
+    }
     Ok(())
 }
 
