@@ -285,6 +285,18 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+/// Polls `queue`'s done count every 50 ms until it is `n` or `guard` has passed; the last count.
+async fn done_within(jobs: &Jobs, queue: &str, n: u64, guard: Duration) -> Result<u64> {
+    let until = std::time::Instant::now() + guard;
+    loop {
+        let done = jobs.counts().await?.get(queue).map_or(0, |c| c.done);
+        if done == n || std::time::Instant::now() >= until {
+            return Ok(done);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // ---------------------------------------------------------------- database tests
 
 async fn migrations_are_idempotent(db: &TestDb) -> Result<()> {
@@ -1143,14 +1155,7 @@ async fn worker_loop_processes_and_retries(db: &TestDb) -> Result<()> {
             .await?
             .id,
     );
-    let mut done = 0;
-    for _ in 0..600 {
-        done = jobs.counts().await?.get("work").map_or(0, |c| c.done);
-        if done == 6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = done_within(&jobs, "work", 6, secs(30)).await?;
     let _ = stop_tx.send(());
     let stats = worker.await??;
     ensure!(done == 6, "only {done} of 6 jobs done");
@@ -1293,13 +1298,10 @@ async fn worker_wakes_on_notify_without_polling(db: &TestDb) -> Result<()> {
     let wait_done = |n: u64| {
         let jobs = jobs.clone();
         async move {
-            for _ in 0..600 {
-                if jobs.counts().await?.get("notify").map_or(0, |c| c.done) == n {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            match done_within(&jobs, "notify", n, secs(30)).await? {
+                done if done == n => Ok(()),
+                _ => Err(anyhow!("job {n} not processed within the 30 s guard")),
             }
-            Err(anyhow!("job {n} not processed within the 30 s guard"))
         }
     };
     jobs.enqueue("notify", &1, None, OffsetDateTime::now_utc())
@@ -1374,14 +1376,7 @@ async fn each_announced_job_wakes_an_idle_worker_and_none_is_lost(db: &TestDb) -
             .await?;
     }
     gate.add_permits(8);
-    let mut done = 0;
-    for _ in 0..200 {
-        done = jobs.counts().await?.get("herd").map_or(0, |c| c.done);
-        if done == 8 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = done_within(&jobs, "herd", 8, secs(10)).await?;
     let _ = stop_tx.send(true);
     let mut completed = 0;
     for l in loops {
