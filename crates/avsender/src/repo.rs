@@ -216,8 +216,8 @@ pub struct Sealed<'a> {
     pub channel: &'a str,
     pub provider_orgnr: &'a str,
     pub forretningsmelding: &'a str,
-    pub dokumentpakke_sha256: &'a str,
-    pub dokumentpakke_size: i64,
+    /// The encrypted dokumentpakke, kept in `avsender_payloads` while the letter is `created`.
+    pub dokumentpakke: &'a [u8],
     pub token_expires_at: i64,
 }
 
@@ -227,23 +227,48 @@ pub async fn store_sealed(
     s: &Sealed<'_>,
     now: OffsetDateTime,
 ) -> StoreResult<()> {
-    sqlx::query(
+    let mut tx = db.begin_write().await?;
+    // The hash column names a payload in the blob store, which sealed letters no longer use.
+    let updated = sqlx::query(
         "UPDATE avsender_letters SET channel = $2, provider_orgnr = $3, forretningsmelding = $4, \
-         dokumentpakke_sha256 = $5, dokumentpakke_size = $6, token_expires_at = $7, updated_at = $8 \
-         WHERE letter_id = $1 AND status = $9",
+         dokumentpakke_sha256 = NULL, dokumentpakke_size = $5, token_expires_at = $6, \
+         updated_at = $7 WHERE letter_id = $1 AND status = $8",
     )
     .bind(letter_id)
     .bind(s.channel)
     .bind(s.provider_orgnr)
     .bind(s.forretningsmelding)
-    .bind(s.dokumentpakke_sha256)
-    .bind(s.dokumentpakke_size)
+    .bind(i64::try_from(s.dokumentpakke.len()).unwrap_or(i64::MAX))
     .bind(s.token_expires_at)
     .bind(ms(now))
     .bind(Status::Created.as_str())
-    .execute(db.pool())
-    .await?;
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if updated {
+        sqlx::query(
+            "INSERT INTO avsender_payloads (letter_id, data) VALUES ($1, $2) \
+             ON CONFLICT (letter_id) DO UPDATE SET data = excluded.data",
+        )
+        .bind(letter_id)
+        .bind(s.dokumentpakke)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
     Ok(())
+}
+
+/// The sealed dokumentpakke stored with [`store_sealed`]; `None` when there is none (or it
+/// is in the blob store, for a letter sealed before payloads moved into the database).
+pub async fn sealed_payload(db: &Db, letter_id: &str) -> StoreResult<Option<Vec<u8>>> {
+    Ok(
+        sqlx::query_scalar("SELECT data FROM avsender_payloads WHERE letter_id = $1")
+            .bind(letter_id)
+            .fetch_optional(db.pool())
+            .await?,
+    )
 }
 
 /// Forgets the sealed form (its token was refused); the next attempt seals again.
@@ -324,6 +349,13 @@ async fn apply_in(
         == 1;
     if !moved {
         return Err(bad_row("the letter changed concurrently; retry"));
+    }
+    if current == Status::Created && last != Status::Created {
+        // Sent or failed: the sealed form is never posted again.
+        sqlx::query("DELETE FROM avsender_payloads WHERE letter_id = $1")
+            .bind(letter_id)
+            .execute(&mut *conn)
+            .await?;
     }
     for (i, s) in path.iter().enumerate() {
         let implied = i + 1 < path.len();

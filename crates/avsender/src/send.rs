@@ -172,26 +172,11 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
         .await;
     };
 
-    let reusable = match (
-        &l.forretningsmelding,
-        &l.dokumentpakke_sha256,
-        l.dokumentpakke_size,
-        l.token_expires_at,
-    ) {
-        (Some(jws), Some(sha), Some(size), Some(exp))
-            if exp > store::to_ms(now).saturating_add(TOKEN_MARGIN_MS) =>
-        {
-            let blob = BlobRef {
-                sha256: sha.clone(),
-                size: u64::try_from(size).unwrap_or_default(),
-            };
-            match state.0.deps.blobs.get(&blob).await {
-                Ok(cms) => Some((jws.clone(), cms.to_vec())),
-                Err(e) => {
-                    tracing::warn!(error = %e, letter_id = %l.letter_id, "sealed dokumentpakke unreadable, sealing again");
-                    None
-                }
-            }
+    let reusable = match (&l.forretningsmelding, l.token_expires_at) {
+        (Some(jws), Some(exp)) if exp > store::to_ms(now).saturating_add(TOKEN_MARGIN_MS) => {
+            sealed_payload(&state, &l)
+                .await
+                .map(|cms| (jws.clone(), cms))
         }
         _ => None,
     };
@@ -229,6 +214,38 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
             Err(SendError::Retry(r.detail))
         }
         Step::Refused(r) => fail(&state, &l.letter_id, r).await,
+    }
+}
+
+/// The stored sealed dokumentpakke of a letter, if it can be sent again as it is. A letter
+/// sealed before payloads moved into the database has it in the blob store, by hash.
+async fn sealed_payload(state: &AppState, l: &repo::LetterRow) -> Option<Vec<u8>> {
+    let stored = match repo::sealed_payload(&state.0.deps.db, &l.letter_id).await {
+        Ok(Some(cms)) => return Some(cms),
+        Ok(None) => match (&l.dokumentpakke_sha256, l.dokumentpakke_size) {
+            (Some(sha), Some(size)) => {
+                let blob = BlobRef {
+                    sha256: sha.clone(),
+                    size: u64::try_from(size).unwrap_or_default(),
+                };
+                state
+                    .0
+                    .deps
+                    .blobs
+                    .get(&blob)
+                    .await
+                    .map(|b| Some(b.to_vec()))
+            }
+            _ => return None,
+        },
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(cms) => cms,
+        Err(e) => {
+            tracing::warn!(error = %e, letter_id = %l.letter_id, "sealed dokumentpakke unreadable, sealing again");
+            None
+        }
     }
 }
 
@@ -465,13 +482,6 @@ async fn seal(
             )));
         }
     };
-    let blob = state
-        .0
-        .deps
-        .blobs
-        .put(sealed.cms.clone())
-        .await
-        .map_err(|e| SendError::Retry(format!("storing the dokumentpakke: {e}")))?;
     let provider = route.receiver.orgnr().to_string();
     repo::store_sealed(
         &state.0.deps.db,
@@ -480,8 +490,7 @@ async fn seal(
             channel: route.kind.channel(),
             provider_orgnr: &provider,
             forretningsmelding: &sealed.jwt,
-            dokumentpakke_sha256: &blob.sha256,
-            dokumentpakke_size: i64::try_from(blob.size).unwrap_or(i64::MAX),
+            dokumentpakke: &sealed.cms,
             token_expires_at: token_exp_ms,
         },
         OffsetDateTime::now_utc(),

@@ -11,7 +11,7 @@ use common::{letter, start_down};
 use dpi::receipt::ReceiptKind;
 use maskinporten::defaults;
 use serde_json::Value;
-use store::{BlobRef, sqlx, sqlx::Row};
+use store::{sqlx, sqlx::Row};
 
 fn statuses(v: &Value) -> Vec<String> {
     v["history"]
@@ -25,26 +25,16 @@ fn statuses(v: &Value) -> Vec<String> {
 /// The sealed letter the sender stored before posting it.
 async fn sealed(w: &common::World, id: &str) -> Option<(String, Vec<u8>)> {
     let row = sqlx::query(
-        "SELECT forretningsmelding, dokumentpakke_sha256, dokumentpakke_size \
-         FROM avsender_letters WHERE letter_id = $1",
+        "SELECT l.forretningsmelding, p.data FROM avsender_letters l \
+         LEFT JOIN avsender_payloads p ON p.letter_id = l.letter_id WHERE l.letter_id = $1",
     )
     .bind(id)
     .fetch_one(w.db.db().pool())
     .await
     .unwrap();
     let jws: Option<String> = row.try_get("forretningsmelding").unwrap();
-    let sha: Option<String> = row.try_get("dokumentpakke_sha256").unwrap();
-    let size: Option<i64> = row.try_get("dokumentpakke_size").unwrap();
-    let (jws, sha, size) = (jws?, sha?, size?);
-    let cms = w
-        .avsender_blobs
-        .get(&BlobRef {
-            sha256: sha,
-            size: size as u64,
-        })
-        .await
-        .unwrap();
-    Some((jws, cms.to_vec()))
+    let cms: Option<Vec<u8>> = row.try_get("data").unwrap();
+    Some((jws?, cms?))
 }
 
 async fn wait_sealed(w: &common::World, id: &str) -> (String, Vec<u8>) {
@@ -105,6 +95,41 @@ async fn a_letter_waits_for_an_access_point_that_is_down() {
     w.stop().await;
 }
 
+/// A letter sealed by a version that kept the sealed dokumentpakke in the blob store is sent
+/// with those very bytes after the upgrade.
+#[tokio::test]
+async fn a_letter_sealed_by_an_earlier_version_is_sent_with_the_bytes_it_kept() {
+    let mut w = start_down(|_| {}).await.with_sender().await;
+    let l = letter(&krr::default_pids().eboks);
+    assert!(w.avsender.submit(&l).await.unwrap().created);
+    let (_, cms) = wait_sealed(&w, &l.id).await;
+    // The earlier version stops; where it kept the sealed letter:
+    w.sender.take().unwrap().kill().await;
+    let blob = w.avsender_blobs.put(cms.clone()).await.unwrap();
+    sqlx::query(
+        "UPDATE avsender_letters SET dokumentpakke_sha256 = $2, dokumentpakke_size = $3 \
+         WHERE letter_id = $1",
+    )
+    .bind(&l.id)
+    .bind(&blob.sha256)
+    .bind(blob.size as i64)
+    .execute(w.db.db().pool())
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM avsender_payloads")
+        .execute(w.db.db().pool())
+        .await
+        .unwrap();
+    let w = w.with_formidler().await.with_sender().await;
+    let v = w.wait_status(&l.id, "sent").await;
+    let (_, _, _, held) = w
+        .at_formidler(v["message_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(held, cms);
+    w.stop().await;
+}
+
 #[tokio::test]
 async fn a_sender_killed_after_the_access_point_took_its_letters_sends_each_exactly_once() {
     // A short lease (3 × the HTTP timeout): the killed worker's job is taken over sooner.
@@ -145,8 +170,17 @@ async fn a_sender_killed_after_the_access_point_took_its_letters_sends_each_exac
             .contains("earlier attempt"),
         "{vb:#}"
     );
-    let (jws_b2, _) = sealed(&w, &b.id).await.unwrap();
+    let jws_b2: String =
+        sqlx::query_scalar("SELECT forretningsmelding FROM avsender_letters WHERE letter_id = $1")
+            .bind(&b.id)
+            .fetch_one(w.db.db().pool())
+            .await
+            .unwrap();
     assert_ne!(jws_b, jws_b2, "B was not sealed again");
+    assert!(
+        sealed(&w, &b.id).await.is_none(),
+        "sent: the payload is gone"
+    );
     assert_eq!(w.formidler_count().await, 2);
     // The access point holds the first version of each.
     let (_, _, held_a, _) = w

@@ -8,6 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use dpi::message::Sbd;
+use store::BlobRef;
 use time::OffsetDateTime;
 use web::{Problem, auth::Org};
 
@@ -48,14 +49,8 @@ pub async fn inbound(
         })?;
     let message_id = sbd.message_id().to_string();
     let tenant = st.tenant.orgnr.to_string();
-    let blob = st
-        .app
-        .0
-        .deps
-        .blobs
-        .put(cms)
-        .await
-        .map_err(Problem::internal)?;
+    // The hash identifies the payload when the same message id comes again.
+    let blob = BlobRef::of(&cms);
     let inserted = repo::insert_inbound(
         &st.app.0.deps.db,
         &st.app.0.jobs,
@@ -65,6 +60,7 @@ pub async fn inbound(
             forretningsmelding: &jws,
             sha256: &blob.sha256,
             size: i64::try_from(blob.size).unwrap_or(i64::MAX),
+            dokumentpakke: &cms,
         },
         OffsetDateTime::now_utc(),
     )

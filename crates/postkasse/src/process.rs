@@ -96,15 +96,15 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
     if row.state != repo::RECEIVED {
         return Ok(());
     }
-    let cms = state
-        .0
-        .deps
-        .blobs
-        .get(&BlobRef {
-            sha256: row.sha256.clone(),
-            size: u64::try_from(row.size).unwrap_or_default(),
-        })
-        .await?;
+    let legacy_blob = BlobRef {
+        sha256: row.sha256.clone(),
+        size: u64::try_from(row.size).unwrap_or_default(),
+    };
+    let payload_in_blobs = row.dokumentpakke.is_none();
+    let cms = match row.dokumentpakke {
+        Some(data) => bytes::Bytes::from(data),
+        None => state.0.deps.blobs.get(&legacy_blob).await?,
+    };
     let now = OffsetDateTime::now_utc();
     let jws = row.forretningsmelding.clone();
     let key = tenant.key.clone();
@@ -174,6 +174,13 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
         OffsetDateTime::now_utc(),
     )
     .await?;
+    if done && payload_in_blobs {
+        // Received before payloads moved into the database; the next attempt would not find
+        // the row in `received`, so a failed delete only leaves a file behind.
+        if let Err(e) = state.0.deps.blobs.delete(&legacy_blob).await {
+            tracing::warn!(message_id = payload.message_id, error = %e, "deleting a processed dokumentpakke failed");
+        }
+    }
     if done {
         match &reason {
             None => {

@@ -24,6 +24,8 @@ pub struct NewInbound<'a> {
     pub forretningsmelding: &'a str,
     pub sha256: &'a str,
     pub size: i64,
+    /// The encrypted dokumentpakke, kept in `postkasse_payloads` until processed.
+    pub dokumentpakke: &'a [u8],
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -58,6 +60,14 @@ pub async fn insert_inbound(
     .rows_affected()
         == 1;
     if inserted {
+        sqlx::query(
+            "INSERT INTO postkasse_payloads (tenant, message_id, data) VALUES ($1, $2, $3)",
+        )
+        .bind(m.tenant)
+        .bind(m.message_id)
+        .bind(m.dokumentpakke)
+        .execute(&mut *tx)
+        .await?;
         let job = NewJob::new(
             PROCESS_QUEUE,
             &ProcessJob {
@@ -77,6 +87,9 @@ pub struct InboundRow {
     pub sha256: String,
     pub size: i64,
     pub state: String,
+    /// The encrypted dokumentpakke; `None` once processed, or for a letter received before
+    /// payloads moved into the database (its payload is in the blob store, by `sha256`).
+    pub dokumentpakke: Option<Vec<u8>>,
 }
 
 pub async fn get_inbound(
@@ -85,8 +98,10 @@ pub async fn get_inbound(
     message_id: &str,
 ) -> StoreResult<Option<InboundRow>> {
     let row = sqlx::query(
-        "SELECT forretningsmelding, dokumentpakke_sha256, dokumentpakke_size, state \
-         FROM postkasse_inbound WHERE tenant = $1 AND message_id = $2",
+        "SELECT i.forretningsmelding, i.dokumentpakke_sha256, i.dokumentpakke_size, i.state, \
+         p.data FROM postkasse_inbound i LEFT JOIN postkasse_payloads p \
+         ON p.tenant = i.tenant AND p.message_id = i.message_id \
+         WHERE i.tenant = $1 AND i.message_id = $2",
     )
     .bind(tenant)
     .bind(message_id)
@@ -98,6 +113,7 @@ pub async fn get_inbound(
             sha256: r.try_get("dokumentpakke_sha256")?,
             size: r.try_get("dokumentpakke_size")?,
             state: r.try_get("state")?,
+            dokumentpakke: r.try_get("data")?,
         })
     })
     .transpose()
@@ -268,8 +284,8 @@ pub struct ReceiptJob {
 
 /// The whole result of processing one inbound letter, in one transaction: the inbound row
 /// leaves `received` (only once: `false` when another worker got there first, nothing
-/// written), the letter and its documents are stored when accepted, and the receipt and its
-/// delivery job are queued.
+/// written) and its encrypted payload is deleted, the letter and its documents are stored
+/// when accepted, and the receipt and its delivery job are queued.
 #[allow(clippy::too_many_arguments)]
 pub async fn finish_inbound(
     db: &Db,
@@ -300,6 +316,12 @@ pub async fn finish_inbound(
         tx.rollback().await?;
         return Ok(false);
     }
+    // The documents are stored (or the letter refused): the ciphertext has served its turn.
+    sqlx::query("DELETE FROM postkasse_payloads WHERE tenant = $1 AND message_id = $2")
+        .bind(tenant)
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await?;
     if let Some(l) = letter {
         sqlx::query(
             "INSERT INTO postkasse_letters (id, tenant, citizen_id, message_id, conversation_id, \

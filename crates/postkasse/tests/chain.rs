@@ -325,6 +325,10 @@ async fn a_letter_received_before_a_crash_is_processed_once_after_restart() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(c.postkasse.letter_count(&tenant).await.unwrap(), 0);
+    // The 202 came after the ciphertext was committed with the inbound row, not as a file.
+    assert_eq!(payload_rows(&c).await, 1);
+    let cms_blob = store::BlobRef::of(&sealed.cms);
+    assert!(!c.postkasse_blobs.exists(&cms_blob).await.unwrap());
     // "Restart": a new provider instance over the same database (and blob store) starts two
     // sets of workers that race for the job.
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -342,6 +346,57 @@ async fn a_letter_received_before_a_crash_is_processed_once_after_restart() {
     let receipts = c.postkasse.receipts(&tenant, &id).await.unwrap();
     assert_eq!(receipts.len(), 1);
     assert_eq!(receipts[0].0, "leveringskvittering");
+    assert_eq!(
+        payload_rows(&c).await,
+        0,
+        "the ciphertext goes once processed"
+    );
+    let _ = tx.send(true);
+    for h in handles {
+        let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+    }
+    c.stop().await;
+}
+
+async fn payload_rows(c: &Chain) -> i64 {
+    store::sqlx::query_scalar("SELECT COUNT(*) FROM postkasse_payloads")
+        .fetch_one(c.postkasse.db().pool())
+        .await
+        .unwrap()
+}
+
+/// A letter received by a version that kept the raw payload in the blob store is processed
+/// after the upgrade, and that blob is deleted afterwards.
+#[tokio::test]
+async fn a_payload_left_in_the_blob_store_by_an_earlier_version_is_processed_then_deleted() {
+    let c = start_with(|_| {}, false).await;
+    let tenant = pki::demo::digipost();
+    let o = LetterOpts::to(tenant, &c.kari_address(), "Fra forrige versjon");
+    let (sealed, _) = c.seal(&spec(&o), &c.tenant_cert(&tenant)).await;
+    let token = c.formidler_token().await;
+    let r = c.post_inbound("digipost", Some(&token), &sealed).await;
+    assert_eq!(r.status(), 202);
+    // Where the earlier version kept it.
+    let blob = c.postkasse_blobs.put(sealed.cms.clone()).await.unwrap();
+    store::sqlx::query("DELETE FROM postkasse_payloads")
+        .execute(c.postkasse.db().pool())
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let handles = postkasse::spawn_workers(c.postkasse.clone(), rx);
+    for _ in 0..200 {
+        if c.postkasse.letter_count(&tenant).await.unwrap() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(c.postkasse.letter_count(&tenant).await.unwrap(), 1);
+    let mine = list(&c, &citizen(&c, tenant, &c.pids.digipost)).await;
+    assert_eq!(mine[0].ikkesensitivtittel, "Fra forrige versjon");
+    assert!(
+        !c.postkasse_blobs.exists(&blob).await.unwrap(),
+        "deleted once processed"
+    );
     let _ = tx.send(true);
     for h in handles {
         let _ = tokio::time::timeout(Duration::from_secs(10), h).await;

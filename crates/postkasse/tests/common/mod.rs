@@ -38,6 +38,8 @@ pub struct Chain {
     pub anchors: TrustAnchors,
     pub postkasse: postkasse::AppState,
     pub postkasse_db: TestDb,
+    /// The provider's blob store (documents; payloads of an earlier version).
+    pub postkasse_blobs: store::BlobStore,
     pub formidler_db: TestDb,
     pub kommune: MaskinportenClient,
     pub kommune_cert: pki::Issued,
@@ -193,11 +195,12 @@ pub async fn start_with(
         ..Default::default()
     };
     tweak(&mut p_cfg);
+    let postkasse_blobs = store::BlobStore::memory();
     let p_state = postkasse::build(
         &p_cfg,
         &p_env,
         postkasse_db.db().clone(),
-        store::BlobStore::memory(),
+        postkasse_blobs.clone(),
     )
     .await
     .unwrap();
@@ -250,6 +253,7 @@ pub async fn start_with(
         anchors,
         postkasse: p_state,
         postkasse_db,
+        postkasse_blobs,
         formidler_db,
         kommune,
         kommune_cert,
