@@ -92,12 +92,13 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-async fn measure(
+/// One batch of `requests` GETs from `concurrency` clients: every latency, and the wall time.
+async fn get_batch(
     client: &reqwest::Client,
     url: &str,
     requests: usize,
     concurrency: usize,
-) -> (Duration, Duration, f64) {
+) -> (Vec<Duration>, Duration) {
     // Warm up connections and caches.
     for _ in 0..20 {
         let r = client.get(url).send().await.unwrap();
@@ -127,13 +128,47 @@ async fn measure(
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    let wall = start.elapsed();
+    (all, start.elapsed())
+}
+
+/// p50, p99 and requests per second of latencies gathered over `wall`.
+fn summary(mut all: Vec<Duration>, wall: Duration) -> (Duration, Duration, f64) {
     all.sort();
     (
         pct(&all, 0.5),
         pct(&all, 0.99),
         all.len() as f64 / wall.as_secs_f64(),
     )
+}
+
+/// Measures the endpoints in alternating batches, so that whatever the machine does during
+/// the run (its speed varies by tens of percent here) falls on all of them alike.
+async fn interleaved(
+    client: &reqwest::Client,
+    urls: &[&str],
+    requests: usize,
+    concurrency: usize,
+) -> Vec<(Duration, Duration, f64)> {
+    const ROUNDS: usize = 10;
+    let mut lat = vec![Vec::new(); urls.len()];
+    let mut wall = vec![Duration::ZERO; urls.len()];
+    for _ in 0..ROUNDS {
+        for (i, url) in urls.iter().enumerate() {
+            let (l, w) = get_batch(
+                client,
+                url,
+                (requests / ROUNDS).max(concurrency),
+                concurrency,
+            )
+            .await;
+            lat[i].extend(l);
+            wall[i] += w;
+        }
+    }
+    lat.into_iter()
+        .zip(wall)
+        .map(|(l, w)| summary(l, w))
+        .collect()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -232,10 +267,21 @@ async fn run() -> anyhow::Result<()> {
     println!("{backend}: {requests} requests per endpoint, {concurrency} concurrent clients");
     println!("| endpoint | p50 ms | p99 ms | requests/s |");
     println!("|---|---|---|---|");
-    let mut results = Vec::new();
+    // The target compares the first page with /healthz: measured interleaved.
+    let healthz_url = chain.url("/healthz");
+    let first_url = chain.url("/postkasse/innboks");
+    let pair = interleaved(&client, &[&healthz_url, &first_url], requests, concurrency).await;
+    let row = |name: &str, (p50, p99, rps): (Duration, Duration, f64)| {
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.0} |",
+            p50.as_secs_f64() * 1000.0,
+            p99.as_secs_f64() * 1000.0,
+            rps
+        );
+    };
+    row("/healthz", pair[0]);
+    row("inbox, first page", pair[1]);
     for (name, url) in [
-        ("/healthz", chain.url("/healthz")),
-        ("inbox, first page", chain.url("/postkasse/innboks")),
         ("inbox, page 51 (keyset)", deep.clone()),
         (
             "inbox, search",
@@ -245,31 +291,14 @@ async fn run() -> anyhow::Result<()> {
             "inbox, unread only",
             chain.url("/postkasse/innboks?ulest=1"),
         ),
-        ("/healthz (again)", chain.url("/healthz")),
     ] {
-        let (p50, p99, rps) = measure(&client, &url, requests, concurrency).await;
-        println!(
-            "| {name} | {:.2} | {:.2} | {:.0} |",
-            p50.as_secs_f64() * 1000.0,
-            p99.as_secs_f64() * 1000.0,
-            rps
-        );
-        results.push((name, p99));
+        let (l, w) = get_batch(&client, &url, requests, concurrency).await;
+        row(name, summary(l, w));
     }
-    let healthz = results
-        .iter()
-        .filter(|(n, _)| n.starts_with("/healthz"))
-        .map(|(_, p)| *p)
-        .max()
-        .unwrap_or_default();
-    let inbox = results
-        .iter()
-        .find(|(n, _)| *n == "inbox, first page")
-        .map(|(_, p)| *p)
-        .unwrap_or_default();
     println!(
-        "{backend}: inbox p99 / healthz p99 = {:.1} (target ≤ 5)",
-        inbox.as_secs_f64() / healthz.as_secs_f64().max(1e-9)
+        "{backend}: inbox p99 / healthz p99 = {:.1} (target ≤ 5; the two measured in \
+         alternating batches)",
+        pair[1].1.as_secs_f64() / pair[0].1.as_secs_f64().max(1e-9)
     );
     chain.stop().await;
     Ok(())

@@ -19,6 +19,7 @@
 )]
 
 pub mod barcode;
+pub mod escape;
 pub mod html;
 pub mod i18n;
 pub mod ics;

@@ -6,7 +6,7 @@ use dpi::container::{
     Arrangement, Bevis, Gyldighetsperiode, Lenke, Maanedstidspunkt, Strekkode, StrekkodeType, Tekst,
 };
 use time::{
-    Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset, Weekday,
+    Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset,
     format_description::well_known::Rfc3339, macros::format_description,
 };
 
@@ -16,17 +16,19 @@ use crate::i18n::{Lang, Tr};
 /// October (01:00 UTC both ways, the EU rule).
 pub fn oslo_offset(t: OffsetDateTime) -> UtcOffset {
     let utc = t.to_offset(UtcOffset::UTC);
-    let y = utc.year();
+    // EU rule: summer time from the last Sunday of March to the last Sunday of October, both
+    // at 01:00 UTC. Only those two months need the date arithmetic (a page shows 20 dates).
     let last_sunday = |m: Month| -> Option<OffsetDateTime> {
-        let mut d = Date::from_calendar_date(y, m, 31).ok()?;
-        while d.weekday() != Weekday::Sunday {
-            d = d.previous_day()?;
-        }
+        let d = Date::from_calendar_date(utc.year(), m, 31).ok()?;
+        let d = d.checked_sub(time::Duration::days(i64::from(
+            d.weekday().number_days_from_sunday(),
+        )))?;
         Some(PrimitiveDateTime::new(d, Time::from_hms(1, 0, 0).ok()?).assume_utc())
     };
-    let summer = match (last_sunday(Month::March), last_sunday(Month::October)) {
-        (Some(a), Some(b)) => utc >= a && utc < b,
-        _ => false,
+    let summer = match utc.month() {
+        Month::March => last_sunday(Month::March).is_some_and(|a| utc >= a),
+        Month::October => last_sunday(Month::October).is_some_and(|b| utc < b),
+        m => (4..=9).contains(&u8::from(m)),
     };
     UtcOffset::from_hms(if summer { 2 } else { 1 }, 0, 0).unwrap_or(UtcOffset::UTC)
 }
@@ -478,6 +480,25 @@ mod tests {
             oslo_offset(datetime!(2026-10-25 01:00 UTC)).whole_hours(),
             1
         );
+        // Either side of each switch, early and late in the switching months, and a year
+        // whose last Sunday of March is the 31st (2024).
+        for (t, hours) in [
+            (datetime!(2026-10-25 00:59 UTC), 2),
+            (datetime!(2026-03-01 12:00 UTC), 1),
+            (datetime!(2026-10-01 12:00 UTC), 2),
+            (datetime!(2026-10-31 12:00 UTC), 1),
+            (datetime!(2026-02-28 23:59 UTC), 1),
+            (datetime!(2026-04-01 00:00 UTC), 2),
+            (datetime!(2026-09-30 23:59 UTC), 2),
+            (datetime!(2026-11-01 00:00 UTC), 1),
+            (datetime!(2024-03-31 00:59 UTC), 1),
+            (datetime!(2024-03-31 01:00 UTC), 2),
+            (datetime!(2027-03-28 01:00 UTC), 2),
+            (datetime!(2027-10-31 00:59 UTC), 2),
+            (datetime!(2027-10-31 01:00 UTC), 1),
+        ] {
+            assert_eq!(oslo_offset(t).whole_hours(), hours, "{t}");
+        }
         assert_eq!(
             date_time(Lang::Nb, datetime!(2026-03-03 13:05 UTC)),
             "3. mars 2026 kl. 14:05"
