@@ -207,6 +207,16 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
             .await?;
             step("mark_sent", t);
             metrics::counter!("avsender_letters_sent_total").increment(1);
+            if let (Some(sha), Some(size)) = (&l.dokumentpakke_sha256, l.dokumentpakke_size) {
+                // Sealed by a version that kept the sealed letter in the blob store.
+                let blob = BlobRef {
+                    sha256: sha.clone(),
+                    size: u64::try_from(size).unwrap_or_default(),
+                };
+                if let Err(e) = state.0.deps.blobs.delete(&blob).await {
+                    tracing::warn!(error = %e, letter_id = %l.letter_id, "deleting a sent dokumentpakke failed");
+                }
+            }
             Ok(())
         }
         Step::Refused(r) if r.code == "token_refused" => {

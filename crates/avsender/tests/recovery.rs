@@ -96,7 +96,7 @@ async fn a_letter_waits_for_an_access_point_that_is_down() {
 }
 
 /// A letter sealed by a version that kept the sealed dokumentpakke in the blob store is sent
-/// with those very bytes after the upgrade.
+/// with those very bytes after the upgrade, and the blob is deleted afterwards.
 #[tokio::test]
 async fn a_letter_sealed_by_an_earlier_version_is_sent_with_the_bytes_it_kept() {
     let mut w = start_down(|_| {}).await.with_sender().await;
@@ -127,6 +127,10 @@ async fn a_letter_sealed_by_an_earlier_version_is_sent_with_the_bytes_it_kept() 
         .await
         .unwrap();
     assert_eq!(held, cms);
+    assert!(
+        !w.avsender_blobs.exists(&blob).await.unwrap(),
+        "deleted once sent"
+    );
     w.stop().await;
 }
 

@@ -182,7 +182,7 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let total = env_num("BENCH_TOTAL_LETTERS", 1_000_000);
     let mine = env_num("BENCH_CITIZEN_LETTERS", 10_000).min(total);
-    let requests = env_num("BENCH_REQUESTS", 2000);
+    let requests = env_num("BENCH_REQUESTS", 20_000);
     let concurrency = env_num("BENCH_CONCURRENCY", 4).max(1);
     let backend = format!("{:?}", store::testing::test_backend()).to_lowercase();
     let chain = common::start().await;
