@@ -113,13 +113,15 @@ impl BlobStore {
         }
     }
 
-    /// Blobs as files under `root`.
+    /// Blobs as files under `root`. A write returns once the file and its folder are on disk
+    /// (fsync): callers commit a row naming the blob right after, and a row that outlives a
+    /// power cut must never name a file that did not (object_store does not sync by default).
     pub fn local(root: impl Into<PathBuf>) -> StoreResult<BlobStore> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
         let root = std::fs::canonicalize(&root)?;
         Ok(BlobStore {
-            inner: Arc::new(LocalFileSystem::new_with_prefix(&root)?),
+            inner: Arc::new(LocalFileSystem::new_with_prefix(&root)?.with_fsync(true)),
             backend: BlobBackendKind::Local,
             local_root: Some(root),
             namespace: String::new(),
