@@ -133,6 +133,17 @@ pub struct LetterRow {
     pub avsender_orgnr: Option<String>,
 }
 
+impl LetterRow {
+    /// Where a version that kept sealed letters in the blob store put this one's dokumentpakke
+    /// (`None` for letters sealed since: theirs is in `avsender_payloads`).
+    pub fn sealed_blob(&self) -> Option<store::BlobRef> {
+        Some(store::BlobRef {
+            sha256: self.dokumentpakke_sha256.clone()?,
+            size: u64::try_from(self.dokumentpakke_size?).unwrap_or_default(),
+        })
+    }
+}
+
 macro_rules! select_letter {
     ($where:literal) => {
         concat!(

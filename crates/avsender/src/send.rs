@@ -207,15 +207,11 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
             .await?;
             step("mark_sent", t);
             metrics::counter!("avsender_letters_sent_total").increment(1);
-            if let (Some(sha), Some(size)) = (&l.dokumentpakke_sha256, l.dokumentpakke_size) {
-                // Sealed by a version that kept the sealed letter in the blob store.
-                let blob = BlobRef {
-                    sha256: sha.clone(),
-                    size: u64::try_from(size).unwrap_or_default(),
-                };
-                if let Err(e) = state.0.deps.blobs.delete(&blob).await {
-                    tracing::warn!(error = %e, letter_id = %l.letter_id, "deleting a sent dokumentpakke failed");
-                }
+            // Sealed by a version that kept the sealed letter in the blob store.
+            if let Some(blob) = l.sealed_blob()
+                && let Err(e) = state.0.deps.blobs.delete(&blob).await
+            {
+                tracing::warn!(error = %e, letter_id = %l.letter_id, "deleting a sent dokumentpakke failed");
             }
             Ok(())
         }
@@ -227,36 +223,25 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
     }
 }
 
-/// The stored sealed dokumentpakke of a letter, if it can be sent again as it is. A letter
-/// sealed before payloads moved into the database has it in the blob store, by hash.
+/// The stored sealed dokumentpakke of a letter, if it can be sent again as it is.
 async fn sealed_payload(state: &AppState, l: &repo::LetterRow) -> Option<Vec<u8>> {
     let stored = match repo::sealed_payload(&state.0.deps.db, &l.letter_id).await {
-        Ok(Some(cms)) => return Some(cms),
-        Ok(None) => match (&l.dokumentpakke_sha256, l.dokumentpakke_size) {
-            (Some(sha), Some(size)) => {
-                let blob = BlobRef {
-                    sha256: sha.clone(),
-                    size: u64::try_from(size).unwrap_or_default(),
-                };
-                state
-                    .0
-                    .deps
-                    .blobs
-                    .get(&blob)
-                    .await
-                    .map(|b| Some(b.to_vec()))
-            }
-            _ => return None,
+        Ok(None) => match l.sealed_blob() {
+            Some(blob) => state
+                .0
+                .deps
+                .blobs
+                .get(&blob)
+                .await
+                .map(|b| Some(b.to_vec())),
+            None => Ok(None),
         },
-        Err(e) => Err(e),
+        r => r,
     };
-    match stored {
-        Ok(cms) => cms,
-        Err(e) => {
-            tracing::warn!(error = %e, letter_id = %l.letter_id, "sealed dokumentpakke unreadable, sealing again");
-            None
-        }
-    }
+    stored.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, letter_id = %l.letter_id, "sealed dokumentpakke unreadable, sealing again");
+        None
+    })
 }
 
 /// Time spent in one step of sending (KRR, sealing, storing, posting, marking sent).

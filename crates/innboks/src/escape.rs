@@ -20,10 +20,6 @@ impl Escaper for Html {
         }
         askama::filters::Html.write_escaped_str(dest, s)
     }
-
-    fn write_escaped_char<W: fmt::Write>(&self, dest: W, c: char) -> fmt::Result {
-        askama::filters::Html.write_escaped_char(dest, c)
-    }
 }
 
 #[cfg(test)]
