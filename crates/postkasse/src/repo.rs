@@ -561,7 +561,14 @@ const LIST_COLUMNS: &str = "id, sender_orgnr, sender_name, ikkesensitivtittel, t
     sikkerhetsnivaa, aapningskvittering, folder, visible_from, opened_at, receipt_accepted_at, \
     attachments";
 
-fn list_row(r: &AnyRow) -> StoreResult<ListRow> {
+/// Decodes through whichever driver read the row (the letter reads run on
+/// [`Db::native_reads`]): every column is TEXT or BIGINT on both backends.
+fn list_row<R: Row>(r: &R) -> StoreResult<ListRow>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+{
     Ok(ListRow {
         id: r.try_get("id")?,
         sender_orgnr: r.try_get("sender_orgnr")?,
@@ -588,7 +595,12 @@ fn attachment_count(documents: &[NewDocument]) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn letter_row(r: &AnyRow) -> StoreResult<LetterRow> {
+fn letter_row<R: Row>(r: &R) -> StoreResult<LetterRow>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+{
     Ok(LetterRow {
         list: list_row(r)?,
         message_id: r.try_get("message_id")?,
@@ -680,15 +692,18 @@ pub async fn list_letters(
         " ORDER BY visible_from DESC, id DESC LIMIT ${}",
         vals.len()
     ));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for v in vals {
-        q = match v {
-            Val::S(s) => q.bind(s),
-            Val::I(i) => q.bind(i),
-        };
-    }
-    let rows = q.fetch_all(db.pool()).await?;
-    rows.iter().map(list_row).collect()
+    // The inbox page's one query: through the native driver (see `Db::native_reads`).
+    store::on_native_reads!(db, |pool| {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in vals {
+            q = match v {
+                Val::S(s) => q.bind(s),
+                Val::I(i) => q.bind(i),
+            };
+        }
+        let rows = q.fetch_all(pool).await?;
+        rows.iter().map(list_row).collect()
+    })
 }
 
 /// One visible letter of the citizen.
@@ -698,16 +713,19 @@ pub async fn get_letter(
     letter_id: &str,
     now: OffsetDateTime,
 ) -> StoreResult<Option<LetterRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let sql = format!(
         "SELECT {LETTER_COLUMNS} FROM postkasse_letters \
          WHERE id = $1 AND citizen_id = $2 AND visible_from <= $3"
-    )))
-    .bind(letter_id)
-    .bind(citizen_id)
-    .bind(ms(now))
-    .fetch_optional(db.pool())
-    .await?;
-    row.as_ref().map(letter_row).transpose()
+    );
+    store::on_native_reads!(db, |pool| {
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(letter_id)
+            .bind(citizen_id)
+            .bind(ms(now))
+            .fetch_optional(pool)
+            .await?;
+        row.as_ref().map(letter_row).transpose()
+    })
 }
 
 /// A stored letter as the notification scanner needs it.

@@ -34,23 +34,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// CPU seconds the whole machine has been busy (every process and the kernel: the roles, the
-/// database server, this client), from `/proc/stat`; `None` where there is no such file.
-fn machine_busy_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: Vec<f64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal …: busy is all but idle and iowait.
-    let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0.0);
-    // USER_HZ is 100 on every Linux this runs on.
-    Some((ticks.iter().take(8).sum::<f64>() - idle) / 100.0)
-}
-
 async fn count(db: &store::Db, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(db.pool())
@@ -109,7 +92,7 @@ poll_page_size = 500
             .collect()
     };
     let cpu_before = cpu(&c);
-    let machine_before = machine_busy_seconds();
+    let machine_before = store::testing::machine_busy_seconds();
     let started = Instant::now();
     let http = c.http.clone();
     let url = c.url("avsender", "/avsender/api/v1/letters");
@@ -172,7 +155,7 @@ poll_page_size = 500
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu_after = cpu(&c);
-    let machine_after = machine_busy_seconds();
+    let machine_after = store::testing::machine_busy_seconds();
     // End-to-end latency per letter: accepted by the sender → its leveringskvittering applied.
     let rows: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT l.created_at, h.at FROM avsender_letters l \

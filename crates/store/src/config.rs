@@ -115,6 +115,13 @@ impl DatabaseConfig {
                     "only meaningful for PostgreSQL",
                 ));
             }
+            // Every connection of a pool would open its own empty database.
+            if sqlite_path(&self.url) == ":memory:" || self.url.contains("mode=memory") {
+                return Err(StoreError::config(
+                    "database.url",
+                    "an in-memory SQLite database cannot be shared by a pool; use a file",
+                ));
+            }
         }
         if self.max_connections == 0 {
             return Err(StoreError::config(
@@ -377,6 +384,12 @@ mod tests {
                 .validate()
                 .unwrap_err(),
                 "database.max_connections",
+            ),
+            (
+                DatabaseConfig::with_url("sqlite::memory:")
+                    .validate()
+                    .unwrap_err(),
+                "database.url",
             ),
             (
                 DatabaseConfig {

@@ -11,7 +11,9 @@
 //! written (and tested) twice or hidden behind generic trait bounds; with `Any` a crate writes
 //! one portable statement. The price is `Any`'s small type set (integers, floats, text, blob,
 //! bool), which the portable column rules below live within anyway; the few statements that
-//! must differ are picked per [`Backend`].
+//! must differ are picked per [`Backend`]. `Any` also copies every value of a result once
+//! more; the few reads hot enough for that to matter (the inbox page) run on
+//! [`Db::native_reads`], still one statement, compiled per driver by [`on_native_reads!`].
 //!
 //! Portable SQL rules for every crate:
 //! - `$1, $2, …` placeholders (SQLite reads them as numbered parameters; a number may repeat);
@@ -69,7 +71,7 @@ pub mod worker;
 
 pub use blob::{BlobRef, BlobStore};
 pub use config::{Backend, BlobBackendKind, BlobConfig, DatabaseConfig, S3Config};
-pub use db::Db;
+pub use db::{Db, NativeReads};
 pub use error::{StoreError, StoreResult};
 pub use jobs::{
     Enqueued, FailOutcome, Job, JobState, Jobs, NewJob, RetryPolicy, StateCounts, from_ms, to_ms,

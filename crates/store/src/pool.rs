@@ -25,36 +25,35 @@ use std::sync::Mutex;
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use sqlx::any::{AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Either, Execute, Executor, SqlStr, Transaction};
+use sqlx::{Any, Database, Either, Execute, Executor, SqlStr, Transaction};
 
-/// sqlx's pool and the connections kept between statements.
-pub struct Pool {
-    inner: AnyPool,
-    kept: Mutex<Kept>,
+/// sqlx's pool and the connections kept between statements. `Any` for every query
+/// ([`crate::Db::pool`]); a native driver for the few hot reads of [`crate::Db::native`].
+pub struct Pool<DB: Database = Any> {
+    inner: sqlx::Pool<DB>,
+    kept: Mutex<Kept<DB>>,
     /// At most this many are kept; more go back to sqlx.
     keep: usize,
 }
 
-#[derive(Default)]
-struct Kept {
-    conns: Vec<PoolConnection<Any>>,
+struct Kept<DB: Database> {
+    conns: Vec<PoolConnection<DB>>,
     /// Callers of this pool waiting in sqlx's `acquire`.
     waiting: usize,
 }
 
 /// Counts a caller waiting in sqlx's `acquire` until it has a connection or gives up.
-struct Waiting<'a>(&'a Pool);
+struct Waiting<'a, DB: Database>(&'a Pool<DB>);
 
-impl Drop for Waiting<'_> {
+impl<DB: Database> Drop for Waiting<'_, DB> {
     fn drop(&mut self) {
         let mut kept = self.0.lock();
         kept.waiting = kept.waiting.saturating_sub(1);
     }
 }
 
-impl std::fmt::Debug for Pool {
+impl<DB: Database> std::fmt::Debug for Pool<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
             .field("size", &self.inner.size())
@@ -63,8 +62,8 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-impl Pool {
-    pub(crate) fn new(inner: AnyPool, keep: usize) -> Pool {
+impl<DB: Database> Pool<DB> {
+    pub(crate) fn new(inner: sqlx::Pool<DB>, keep: usize) -> Pool<DB> {
         Pool {
             inner,
             kept: Mutex::new(Kept {
@@ -75,12 +74,12 @@ impl Pool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept<DB>> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// sqlx's pool itself (migrations).
-    pub(crate) fn sqlx(&self) -> &AnyPool {
+    pub(crate) fn sqlx(&self) -> &sqlx::Pool<DB> {
         &self.inner
     }
 
@@ -90,7 +89,7 @@ impl Pool {
     }
 
     /// A connection: the most recently kept one (warmest), else one from sqlx's pool.
-    pub async fn acquire(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
+    pub async fn acquire(&self) -> Result<PoolConnection<DB>, sqlx::Error> {
         let waiting = {
             let mut kept = self.lock();
             if let Some(c) = kept.conns.pop() {
@@ -106,7 +105,7 @@ impl Pool {
 
     /// Puts back a connection whose statement ran to the end: kept, unless a caller waits
     /// for sqlx's pool (then sqlx gets it and hands it on) or enough are kept already.
-    fn keep_or_release(&self, conn: PoolConnection<Any>) {
+    fn keep_or_release(&self, conn: PoolConnection<DB>) {
         let mut kept = self.lock();
         if kept.waiting == 0 && kept.conns.len() < self.keep && !self.inner.is_closed() {
             kept.conns.push(conn);
@@ -134,7 +133,7 @@ impl Pool {
     }
 
     /// Starts a transaction (`BEGIN`).
-    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    pub async fn begin(&self) -> Result<Transaction<'static, DB>, sqlx::Error> {
         let conn = self.acquire().await?;
         Transaction::begin(conn, None).await
     }
@@ -143,7 +142,7 @@ impl Pool {
     pub async fn begin_with(
         &self,
         statement: &'static str,
-    ) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    ) -> Result<Transaction<'static, DB>, sqlx::Error> {
         let conn = self.acquire().await?;
         Transaction::begin(conn, Some(SqlStr::from_static(statement))).await
     }
@@ -162,7 +161,7 @@ impl Pool {
     }
 }
 
-impl Drop for Pool {
+impl<DB: Database> Drop for Pool<DB> {
     fn drop(&mut self) {
         // A `PoolConnection` goes back to sqlx through a spawned task, which needs a Tokio
         // runtime. Without one (a pool dropped after its runtime, at exit) the kept
@@ -175,18 +174,22 @@ impl Drop for Pool {
     }
 }
 
-impl<'p> Executor<'p> for &'p Pool {
-    type Database = Any;
+impl<'p, DB> Executor<'p> for &'p Pool<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    type Database = DB;
 
     /// Results are collected before they are handed out, so the connection is back on the
     /// stack as soon as the database is done; no caller streams large result sets.
     fn fetch_many<'e, 'q: 'e, E>(
         self,
         query: E,
-    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    ) -> BoxStream<'e, Result<Either<DB::QueryResult, DB::Row>, sqlx::Error>>
     where
         'p: 'e,
-        E: 'q + Execute<'q, Any>,
+        E: 'q + Execute<'q, DB>,
     {
         Box::pin(
             futures::stream::once(async move {
@@ -209,10 +212,10 @@ impl<'p> Executor<'p> for &'p Pool {
     fn fetch_optional<'e, 'q: 'e, E>(
         self,
         query: E,
-    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    ) -> BoxFuture<'e, Result<Option<DB::Row>, sqlx::Error>>
     where
         'p: 'e,
-        E: 'q + Execute<'q, Any>,
+        E: 'q + Execute<'q, DB>,
     {
         Box::pin(async move {
             let mut conn = self.acquire().await?;
@@ -232,8 +235,8 @@ impl<'p> Executor<'p> for &'p Pool {
     fn prepare_with<'e>(
         self,
         sql: SqlStr,
-        parameters: &'e [AnyTypeInfo],
-    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+        parameters: &'e [DB::TypeInfo],
+    ) -> BoxFuture<'e, Result<DB::Statement, sqlx::Error>>
     where
         'p: 'e,
     {
@@ -246,7 +249,7 @@ impl<'p> Executor<'p> for &'p Pool {
     }
 
     #[doc(hidden)]
-    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
+    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<DB>, sqlx::Error>>
     where
         'p: 'e,
     {

@@ -304,3 +304,22 @@ pub fn reserve_port() -> PortLease {
     }
     panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
 }
+
+/// CPU seconds the whole machine has been busy (every process and the kernel: the server
+/// under test, the database server, the benchmark's client), from `/proc/stat`; `None` where
+/// there is no such file. Benchmarks divide its growth by the work done: on a saturated
+/// machine that is steadier than latency.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …: busy is all but idle and iowait.
+    let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0.0);
+    // USER_HZ is 100 on every Linux this runs on.
+    Some((ticks.iter().take(8).sum::<f64>() - idle) / 100.0)
+}

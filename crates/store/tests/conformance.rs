@@ -53,6 +53,7 @@ fn db_tests() -> Vec<(&'static str, DbTest)> {
         statements_keep_their_connection_and_never_starve_a_transaction,
         callers_waiting_for_a_connection_get_it_when_a_statement_ends,
         a_failed_or_abandoned_statement_gives_its_connection_back_to_sqlx,
+        native_reads_see_committed_rows_keep_connections_and_refuse_writes,
         payload_round_trips,
         concurrent_claimers_never_double_claim,
         backoff_schedule_doubles_and_caps,
@@ -635,6 +636,59 @@ async fn a_failed_or_abandoned_statement_gives_its_connection_back_to_sqlx(
         .context("statement after an abandoned one")?;
     ensure!(n == 42);
     one.close().await;
+    Ok(())
+}
+
+/// The native-driver pool reads what the main pool committed, keeps its connection between
+/// statements like the main pool, and cannot write. On PostgreSQL its connections also plan
+/// generically (the start-up options replace the main pool's `SET`).
+async fn native_reads_see_committed_rows_keep_connections_and_refuse_writes(
+    db: &TestDb,
+) -> Result<()> {
+    store::sqlx::query("CREATE TABLE native_probe (id TEXT PRIMARY KEY, n BIGINT, note TEXT)")
+        .execute(db.pool())
+        .await?;
+    for (id, n, note) in [
+        ("a", 1i64, Some("én")),
+        ("b", 2, None),
+        ("c", 3, Some("tre")),
+    ] {
+        store::sqlx::query("INSERT INTO native_probe (id, n, note) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(n)
+            .bind(note)
+            .execute(db.pool())
+            .await?;
+    }
+    let rows: Vec<(String, i64, Option<String>)> = store::on_native_reads!(db, |pool| {
+        store::sqlx::query_as("SELECT id, n, note FROM native_probe WHERE n >= $1 ORDER BY id")
+            .bind(2i64)
+            .fetch_all(pool)
+            .await?
+    });
+    ensure!(
+        rows == vec![("b".into(), 2, None), ("c".into(), 3, Some("tre".into()))],
+        "{rows:?}"
+    );
+    let kept = store::on_native_reads!(db, |pool| pool.kept());
+    ensure!(kept == 1, "{kept} connections kept after one statement");
+    let write = store::on_native_reads!(db, |pool| {
+        store::sqlx::query("DELETE FROM native_probe")
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    });
+    ensure!(write.is_err(), "a write through native reads must fail");
+    let n: i64 = store::sqlx::query_scalar("SELECT COUNT(*) FROM native_probe")
+        .fetch_one(db.pool())
+        .await?;
+    ensure!(n == 3, "{n} rows left");
+    if let store::NativeReads::Postgres(pool) = db.native_reads() {
+        let mode: String = store::sqlx::query_scalar("SHOW plan_cache_mode")
+            .fetch_one(pool)
+            .await?;
+        ensure!(mode == "force_generic_plan", "native pool: {mode}");
+    }
     Ok(())
 }
 
