@@ -43,8 +43,14 @@ async function clickFor(target, event, link, predicate) {
     target.waitForEvent(event, predicate ? { timeout, predicate } : { timeout }),
     link.click(),
   ]);
-  const [got] = await attempt(15000).catch((e) => {
+  const [got] = await attempt(15000).catch(async (e) => {
     console.log(`note no ${event} after the click (${e.message.split('\n')[0]}); clicking again`);
+    // What the browser showed at the lost click, to find out why it was lost.
+    const page = link.page();
+    const pages = page.context().pages().map((p) => p.url());
+    const href = await link.getAttribute('href', { timeout: 1000 }).catch(() => '?');
+    const visible = await link.isVisible().catch(() => '?');
+    console.log(`note page ${page.url()}; link href ${href}, visible ${visible}; open pages ${JSON.stringify(pages)}`);
     return attempt(45000);
   });
   return got;
