@@ -238,8 +238,10 @@ impl Db {
 
     /// Read-only connections through the backend's own sqlx driver, for the few hot reads
     /// where `Any` costs measurable CPU: it turns every value of a result into an owned
-    /// `AnyValue` and decodes it again (perf: 18% of the inbox page's CPU in the server on
-    /// PostgreSQL). Everything else stays on [`Db::pool`], written once. Writes fail here
+    /// `AnyValue` and decodes it again. For the inbox page that was 3–5% of the whole
+    /// machine's CPU per page (`scripts/bench-inbox`, both backends); the rest of the
+    /// query's cost is the driver's own. Everything else stays on [`Db::pool`], written once.
+    /// Writes fail here
     /// (`query_only` on SQLite, `default_transaction_read_only` on PostgreSQL). Connections
     /// open on first use; at most `max_connections`, like the main pool.
     pub fn native_reads(&self) -> NativeReads<'_> {

@@ -1,5 +1,5 @@
-//! The pool every crate queries through: sqlx's `AnyPool` plus a stack of connections kept
-//! out of it between single statements.
+//! The pool every crate queries through: sqlx's pool (`Any`, or a native driver for hot
+//! reads) plus a stack of connections kept out of it between single statements.
 //!
 //! Why: sqlx 0.9 pings every connection it takes back (`PoolConnection::return_to_pool`),
 //! whatever the pool options say. For a statement run on the pool that is a second round
@@ -29,7 +29,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, Database, Either, Execute, Executor, SqlStr, Transaction};
 
 /// sqlx's pool and the connections kept between statements. `Any` for every query
-/// ([`crate::Db::pool`]); a native driver for the few hot reads of [`crate::Db::native`].
+/// ([`crate::Db::pool`]); a native driver for the few hot reads of
+/// [`crate::Db::native_reads`].
 pub struct Pool<DB: Database = Any> {
     inner: sqlx::Pool<DB>,
     kept: Mutex<Kept<DB>>,
