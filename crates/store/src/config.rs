@@ -21,7 +21,8 @@ pub struct DatabaseConfig {
     pub url: String,
     /// PostgreSQL password, merged into `url` at connect time so the URL can be logged as is.
     pub password: Option<SecretString>,
-    /// Upper bound of pooled connections.
+    /// Upper bound of pooled connections, per pool ([`crate::Db::pool`] and
+    /// [`crate::Db::native_reads`] each; job bookkeeping on PostgreSQL at most 4 more).
     pub max_connections: u32,
     /// Connections kept open even when idle.
     pub min_connections: u32,
