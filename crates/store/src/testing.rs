@@ -16,7 +16,7 @@ use tempfile::TempDir;
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::blob::BlobStore;
+use crate::blob::{BlobRef, BlobStore};
 use crate::config::{Backend, BlobBackendKind, DatabaseConfig};
 use crate::db::Db;
 
@@ -303,6 +303,25 @@ pub fn reserve_port() -> PortLease {
         }
     }
     panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
+}
+
+/// Whether `blob` is gone from `blobs` within `within`, checking every 20 ms: for blobs a
+/// worker deletes right after the commit a test has just observed.
+pub async fn blob_gone_within(
+    blobs: &BlobStore,
+    blob: &BlobRef,
+    within: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if !blobs.exists(blob).await.expect("blob store answers") {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// CPU seconds the whole machine has been busy (every process and the kernel: the server
