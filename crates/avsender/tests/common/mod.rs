@@ -352,16 +352,24 @@ impl World {
     }
 
     /// Polls the letter until `done` holds (or panics after 30 s with the last view).
+    ///
+    /// A poll that fails in transport is polled again: after a killed sender is restarted on
+    /// the same port, the client's kept-alive connection to the dead one may be closed under
+    /// the next request (hyper's `IncompleteMessage`), as any case system would see.
     pub async fn wait_for(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
+        let mut last = String::new();
         for _ in 0..600 {
-            last = self.avsender.status(id).await.unwrap();
-            if done(&last) {
-                return last;
+            match self.avsender.status(id).await {
+                Ok(v) if done(&v) => return v,
+                Ok(v) => last = format!("{v:#}"),
+                Err(avsender::client::ClientError::Http(e)) if e.is_request() || e.is_connect() => {
+                    last = format!("transport: {e:?}")
+                }
+                Err(e) => panic!("letter {id}: {e}"),
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("letter {id} did not get there: {last:#}");
+        panic!("letter {id} did not get there: {last}");
     }
 
     pub async fn wait_status(&self, id: &str, status: &str) -> Value {
