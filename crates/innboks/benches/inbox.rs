@@ -6,7 +6,7 @@
 //! hours for a million letters); the citizen logs in through the ID-porten stand-in and every
 //! request goes over HTTP through the application shell like in production.
 //! `BENCH_TOTAL_LETTERS`, `BENCH_CITIZEN_LETTERS`, `BENCH_REQUESTS`, `BENCH_CONCURRENCY`
-//! override the sizes.
+//! override the sizes; `BENCH_SAVE_PAGE=FILE` writes the first page there.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -297,14 +297,17 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     println!("{backend}: {requests} requests per endpoint, {concurrency} concurrent clients");
-    let first_page_bytes = client
+    let first_page = client
         .get(chain.url("/postkasse/innboks"))
         .send()
         .await?
         .bytes()
-        .await?
-        .len();
-    println!("first page: {first_page_bytes} bytes of HTML");
+        .await?;
+    println!("first page: {} bytes of HTML", first_page.len());
+    // To see what the bytes are: BENCH_SAVE_PAGE=/tmp/page.html.
+    if let Ok(path) = std::env::var("BENCH_SAVE_PAGE") {
+        std::fs::write(&path, &first_page)?;
+    }
     // CPU per request is the whole machine's (server, database server and client): on a
     // saturated machine it is the steadier measure of what a change saves.
     println!("| endpoint | p50 ms | p99 ms | requests/s | machine CPU µs/request |");

@@ -92,6 +92,12 @@ pub fn date_time(l: Lang, t: OffsetDateTime) -> String {
     format!("{} {at} {:02}:{:02}", date(l, t), o.hour(), o.minute())
 }
 
+/// The Norwegian calendar day, `YYYY-MM-DD`, for `<time datetime>` next to [`date`].
+pub fn day(t: OffsetDateTime) -> String {
+    let t = to_oslo(t);
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+}
+
 /// Machine-readable form for `<time datetime>`.
 pub fn iso(t: OffsetDateTime) -> String {
     to_oslo(t).format(&Rfc3339).unwrap_or_default()
@@ -492,6 +498,10 @@ mod tests {
             date(Lang::En, datetime!(2026-12-24 23:30 UTC)),
             "25 December 2026"
         );
+        // The machine-readable day is the same Norwegian day as the text next to it.
+        assert_eq!(day(datetime!(2026-12-24 23:30 UTC)), "2026-12-25");
+        assert_eq!(day(datetime!(2026-07-03 21:59 UTC)), "2026-07-03");
+        assert_eq!(day(datetime!(2026-07-03 22:00 UTC)), "2026-07-04");
     }
 
     #[test]

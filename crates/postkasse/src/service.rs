@@ -295,14 +295,14 @@ fn is_locked(sikkerhetsnivaa: i64, loa: Loa) -> bool {
     sikkerhetsnivaa >= 4 && loa < Loa::High
 }
 
-fn summary(row: &repo::ListRow, loa: Loa) -> LetterSummary {
+fn summary(row: repo::ListRow, loa: Loa) -> LetterSummary {
     let locked = is_locked(row.sikkerhetsnivaa, loa);
     LetterSummary {
         id: LetterId::parse(&row.id).unwrap_or_default(),
-        sender_orgnr: row.sender_orgnr.clone(),
-        sender_name: row.sender_name.clone(),
-        ikkesensitivtittel: row.ikkesensitivtittel.clone(),
-        tittel: if locked { None } else { row.tittel.clone() },
+        sender_orgnr: row.sender_orgnr,
+        sender_name: row.sender_name,
+        ikkesensitivtittel: row.ikkesensitivtittel,
+        tittel: if locked { None } else { row.tittel },
         sikkerhetsnivaa: u8::try_from(row.sikkerhetsnivaa).unwrap_or(4),
         locked,
         received_at: time_of(row.visible_from),
@@ -405,7 +405,7 @@ impl Mailbox {
             None
         };
         Ok(LetterPage {
-            letters: rows.iter().map(|r| summary(r, loa)).collect(),
+            letters: rows.into_iter().map(|r| summary(r, loa)).collect(),
             next_cursor,
         })
     }
@@ -449,17 +449,17 @@ impl Mailbox {
                 .and_then(|l| serde_json::from_str(l).ok())
         };
         Ok(LetterDetail {
-            summary: summary(&row.list, loa),
-            message_id: row.message_id.clone(),
-            conversation_id: row.conversation_id.clone(),
-            avsenderidentifikator: row.avsenderidentifikator.clone(),
-            spraak: row.spraak.clone(),
-            lenke,
-            documents,
-            delivered_at: time_of(row.received_at),
             opened_at: row.list.opened_at.map(time_of),
             opening_receipt_requested: row.list.aapningskvittering,
             opening_receipt_accepted: row.list.receipt_accepted_at.is_some(),
+            summary: summary(row.list, loa),
+            message_id: row.message_id,
+            conversation_id: row.conversation_id,
+            avsenderidentifikator: row.avsenderidentifikator,
+            spraak: row.spraak,
+            lenke,
+            documents,
+            delivered_at: time_of(row.received_at),
         })
     }
 
