@@ -77,6 +77,23 @@ pub struct Config {
     pub files_dir: PathBuf,
     /// Notifications of letters (e-mail and SMS).
     pub notify: notify::NotifyConfig,
+    /// Where login sessions live (see [`session_store`]).
+    pub session_store: SessionStoreKind,
+    /// Seconds a session read from the database is trusted without asking it again. A logout
+    /// on another instance takes effect here after at most this long; 0 asks every time.
+    pub session_cache_secs: u64,
+}
+
+/// Where the app keeps its citizens' login sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStoreKind {
+    /// The service's database: a restart logs no one out, and instances on the same
+    /// database share the sessions.
+    #[default]
+    Database,
+    /// This process only: a restart logs every citizen out.
+    Memory,
 }
 
 impl Default for Config {
@@ -90,6 +107,32 @@ impl Default for Config {
             max_uploads_per_citizen: 200,
             files_dir: PathBuf::from("innboks"),
             notify: notify::NotifyConfig::default(),
+            session_store: SessionStoreKind::default(),
+            session_cache_secs: 5,
+        }
+    }
+}
+
+/// The session store `cfg` asks for, for the relying party the app will be (its `client_id`
+/// scopes the sessions in a shared database).
+pub fn session_store(
+    cfg: &Config,
+    env: &web::RoleEnv,
+    db: store::Db,
+) -> Arc<dyn oidc_rp::SessionStore> {
+    match cfg.session_store {
+        SessionStoreKind::Memory => Arc::new(oidc_rp::MemoryStore::new()),
+        SessionStoreKind::Database => {
+            let client_id = cfg
+                .oidc
+                .as_ref()
+                .map(|o| o.client_id.clone())
+                .unwrap_or_else(|| default_rp_config(cfg, env).client_id);
+            Arc::new(oidc_rp::DbStore::new(
+                db,
+                client_id,
+                std::time::Duration::from_secs(cfg.session_cache_secs),
+            ))
         }
     }
 }
@@ -118,8 +161,6 @@ pub(crate) struct Inner {
     pub fnr_policy: domain::FnrPolicy,
     pub css: Option<Bytes>,
     pub theme_css: Option<Bytes>,
-    /// Secret for form tokens (CSRF), random per process.
-    pub form_secret: [u8; 32],
     /// fødselsnummer → the tenant where the citizen has a mailbox.
     pub tenant_of: Mutex<HashMap<String, Organisasjonsnummer>>,
     pub uploads: uploads::Uploads,
@@ -207,8 +248,6 @@ impl AppState {
             &cfg.assets_dir,
             "@digdir/designsystemet-css/dist/theme/designsystemet.css",
         );
-        let mut form_secret = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut form_secret);
         let files = env.data_dir.join(&cfg.files_dir);
         let uploads = uploads::Uploads::new(
             files.join("uploads"),
@@ -231,7 +270,6 @@ impl AppState {
             fnr_policy: env.fnr_policy,
             css,
             theme_css,
-            form_secret,
             tenant_of: Mutex::new(HashMap::new()),
             uploads,
             outbox,
@@ -251,10 +289,12 @@ impl AppState {
     }
 
     /// Form token bound to the login session: forms without it are refused.
+    /// The form token (CSRF) of a session: derived from the session's storage id, the hash of
+    /// the cookie's secret that never leaves the server, so it holds across restarts and
+    /// instances and is unknown to any page that does not have the cookie.
     pub(crate) fn form_token(&self, session_id: &str) -> String {
         let mut h = Sha256::new();
-        h.update(self.0.form_secret);
-        h.update(b"form\0");
+        h.update(b"samspill-innboks-form\0");
         h.update(session_id.as_bytes());
         hex::encode(h.finalize())
     }

@@ -169,6 +169,81 @@ async fn inbox_letter_and_folders() {
     chain.stop().await;
 }
 
+/// With sessions in the database (the default), a citizen stays logged in when the app
+/// restarts or the next request reaches another instance, and the forms of a page from one
+/// instance are accepted by the other.
+#[tokio::test]
+async fn a_login_holds_across_a_restart_and_a_second_instance() {
+    let chain = start().await;
+    let kari = chain.pids.digipost.clone();
+    chain
+        .deliver(&Letter::to(&chain, &kari, "Skattemelding 2026"))
+        .await;
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let page = b.get("/postkasse/innboks").await;
+    let token = csrf(&page.body);
+    let ids = letter_ids(&page.body);
+    assert_eq!(ids.len(), 1);
+
+    let other = chain.second_innboks().await;
+    let there = b.get(&format!("{other}/postkasse/innboks")).await;
+    assert_eq!(there.status, 200);
+    assert!(!there.body.contains("name=\"rid\""), "not sent to log in");
+    assert!(there.body.contains("Kari Nordmann"), "{}", there.body);
+    assert_eq!(letter_ids(&there.body), ids);
+    let r = b
+        .post(
+            &format!("{other}/postkasse/innboks/handling"),
+            &[
+                ("csrf", &token),
+                ("mappe", "inbox"),
+                ("id", &ids[0]),
+                ("action", "archive"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(letter_ids(&b.get("/postkasse/innboks").await.body).is_empty());
+
+    // A login that starts at the second instance and whose callback reaches the first.
+    let c = Browser {
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap(),
+        origin: chain.origin.clone(),
+    };
+    let start = c.get(&format!("{other}/postkasse/innboks")).await;
+    assert!(start.body.contains("name=\"rid\""), "{}", start.body);
+    let done = c.login_form(&start.body, &kari, SUBSTANTIAL).await;
+    assert_eq!(done.status, 200, "{} {}", done.url, done.body);
+    assert!(done.url.starts_with(&chain.origin), "{}", done.url);
+    assert!(done.body.contains("Kari Nordmann"), "{}", done.body);
+    chain.stop().await;
+}
+
+/// Sessions in memory (`session_store = "memory"`) are the process's own: another instance
+/// sends the citizen to log in again, and the login it starts (ID-porten still knows the
+/// citizen and answers at once) comes back to the first instance, which never started it.
+#[tokio::test]
+async fn sessions_in_memory_are_not_shared() {
+    let chain = start_with("127.0.0.1:0", |c| {
+        c.session_store = innboks::SessionStoreKind::Memory
+    })
+    .await;
+    let b = chain.browser(&chain.pids.digipost, SUBSTANTIAL).await;
+    let other = chain.second_innboks().await;
+    let there = b.get(&format!("{other}/postkasse/innboks")).await;
+    assert_eq!(there.status, 400, "{}", there.body);
+    assert!(
+        there.url.contains("/postkasse/auth/callback"),
+        "{}",
+        there.url
+    );
+    assert!(there.body.contains("invalid_state"), "{}", there.body);
+    chain.stop().await;
+}
+
 #[tokio::test]
 async fn keyset_paging() {
     let chain = start_with("127.0.0.1:0", |c| c.page_size = 2).await;

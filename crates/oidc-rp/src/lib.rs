@@ -40,14 +40,14 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+mod db_store;
 mod extract;
 mod routes;
 mod session;
 
 use std::{
-    collections::HashMap,
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -57,6 +57,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
+pub use db_store::DbStore;
 pub use extract::{Citizen, CitizenHigh};
 pub use routes::router;
 pub use session::{MemoryStore, Session, SessionStore, StoreError};
@@ -220,18 +221,18 @@ pub struct Metadata {
 
 type FormFields = Vec<(&'static str, String)>;
 
-/// A login on its way through the provider.
-#[derive(Debug, Clone)]
+/// A login on its way through the provider, kept in the session store (JSON) so that the
+/// callback may reach any instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PendingLogin {
     pub nonce: String,
     pub verifier: String,
     pub return_to: String,
     pub acr: Acr,
-    pub created: Instant,
 }
 
-const PENDING_TTL: Duration = Duration::from_secs(600);
-const MAX_PENDING: usize = 100_000;
+/// How long a login may take at the provider, in seconds.
+const PENDING_TTL_SECS: i64 = 600;
 
 /// The relying party; cheap to clone. Use it as (part of) the app state.
 #[derive(Clone)]
@@ -253,7 +254,6 @@ pub(crate) struct Inner {
     pub signing_key: Option<PKey<Private>>,
     pub meta: RwLock<Option<Metadata>>,
     pub jwks: RwLock<(Vec<jose::VerifyingKey>, Option<Instant>)>,
-    pub pending: Mutex<HashMap<String, PendingLogin>>,
     /// Serialises refreshes: refresh tokens are single use, so two at once would revoke them.
     pub refresh_lock: tokio::sync::Mutex<()>,
 }
@@ -288,7 +288,6 @@ impl Rp {
             signing_key,
             meta: RwLock::new(None),
             jwks: RwLock::new((Vec::new(), None)),
-            pending: Mutex::new(HashMap::new()),
             refresh_lock: tokio::sync::Mutex::new(()),
         })))
     }
@@ -360,24 +359,24 @@ impl Rp {
         Ok(keys)
     }
 
-    pub(crate) fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingLogin>> {
-        self.0.pending.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) async fn add_pending(&self, state: &str, p: &PendingLogin) -> Result<(), RpError> {
+        let login = serde_json::to_string(p).map_err(|e| RpError::Provider(e.to_string()))?;
+        self.0
+            .store
+            .put_pending(&session_key(state), &login, now() + PENDING_TTL_SECS)
+            .await
+            .map_err(|e| RpError::Provider(e.to_string()))
     }
 
-    pub(crate) fn add_pending(&self, state: String, p: PendingLogin) -> Result<(), RpError> {
-        let mut m = self.pending();
-        m.retain(|_, v| v.created.elapsed() < PENDING_TTL);
-        if m.len() >= MAX_PENDING {
-            return Err(RpError::Provider("too many logins in progress".into()));
-        }
-        m.insert(state, p);
-        Ok(())
-    }
-
-    pub(crate) fn take_pending(&self, state: &str) -> Option<PendingLogin> {
-        self.pending()
-            .remove(state)
-            .filter(|p| p.created.elapsed() < PENDING_TTL)
+    /// The login `state` started, once; `None` when unknown, used or expired.
+    pub(crate) async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, RpError> {
+        let login = self
+            .0
+            .store
+            .take_pending(&session_key(state))
+            .await
+            .map_err(|e| RpError::Provider(e.to_string()))?;
+        Ok(login.and_then(|l| serde_json::from_str(&l).ok()))
     }
 
     /// Client authentication: extra form fields and, for Basic, the header value.

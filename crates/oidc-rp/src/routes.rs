@@ -1,6 +1,6 @@
 //! `/login`, `/callback`, `/logout` and `/frontchannel-logout`.
 
-use std::{collections::HashMap, time::Instant};
+use std::collections::HashMap;
 
 use axum::{
     Router,
@@ -153,16 +153,13 @@ async fn login(State(rp): State<Rp>, Query(q): Query<HashMap<String, String>>) -
     if let Some(l) = &cfg.ui_locales {
         params.push(("ui_locales", l.clone()));
     }
-    if let Err(e) = rp.add_pending(
-        state.clone(),
-        PendingLogin {
-            nonce,
-            verifier,
-            return_to,
-            acr,
-            created: Instant::now(),
-        },
-    ) {
+    let login = PendingLogin {
+        nonce,
+        verifier,
+        return_to,
+        acr,
+    };
+    if let Err(e) = rp.add_pending(&state, &login).await {
         return error_page(&e);
     }
     let target = match (cfg.use_par, &meta.pushed_authorization_request_endpoint) {
@@ -244,7 +241,10 @@ async fn callback(
     // The state must be the one this browser started with (login CSRF).
     let bound =
         get_cookie(&headers, &state_cookie_name(&rp)).is_some_and(|c| crate::secret_eq(c, state));
-    let pending = rp.take_pending(state);
+    let pending = match rp.take_pending(state).await {
+        Ok(p) => p,
+        Err(e) => return error_page(&e),
+    };
     let (Some(pending), true) = (pending, bound) else {
         return page(
             StatusCode::BAD_REQUEST,

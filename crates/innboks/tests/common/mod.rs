@@ -38,6 +38,7 @@ pub struct Chain {
     pub anchors: TrustAnchors,
     pub postkasse: postkasse::AppState,
     pub innboks: innboks::AppState,
+    pub innboks_cfg: innboks::Config,
     pub postkasse_db: TestDb,
     pub formidler_db: TestDb,
     pub kommune: MaskinportenClient,
@@ -211,11 +212,12 @@ pub async fn start_with(addr: &str, tweak: impl FnOnce(&mut innboks::Config)) ->
     };
     tweak(&mut i_cfg);
     let i_state = innboks::AppState::new(
-        i_cfg,
+        i_cfg.clone(),
         &p_env,
         innboks::Deps {
             postkasse: p_state.clone(),
-            sessions: std::sync::Arc::new(oidc_rp::MemoryStore::new()),
+            // As the binary does: the configured store (the database by default).
+            sessions: innboks::session_store(&i_cfg, &p_env, postkasse_db.db().clone()),
             sms: None,
         },
     )
@@ -274,6 +276,7 @@ pub async fn start_with(addr: &str, tweak: impl FnOnce(&mut innboks::Config)) ->
         anchors,
         postkasse: p_state,
         innboks: i_state,
+        innboks_cfg: i_cfg,
         postkasse_db,
         formidler_db,
         kommune,
@@ -564,6 +567,35 @@ impl Chain {
         for h in self.handles {
             let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
         }
+    }
+
+    /// Another instance of the mailbox app on the same database and configuration (or the
+    /// same app after a restart: nothing of the first one's memory), on its own port; returns
+    /// its origin. Browsers send it their cookies: cookies do not tell ports apart.
+    pub async fn second_innboks(&self) -> String {
+        let env = role_env(self.dir.path(), &self.origin, "postkasse");
+        let state = innboks::AppState::new(
+            self.innboks_cfg.clone(),
+            &env,
+            innboks::Deps {
+                postkasse: self.postkasse.clone(),
+                sessions: innboks::session_store(
+                    &self.innboks_cfg,
+                    &env,
+                    self.postkasse_db.db().clone(),
+                ),
+                sms: None,
+            },
+        )
+        .unwrap();
+        let app = web::app(
+            vec![("postkasse".into(), innboks::router(state))],
+            web::AppOptions::default(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        origin
     }
 
     /// A browser (cookie jar, following redirects) logged in as `pid` at `acr`.

@@ -1,0 +1,183 @@
+//! Sessions in the service's database (`rp_sessions`), so that a restart or a second instance
+//! does not log anyone out, with a short in-process cache in front: a page view must not cost
+//! a database round trip for the session when the session was read a moment ago.
+//!
+//! What the cache means: a session ended on *this* instance (logout, front-channel logout) is
+//! gone at once; one ended on *another* instance is still accepted here for at most
+//! `cache_ttl`. `Duration::ZERO` asks the database on every request.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use store::{Db, sqlx, sqlx::Row};
+
+use crate::session::{Session, SessionStore, StoreError};
+
+/// Sessions of one relying party (`client_id`) in `rp_sessions`.
+pub struct DbStore {
+    db: Db,
+    client_id: String,
+    cache_ttl: Duration,
+    /// A session as last read or written, or `None` where this instance ended it (so that a
+    /// read racing the logout cannot put it back).
+    cache: Mutex<HashMap<String, (Option<Session>, Instant)>>,
+}
+
+impl DbStore {
+    pub fn new(db: Db, client_id: impl Into<String>, cache_ttl: Duration) -> Self {
+        Self {
+            db,
+            client_id: client_id.into(),
+            cache_ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<Session>, Instant)>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Caches what was read (`read`) or written for `id`; a read never replaces an end.
+    fn remember(&self, id: &str, session: Option<&Session>, read: bool) {
+        if self.cache_ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut c = self.cache();
+        // Stale entries go when the cache is written; it holds the last `cache_ttl` only.
+        c.retain(|_, (_, at)| now.duration_since(*at) < self.cache_ttl);
+        if read && matches!(c.get(id), Some((None, _))) {
+            return;
+        }
+        c.insert(id.to_owned(), (session.cloned(), now));
+    }
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    StoreError::new(e)
+}
+
+#[async_trait]
+impl SessionStore for DbStore {
+    async fn get(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let now = crate::now();
+        if let Some((s, at)) = self.cache().get(id)
+            && at.elapsed() < self.cache_ttl
+        {
+            return Ok(s.clone().filter(|s| s.expires_at > now));
+        }
+        let row = sqlx::query(
+            "SELECT data FROM rp_sessions WHERE client_id = $1 AND id = $2 AND expires_at > $3",
+        )
+        .bind(&self.client_id)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let data: String = row.try_get("data").map_err(db_err)?;
+        let session: Session = serde_json::from_str(&data).map_err(StoreError::new)?;
+        self.remember(id, Some(&session), true);
+        Ok(Some(session))
+    }
+
+    async fn put(&self, session: &Session) -> Result<(), StoreError> {
+        let data = serde_json::to_string(session).map_err(StoreError::new)?;
+        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
+        // Expired sessions of every client go with each login: indexed, and rarely many.
+        sqlx::query("DELETE FROM rp_sessions WHERE expires_at <= $1")
+            .bind(crate::now())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO rp_sessions (client_id, id, sid, expires_at, data) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (client_id, id) DO UPDATE SET \
+             sid = excluded.sid, expires_at = excluded.expires_at, data = excluded.data",
+        )
+        .bind(&self.client_id)
+        .bind(&session.id)
+        .bind(session.sid.as_deref())
+        .bind(session.expires_at)
+        .bind(&data)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.remember(&session.id, Some(session), false);
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM rp_sessions WHERE client_id = $1 AND id = $2")
+            .bind(&self.client_id)
+            .bind(id)
+            .execute(self.db.pool())
+            .await
+            .map_err(db_err)?;
+        self.remember(id, None, false);
+        Ok(())
+    }
+
+    async fn delete_by_sid(&self, sid: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM rp_sessions WHERE client_id = $1 AND sid = $2")
+            .bind(&self.client_id)
+            .bind(sid)
+            .execute(self.db.pool())
+            .await
+            .map_err(db_err)?;
+        let now = Instant::now();
+        for (s, at) in self.cache().values_mut() {
+            if s.as_ref().is_some_and(|s| s.sid.as_deref() == Some(sid)) {
+                *s = None;
+                *at = now;
+            }
+        }
+        Ok(done.rows_affected())
+    }
+    async fn put_pending(&self, key: &str, login: &str, expires_at: i64) -> Result<(), StoreError> {
+        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
+        sqlx::query("DELETE FROM rp_pending WHERE expires_at <= $1")
+            .bind(crate::now())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO rp_pending (client_id, id, expires_at, data) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&self.client_id)
+        .bind(key)
+        .bind(expires_at)
+        .bind(login)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn take_pending(&self, key: &str) -> Result<Option<String>, StoreError> {
+        // One statement: two callbacks with the same state cannot both take it.
+        let row = sqlx::query(
+            "DELETE FROM rp_pending WHERE client_id = $1 AND id = $2 RETURNING data, expires_at",
+        )
+        .bind(&self.client_id)
+        .bind(key)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let expires_at: i64 = row.try_get("expires_at").map_err(db_err)?;
+        if expires_at <= crate::now() {
+            return Ok(None);
+        }
+        Ok(Some(row.try_get("data").map_err(db_err)?))
+    }
+}

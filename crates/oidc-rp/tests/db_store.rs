@@ -1,0 +1,172 @@
+//! `DbStore` on the backend named by `SAMSPILL_TEST_BACKEND`: what a restart, a second
+//! instance and a logout see.
+
+use std::time::Duration;
+
+use oidc_rp::{Acr, DbStore, Session, SessionStore};
+use store::{Db, sqlx};
+
+fn session(id: &str, sid: &str, expires_at: i64) -> Session {
+    Session {
+        id: id.into(),
+        pid: "04817197073".into(),
+        sub: format!("sub-{id}"),
+        acr: Acr::High,
+        amr: vec!["TestID".into()],
+        sid: Some(sid.into()),
+        locale: Some("nn".into()),
+        name: Some("Kari Nordmann".into()),
+        id_token: "eyJ.id.token".into(),
+        access_token: Some("at".into()),
+        access_token_expires_at: Some(expires_at),
+        refresh_token: None,
+        auth_time: Some(1),
+        created_at: 1,
+        expires_at,
+    }
+}
+
+fn now() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_secs()).unwrap()
+}
+
+fn store(db: &Db, client: &str, ttl_secs: u64) -> DbStore {
+    DbStore::new(db.clone(), client, Duration::from_secs(ttl_secs))
+}
+
+#[tokio::test]
+async fn a_session_outlives_the_instance_that_wrote_it() {
+    let db = store::testing::fresh_db().await;
+    let far = now() + 3600;
+    let a = session("a", "sid-1", far);
+    {
+        let first = store(&db, "innboks", 5);
+        first.put(&a).await.unwrap();
+        assert_eq!(first.get("a").await.unwrap(), Some(a.clone()));
+    }
+    // A restart (or another instance): nothing cached, the database answers.
+    let second = store(&db, "innboks", 5);
+    assert_eq!(second.get("a").await.unwrap(), Some(a.clone()));
+    assert_eq!(second.get("unknown").await.unwrap(), None);
+    // Another relying party on the same database does not see it.
+    assert_eq!(store(&db, "minside", 5).get("a").await.unwrap(), None);
+
+    // Written again (a refreshed token): replaced, not duplicated.
+    let mut refreshed = a.clone();
+    refreshed.access_token = Some("at-2".into());
+    second.put(&refreshed).await.unwrap();
+    assert_eq!(
+        store(&db, "innboks", 0).get("a").await.unwrap(),
+        Some(refreshed)
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rp_sessions")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+}
+
+#[tokio::test]
+async fn expired_sessions_are_absent_and_purged_at_the_next_login() {
+    let db = store::testing::fresh_db().await;
+    let st = store(&db, "innboks", 5);
+    st.put(&session("old", "sid-1", now() - 1)).await.unwrap();
+    assert_eq!(st.get("old").await.unwrap(), None, "expired, even cached");
+    assert_eq!(store(&db, "innboks", 0).get("old").await.unwrap(), None);
+    // Another client's expired session goes too.
+    store(&db, "minside", 0)
+        .put(&session("old-2", "sid-2", now() - 1))
+        .await
+        .unwrap();
+    st.put(&session("new", "sid-3", now() + 60)).await.unwrap();
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM rp_sessions")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(ids, ["new"]);
+}
+
+#[tokio::test]
+async fn a_logout_is_immediate_where_it_happens_and_within_the_cache_time_elsewhere() {
+    let db = store::testing::fresh_db().await;
+    let far = now() + 3600;
+    let here = store(&db, "innboks", 60);
+    let uncached = store(&db, "innboks", 0);
+    let cached_elsewhere = store(&db, "innboks", 60);
+    here.put(&session("a", "sid-1", far)).await.unwrap();
+    assert!(cached_elsewhere.get("a").await.unwrap().is_some());
+
+    here.delete("a").await.unwrap();
+    assert_eq!(here.get("a").await.unwrap(), None, "where the logout ran");
+    assert_eq!(uncached.get("a").await.unwrap(), None, "cache time 0");
+    // The documented window: an instance that read the session a moment ago keeps it for
+    // up to its cache time.
+    assert!(cached_elsewhere.get("a").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn front_channel_logout_ends_every_session_of_the_sid_of_this_client_only() {
+    let db = store::testing::fresh_db().await;
+    let far = now() + 3600;
+    let st = store(&db, "innboks", 60);
+    let other = store(&db, "minside", 60);
+    st.put(&session("a", "sid-1", far)).await.unwrap();
+    st.put(&session("b", "sid-1", far)).await.unwrap();
+    st.put(&session("c", "sid-2", far)).await.unwrap();
+    other.put(&session("d", "sid-1", far)).await.unwrap();
+    assert!(st.get("a").await.unwrap().is_some(), "cached before");
+
+    assert_eq!(st.delete_by_sid("sid-1").await.unwrap(), 2);
+    assert_eq!(st.get("a").await.unwrap(), None);
+    assert_eq!(st.get("b").await.unwrap(), None);
+    assert!(st.get("c").await.unwrap().is_some());
+    assert!(other.get("d").await.unwrap().is_some(), "another client's");
+    assert_eq!(st.delete_by_sid("sid-1").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_login_in_progress_is_taken_once_by_any_instance_before_it_expires() {
+    let db = store::testing::fresh_db().await;
+    let started_here = store(&db, "innboks", 5);
+    let called_back_there = store(&db, "innboks", 5);
+    started_here
+        .put_pending("k1", "{\"nonce\":\"n\"}", now() + 600)
+        .await
+        .unwrap();
+    assert_eq!(
+        store(&db, "minside", 0).take_pending("k1").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        called_back_there
+            .take_pending("k1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"nonce\":\"n\"}")
+    );
+    assert_eq!(started_here.take_pending("k1").await.unwrap(), None, "once");
+
+    started_here
+        .put_pending("old", "{}", now() - 1)
+        .await
+        .unwrap();
+    assert_eq!(called_back_there.take_pending("old").await.unwrap(), None);
+    // Expired ones are gone at the next login.
+    started_here
+        .put_pending("k2", "{}", now() - 1)
+        .await
+        .unwrap();
+    started_here
+        .put_pending("k3", "{}", now() + 600)
+        .await
+        .unwrap();
+    let left: Vec<String> = sqlx::query_scalar("SELECT id FROM rp_pending")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, ["k3"]);
+}
