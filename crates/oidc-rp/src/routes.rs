@@ -239,13 +239,18 @@ async fn callback(
         );
     };
     // The state must be the one this browser started with (login CSRF).
+    // A foreign callback does not use up the browser's own login either.
     let bound =
         get_cookie(&headers, &state_cookie_name(&rp)).is_some_and(|c| crate::secret_eq(c, state));
-    let pending = match rp.take_pending(state).await {
-        Ok(p) => p,
-        Err(e) => return error_page(&e),
+    let pending = if bound {
+        match rp.take_pending(state).await {
+            Ok(p) => p,
+            Err(e) => return error_page(&e),
+        }
+    } else {
+        None
     };
-    let (Some(pending), true) = (pending, bound) else {
+    let Some(pending) = pending else {
         return page(
             StatusCode::BAD_REQUEST,
             "Ugyldig forespørsel / Bad request",

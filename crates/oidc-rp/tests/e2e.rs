@@ -489,6 +489,40 @@ async fn callback_refuses_forged_state_cancel_and_open_redirects() {
     assert_eq!(r.status(), 400);
 }
 
+/// Login CSRF: another browser (without the state cookie) that gets hold of a citizen's
+/// callback URL is refused, and does not use up the citizen's own login on the way.
+#[tokio::test]
+async fn a_callback_from_another_browser_is_refused_and_spends_nothing() {
+    let w = world().await;
+    let citizen = browser();
+    let (_, r) = walk(&citizen, format!("{}/me", w.a)).await;
+    let page = r.text().await.unwrap();
+    let action = attr(&page, "method=\"post\" action=\"");
+    let rid = attr(&page, "name=\"rid\" value=\"");
+    let r = citizen
+        .post(&action)
+        .form(&[
+            ("rid", rid.as_str()),
+            ("pid", w.pid.as_str()),
+            ("acr", "idporten-loa-substantial"),
+            ("action", "login"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let callback = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(callback.contains("/auth/callback?"), "{callback}");
+
+    let (_, r) = walk(&browser(), callback.clone()).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("invalid_state"));
+
+    let (url, r) = walk(&citizen, callback).await;
+    assert_eq!(url, format!("{}/me", w.a));
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().starts_with(&w.pid));
+}
+
 /// Runs the stand-in on `listener` until the returned sender fires.
 async fn serve_idp(
     listener: tokio::net::TcpListener,
