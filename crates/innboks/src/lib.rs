@@ -288,7 +288,6 @@ impl AppState {
         &self.0
     }
 
-    /// Form token bound to the login session: forms without it are refused.
     /// The form token (CSRF) of a session: derived from the session's storage id, the hash of
     /// the cookie's secret that never leaves the server, so it holds across restarts and
     /// instances and is unknown to any page that does not have the cookie.

@@ -565,7 +565,7 @@ const LIST_COLUMNS: &str = "id, sender_orgnr, sender_name, ikkesensitivtittel, t
 /// [`Db::native_reads`]): every column is TEXT or BIGINT on both backends.
 ///
 /// By position in [`LIST_COLUMNS`] (a test holds the two in step): looking each column up by
-/// name was a third of decoding an inbox page's rows.
+/// name was a quarter of decoding an inbox page's rows.
 fn list_row<R: Row>(r: &R) -> StoreResult<ListRow>
 where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
