@@ -19,6 +19,11 @@ const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'
 const base = process.env.INNBOKS_URL;
 const pid = process.env.CITIZEN_PID;
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+// A folder to save pages into as PNG, for a look by eye (not checked by anything).
+const shots = process.env.JOURNEY_SCREENSHOTS;
+async function shot(page, name) {
+  if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+}
 if (!base || !pid) {
   console.error('INNBOKS_URL and CITIZEN_PID are required');
   process.exit(2);
@@ -106,6 +111,7 @@ try {
   check(await page.getByRole('heading', { level: 1, name: 'Innboks' }).isVisible(), 'inbox heading');
   const wide = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
   check(wide, 'inbox fits a phone screen (no horizontal scrolling)');
+  await shot(page, 'inbox-phone');
 
   // Find a letter by searching, open it.
   await page.getByText('Filtrer og søk').click();

@@ -1,7 +1,8 @@
 //! Runs the browser journey and the axe-core checks (`tests/browser/journey.mjs`) in headless
 //! Chromium against the whole chain, then checks that the sender received the opening receipt
 //! the citizen accepted in the browser. Needs `node`, Debian's `chromium` and
-//! `scripts/setup-assets`; prints SKIPPED when one is missing.
+//! `scripts/setup-assets`; prints SKIPPED when one is missing. `JOURNEY_SCREENSHOTS=<folder>`
+//! saves the inbox as the phone-sized browser shows it, to look at.
 
 mod common;
 
