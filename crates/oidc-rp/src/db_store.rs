@@ -22,6 +22,7 @@ pub struct DbStore {
     db: Db,
     client_id: String,
     cache_ttl: Duration,
+    max_pending: usize,
     /// A session as last read or written, or `None` where this instance ended it (so that a
     /// read racing the logout cannot put it back).
     cache: Mutex<HashMap<String, (Option<Session>, Instant)>>,
@@ -33,8 +34,15 @@ impl DbStore {
             db,
             client_id: client_id.into(),
             cache_ttl,
+            max_pending: crate::session::MAX_PENDING,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// At most `n` logins in progress for this client (default 100,000); more are refused.
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.max_pending = n;
+        self
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<Session>, Instant)>> {
@@ -150,6 +158,22 @@ impl SessionStore for DbStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        // Bounded like the memory store's; reads only as many index entries as there are
+        // logins in progress, up to the bound.
+        // (The `max_pending`-th row, counting from one.)
+        let last_allowed: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM rp_pending WHERE client_id = $1 ORDER BY id LIMIT 1 OFFSET $2",
+        )
+        .bind(&self.client_id)
+        .bind(i64::try_from(self.max_pending.saturating_sub(1)).unwrap_or(i64::MAX))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if self.max_pending == 0 || last_allowed.is_some() {
+            return Err(StoreError::new(std::io::Error::other(
+                "too many logins in progress",
+            )));
+        }
         sqlx::query(
             "INSERT INTO rp_pending (client_id, id, expires_at, data) VALUES ($1, $2, $3, $4)",
         )

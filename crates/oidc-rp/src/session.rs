@@ -65,8 +65,9 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn take_pending(&self, key: &str) -> Result<Option<String>, StoreError>;
 }
 
-/// Most logins in progress the memory store keeps (a bound against a flood of login starts).
-const MAX_PENDING: usize = 100_000;
+/// Most logins in progress a store keeps for one client (a bound against a flood of login
+/// starts, which anyone can make).
+pub(crate) const MAX_PENDING: usize = 100_000;
 
 /// In-process store: for one instance, development and tests. Lost on restart.
 #[derive(Debug, Default)]

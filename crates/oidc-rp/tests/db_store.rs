@@ -170,3 +170,22 @@ async fn a_login_in_progress_is_taken_once_by_any_instance_before_it_expires() {
         .unwrap();
     assert_eq!(left, ["k3"]);
 }
+
+#[tokio::test]
+async fn logins_in_progress_are_bounded_per_client() {
+    let db = store::testing::fresh_db().await;
+    let st = store(&db, "innboks", 5).max_pending(2);
+    st.put_pending("a", "{}", now() + 600).await.unwrap();
+    st.put_pending("b", "{}", now() + 600).await.unwrap();
+    let e = st.put_pending("c", "{}", now() + 600).await.unwrap_err();
+    assert!(e.to_string().contains("too many logins"), "{e}");
+    assert_eq!(st.take_pending("c").await.unwrap(), None, "nothing stored");
+    // Another client has its own bound; a finished login makes room.
+    store(&db, "minside", 0)
+        .max_pending(2)
+        .put_pending("c", "{}", now() + 600)
+        .await
+        .unwrap();
+    assert!(st.take_pending("a").await.unwrap().is_some());
+    st.put_pending("c", "{}", now() + 600).await.unwrap();
+}
