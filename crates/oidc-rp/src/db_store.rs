@@ -1,6 +1,7 @@
 //! Sessions in the service's database (`rp_sessions`), so that a restart or a second instance
 //! does not log anyone out, with a short in-process cache in front: a page view must not cost
-//! a database round trip for the session when the session was read a moment ago.
+//! a database round trip for the session when the session was read a moment ago. Logins in
+//! progress (`rp_pending`) are there too, so ID-porten's callback may reach any instance.
 //!
 //! What the cache means: a session ended on *this* instance (logout, front-channel logout) is
 //! gone at once; one ended on *another* instance is still accepted here for at most
