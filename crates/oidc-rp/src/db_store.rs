@@ -24,9 +24,17 @@ pub struct DbStore {
     client_id: String,
     cache_ttl: Duration,
     max_pending: usize,
+    cache: Mutex<Cache>,
+}
+
+/// What this instance read or wrote within the last `cache_ttl` (or a little more).
+struct Cache {
     /// A session as last read or written, or `None` where this instance ended it (so that a
     /// read racing the logout cannot put it back).
-    cache: Mutex<HashMap<String, (Option<Session>, Instant)>>,
+    entries: HashMap<String, (Option<Session>, Instant)>,
+    /// When stale entries were last dropped: at most once per `cache_ttl`, so that a cache of
+    /// many sessions is not walked on every miss.
+    purged: Instant,
 }
 
 impl DbStore {
@@ -36,7 +44,10 @@ impl DbStore {
             client_id: client_id.into(),
             cache_ttl,
             max_pending: crate::session::MAX_PENDING,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache {
+                entries: HashMap::new(),
+                purged: Instant::now(),
+            }),
         }
     }
 
@@ -46,7 +57,7 @@ impl DbStore {
         self
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<Session>, Instant)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -57,12 +68,17 @@ impl DbStore {
         }
         let now = Instant::now();
         let mut c = self.cache();
-        // Stale entries go when the cache is written; it holds the last `cache_ttl` only.
-        c.retain(|_, (_, at)| now.duration_since(*at) < self.cache_ttl);
-        if read && matches!(c.get(id), Some((None, _))) {
+        if now.duration_since(c.purged) >= self.cache_ttl {
+            let ttl = self.cache_ttl;
+            c.entries.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+            c.purged = now;
+        }
+        if read
+            && matches!(c.entries.get(id), Some((None, at)) if now.duration_since(*at) < self.cache_ttl)
+        {
             return;
         }
-        c.insert(id.to_owned(), (session.cloned(), now));
+        c.entries.insert(id.to_owned(), (session.cloned(), now));
     }
 }
 
@@ -74,7 +90,7 @@ fn db_err(e: sqlx::Error) -> StoreError {
 impl SessionStore for DbStore {
     async fn get(&self, id: &str) -> Result<Option<Session>, StoreError> {
         let now = crate::now();
-        if let Some((s, at)) = self.cache().get(id)
+        if let Some((s, at)) = self.cache().entries.get(id)
             && at.elapsed() < self.cache_ttl
         {
             return Ok(s.clone().filter(|s| s.expires_at > now));
@@ -144,7 +160,7 @@ impl SessionStore for DbStore {
             .await
             .map_err(db_err)?;
         let now = Instant::now();
-        for (s, at) in self.cache().values_mut() {
+        for (s, at) in self.cache().entries.values_mut() {
             if s.as_ref().is_some_and(|s| s.sid.as_deref() == Some(sid)) {
                 *s = None;
                 *at = now;
