@@ -161,6 +161,8 @@ pub(crate) struct Inner {
     pub fnr_policy: domain::FnrPolicy,
     pub css: Option<Bytes>,
     pub theme_css: Option<Bytes>,
+    /// Key of the form tokens (CSRF), alike on every instance.
+    pub form_key: [u8; 32],
     /// fødselsnummer → the tenant where the citizen has a mailbox.
     pub tenant_of: Mutex<HashMap<String, Organisasjonsnummer>>,
     pub uploads: uploads::Uploads,
@@ -239,6 +241,7 @@ impl AppState {
             .unwrap_or_else(|| default_rp_config(&cfg, env));
         let rp = oidc_rp::Rp::new(rp_cfg, deps.sessions.clone())
             .map_err(|e| anyhow::anyhow!("oidc: {e}"))?;
+        let form_key = rp.derived_key("innboks form token");
         let base = env.public_url.path().trim_end_matches('/').to_owned();
         let css = read_asset(
             &cfg.assets_dir,
@@ -270,6 +273,7 @@ impl AppState {
             fnr_policy: env.fnr_policy,
             css,
             theme_css,
+            form_key,
             tenant_of: Mutex::new(HashMap::new()),
             uploads,
             outbox,
@@ -288,12 +292,13 @@ impl AppState {
         &self.0
     }
 
-    /// The form token (CSRF) of a session: derived from the session's storage id, the hash of
-    /// the cookie's secret that never leaves the server, so it holds across restarts and
-    /// instances and is unknown to any page that does not have the cookie.
+    /// The form token (CSRF) of a session: from the session's storage id and a key every
+    /// instance derives from the client credential ([`oidc_rp::Rp::derived_key`]), so it holds
+    /// across restarts and instances, and reading the session table is not enough to forge it.
     pub(crate) fn form_token(&self, session_id: &str) -> String {
         let mut h = Sha256::new();
-        h.update(b"samspill-innboks-form\0");
+        h.update(self.0.form_key);
+        h.update(b"form\0");
         h.update(session_id.as_bytes());
         hex::encode(h.finalize())
     }

@@ -300,6 +300,34 @@ impl Rp {
         &self.0.store
     }
 
+    /// A key for `purpose` that every instance of this relying party derives alike and that
+    /// is never stored anywhere: from the client's credential (its secret or its private
+    /// key), so that someone who can read the session store cannot derive it.
+    pub fn derived_key(&self, purpose: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"oidc-rp derived key\0");
+        h.update(purpose.as_bytes());
+        h.update(b"\0");
+        match &self.0.cfg.client_auth {
+            ClientAuth::ClientSecretBasic { secret } | ClientAuth::ClientSecretPost { secret } => {
+                h.update(secret.expose_secret().as_bytes());
+            }
+            ClientAuth::PrivateKeyJwt { .. } => {
+                // Loaded by `Rp::new`, which fails without it.
+                if let Some(der) = self
+                    .0
+                    .signing_key
+                    .as_ref()
+                    .and_then(|k| k.private_key_to_der().ok())
+                {
+                    h.update(der);
+                }
+            }
+        }
+        h.finalize().into()
+    }
+
     /// The provider metadata, fetched once and checked against the configured issuer.
     pub async fn metadata(&self) -> Result<Metadata, RpError> {
         if let Some(m) = self.0.meta.read().await.as_ref() {
@@ -754,6 +782,27 @@ mod tests {
             now: 950,
             skew: 10,
         }
+    }
+
+    #[test]
+    fn derived_keys_follow_the_credential_and_the_purpose() {
+        let rp = |secret: &str| {
+            let cfg = RpConfig {
+                client_auth: ClientAuth::ClientSecretBasic {
+                    secret: secret.to_owned().into(),
+                },
+                ..RpConfig::default()
+            };
+            Rp::new(cfg, Arc::new(MemoryStore::new())).unwrap()
+        };
+        let (a, a_again, b) = (rp("secret-a"), rp("secret-a"), rp("secret-b"));
+        assert_eq!(
+            a.derived_key("form"),
+            a_again.derived_key("form"),
+            "every instance"
+        );
+        assert_ne!(a.derived_key("form"), b.derived_key("form"));
+        assert_ne!(a.derived_key("form"), a.derived_key("other"));
     }
 
     #[test]
