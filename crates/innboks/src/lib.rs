@@ -122,18 +122,11 @@ pub fn session_store(
 ) -> Arc<dyn oidc_rp::SessionStore> {
     match cfg.session_store {
         SessionStoreKind::Memory => Arc::new(oidc_rp::MemoryStore::new()),
-        SessionStoreKind::Database => {
-            let client_id = cfg
-                .oidc
-                .as_ref()
-                .map(|o| o.client_id.clone())
-                .unwrap_or_else(|| default_rp_config(cfg, env).client_id);
-            Arc::new(oidc_rp::DbStore::new(
-                db,
-                client_id,
-                std::time::Duration::from_secs(cfg.session_cache_secs),
-            ))
-        }
+        SessionStoreKind::Database => Arc::new(oidc_rp::DbStore::new(
+            db,
+            rp_config(cfg, env).client_id,
+            std::time::Duration::from_secs(cfg.session_cache_secs),
+        )),
     }
 }
 
@@ -195,6 +188,13 @@ fn sibling(public_url: &url::Url, role: &str) -> String {
     u.as_str().trim_end_matches('/').to_owned()
 }
 
+/// The relying party the app is: `cfg.oidc`, or else the one derived from the role's URL.
+fn rp_config(cfg: &Config, env: &web::RoleEnv) -> oidc_rp::RpConfig {
+    cfg.oidc
+        .clone()
+        .unwrap_or_else(|| default_rp_config(cfg, env))
+}
+
 /// The relying-party configuration derived from the role's public URL.
 pub fn default_rp_config(cfg: &Config, env: &web::RoleEnv) -> oidc_rp::RpConfig {
     let public = env.public_url.as_str().trim_end_matches('/').to_owned();
@@ -235,11 +235,7 @@ fn read_asset(dir: &std::path::Path, rel: &str) -> Option<Bytes> {
 
 impl AppState {
     pub fn new(cfg: Config, env: &web::RoleEnv, deps: Deps) -> anyhow::Result<Self> {
-        let rp_cfg = cfg
-            .oidc
-            .clone()
-            .unwrap_or_else(|| default_rp_config(&cfg, env));
-        let rp = oidc_rp::Rp::new(rp_cfg, deps.sessions.clone())
+        let rp = oidc_rp::Rp::new(rp_config(&cfg, env), deps.sessions.clone())
             .map_err(|e| anyhow::anyhow!("oidc: {e}"))?;
         let form_key = rp.derived_key("innboks form token");
         let base = env.public_url.path().trim_end_matches('/').to_owned();

@@ -168,6 +168,7 @@ impl SessionStore for DbStore {
         }
         Ok(done.rows_affected())
     }
+
     async fn put_pending(&self, key: &str, login: &str, expires_at: i64) -> Result<(), StoreError> {
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         sqlx::query("DELETE FROM rp_pending WHERE expires_at <= $1")
@@ -175,9 +176,8 @@ impl SessionStore for DbStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        // Bounded like the memory store's; reads only as many index entries as there are
-        // logins in progress, up to the bound.
-        // (The `max_pending`-th row, counting from one.)
+        // Bounded like the memory store: is there a `max_pending`-th login already? Reads
+        // only as many index entries as there are logins in progress, up to the bound.
         let last_allowed: Option<String> = sqlx::query_scalar(
             "SELECT id FROM rp_pending WHERE client_id = $1 ORDER BY id LIMIT 1 OFFSET $2",
         )
@@ -187,9 +187,7 @@ impl SessionStore for DbStore {
         .await
         .map_err(db_err)?;
         if self.max_pending == 0 || last_allowed.is_some() {
-            return Err(StoreError::new(std::io::Error::other(
-                "too many logins in progress",
-            )));
+            return Err(crate::session::too_many_logins());
         }
         sqlx::query(
             "INSERT INTO rp_pending (client_id, id, expires_at, data) VALUES ($1, $2, $3, $4)",

@@ -388,22 +388,17 @@ impl Rp {
     }
 
     pub(crate) async fn add_pending(&self, state: &str, p: &PendingLogin) -> Result<(), RpError> {
-        let login = serde_json::to_string(p).map_err(|e| RpError::Provider(e.to_string()))?;
-        self.0
+        let login = serde_json::to_string(p).map_err(StoreError::new)?;
+        Ok(self
+            .0
             .store
             .put_pending(&session_key(state), &login, now() + PENDING_TTL_SECS)
-            .await
-            .map_err(|e| RpError::Provider(e.to_string()))
+            .await?)
     }
 
     /// The login `state` started, once; `None` when unknown, used or expired.
     pub(crate) async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, RpError> {
-        let login = self
-            .0
-            .store
-            .take_pending(&session_key(state))
-            .await
-            .map_err(|e| RpError::Provider(e.to_string()))?;
+        let login = self.0.store.take_pending(&session_key(state)).await?;
         Ok(login.and_then(|l| serde_json::from_str(&l).ok()))
     }
 

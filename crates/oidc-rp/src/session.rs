@@ -69,6 +69,11 @@ pub trait SessionStore: Send + Sync + 'static {
 /// starts, which anyone can make).
 pub(crate) const MAX_PENDING: usize = 100_000;
 
+/// What a store answers when [`MAX_PENDING`] (or its own bound) is reached.
+pub(crate) fn too_many_logins() -> StoreError {
+    StoreError::new(std::io::Error::other("too many logins in progress"))
+}
+
 /// In-process store: for one instance, development and tests. Lost on restart.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -119,9 +124,7 @@ impl SessionStore for MemoryStore {
         let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         m.retain(|_, (_, exp)| *exp > now);
         if m.len() >= MAX_PENDING {
-            return Err(StoreError::new(std::io::Error::other(
-                "too many logins in progress",
-            )));
+            return Err(too_many_logins());
         }
         m.insert(key.to_owned(), (login.to_owned(), expires_at));
         Ok(())

@@ -241,9 +241,9 @@ impl Db {
     /// `AnyValue` and decodes it again. For the inbox page that was 3–5% of the whole
     /// machine's CPU per page (`scripts/bench-inbox`, both backends); the rest of the
     /// query's cost is the driver's own. Everything else stays on [`Db::pool`], written once.
-    /// Writes fail here
-    /// (`query_only` on SQLite, `default_transaction_read_only` on PostgreSQL). Connections
-    /// open on first use; at most `max_connections`, like the main pool.
+    /// Writes fail here (`query_only` on SQLite, `default_transaction_read_only` on
+    /// PostgreSQL). Connections open on first use; at most `max_connections`, like the main
+    /// pool.
     pub fn native_reads(&self) -> NativeReads<'_> {
         match &self.native {
             NativePool::Sqlite(p) => NativeReads::Sqlite(p),
