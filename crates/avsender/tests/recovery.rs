@@ -230,17 +230,16 @@ async fn a_receipt_handed_out_again_after_a_crash_is_applied_once() {
         .unwrap()
         .rows_affected();
     assert_eq!(n, 1);
-    for _ in 0..200 {
+    let read_again = store::testing::eventually(Duration::from_secs(10), || async {
         let unread: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM formidler_incoming WHERE read_at IS NULL")
                 .fetch_one(w.db.db().pool())
                 .await
                 .unwrap();
-        if unread == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        unread == 0
+    })
+    .await;
+    assert!(read_again, "the receipt handed out again is marked read");
     let v = w.avsender.status(&l.id).await.unwrap();
     assert_eq!(statuses(&v), ["created", "sent", "delivered"]);
     assert_eq!(v["receipts"].as_array().unwrap().len(), 1);

@@ -305,16 +305,16 @@ pub fn reserve_port() -> PortLease {
     panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
 }
 
-/// Whether `blob` is gone from `blobs` within `within`, checking every 20 ms: for blobs a
-/// worker deletes right after the commit a test has just observed.
-pub async fn blob_gone_within(
-    blobs: &BlobStore,
-    blob: &BlobRef,
-    within: std::time::Duration,
-) -> bool {
+/// Whether `check` holds within `within`, asking every 20 ms: for what a worker does right
+/// after the commit a test has just observed.
+pub async fn eventually<F, Fut>(within: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let deadline = std::time::Instant::now() + within;
     loop {
-        if !blobs.exists(blob).await.expect("blob store answers") {
+        if check().await {
             return true;
         }
         if std::time::Instant::now() >= deadline {
@@ -322,6 +322,18 @@ pub async fn blob_gone_within(
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Whether `blob` is gone from `blobs` within `within` (see [`eventually`]).
+pub async fn blob_gone_within(
+    blobs: &BlobStore,
+    blob: &BlobRef,
+    within: std::time::Duration,
+) -> bool {
+    eventually(within, || async {
+        !blobs.exists(blob).await.expect("blob store answers")
+    })
+    .await
 }
 
 /// CPU seconds the whole machine has been busy (every process and the kernel: the server
