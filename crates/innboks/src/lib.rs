@@ -114,20 +114,20 @@ impl Default for Config {
 }
 
 /// The session store `cfg` asks for, for the relying party the app will be (its `client_id`
-/// scopes the sessions in a shared database).
+/// scopes the sessions in a shared database, its credential keys what rests there).
 pub fn session_store(
     cfg: &Config,
     env: &web::RoleEnv,
     db: store::Db,
-) -> Arc<dyn oidc_rp::SessionStore> {
-    match cfg.session_store {
+) -> Result<Arc<dyn oidc_rp::SessionStore>, oidc_rp::RpError> {
+    Ok(match cfg.session_store {
         SessionStoreKind::Memory => Arc::new(oidc_rp::MemoryStore::new()),
         SessionStoreKind::Database => Arc::new(oidc_rp::DbStore::new(
             db,
-            rp_config(cfg, env).client_id,
+            &rp_config(cfg, env),
             std::time::Duration::from_secs(cfg.session_cache_secs),
-        )),
-    }
+        )?),
+    })
 }
 
 /// What the composition root hands the app.

@@ -6,6 +6,14 @@
 //! What the cache means: a session ended on *this* instance (logout, front-channel logout) is
 //! gone at once; one ended on *another* instance is still accepted here for at most
 //! `cache_ttl`. `Duration::ZERO` asks the database on every request.
+//!
+//! What rests in the database is sealed (AES-256-GCM) under a key the relying party derives
+//! from its client credential ([`crate::RpConfig::derived_key`]), which every instance has and
+//! the database never sees: a database backup, replica or read-only leak shows neither the
+//! citizens' tokens nor who is logged in, and a row cannot be written (or moved to another
+//! session id) so that an instance accepts it. A row that does not open — written under
+//! another credential, by an older version in plain JSON, or tampered with — reads as no
+//! session: the citizen logs in again.
 
 use std::{
     collections::HashMap,
@@ -14,14 +22,20 @@ use std::{
 };
 
 use async_trait::async_trait;
+use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD as B64};
+use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
 use store::{Db, sqlx, sqlx::Row};
 
-use crate::session::{Session, SessionStore, StoreError};
+use crate::{
+    RpConfig, RpError,
+    session::{Session, SessionStore, StoreError},
+};
 
 /// Sessions of one relying party (`client_id`) in `rp_sessions`.
 pub struct DbStore {
     db: Db,
     client_id: String,
+    seal: Sealer,
     cache_ttl: Duration,
     max_pending: usize,
     cache: Mutex<Cache>,
@@ -38,17 +52,22 @@ struct Cache {
 }
 
 impl DbStore {
-    pub fn new(db: Db, client_id: impl Into<String>, cache_ttl: Duration) -> Self {
-        Self {
+    /// The sessions of `rp`'s client, sealed under a key derived from its credential (fails
+    /// only when a `private_key_jwt` key file cannot be read).
+    pub fn new(db: Db, rp: &RpConfig, cache_ttl: Duration) -> Result<Self, RpError> {
+        Ok(Self {
             db,
-            client_id: client_id.into(),
+            client_id: rp.client_id.clone(),
+            seal: Sealer {
+                key: rp.derived_key(AT_REST_PURPOSE)?,
+            },
             cache_ttl,
             max_pending: crate::session::MAX_PENDING,
             cache: Mutex::new(Cache {
                 entries: HashMap::new(),
                 purged: Instant::now(),
             }),
-        }
+        })
     }
 
     /// At most `n` logins in progress for this client (default 100,000); more are refused.
@@ -108,13 +127,20 @@ impl SessionStore for DbStore {
             return Ok(None);
         };
         let data: String = row.try_get("data").map_err(db_err)?;
-        let session: Session = serde_json::from_str(&data).map_err(StoreError::new)?;
+        let Some(plain) = self.seal.open(SESSIONS, &self.client_id, id, &data) else {
+            tracing::warn!(client_id = %self.client_id, "a stored session does not open; treated as logged out");
+            return Ok(None);
+        };
+        let session: Session = serde_json::from_slice(&plain).map_err(StoreError::new)?;
         self.remember(id, Some(&session), true);
         Ok(Some(session))
     }
 
     async fn put(&self, session: &Session) -> Result<(), StoreError> {
-        let data = serde_json::to_string(session).map_err(StoreError::new)?;
+        let plain = serde_json::to_vec(session).map_err(StoreError::new)?;
+        let data = self
+            .seal
+            .seal(SESSIONS, &self.client_id, &session.id, &plain)?;
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         // Expired sessions of every client go with each login: indexed, and rarely many.
         sqlx::query("DELETE FROM rp_sessions WHERE expires_at <= $1")
@@ -195,7 +221,10 @@ impl SessionStore for DbStore {
         .bind(&self.client_id)
         .bind(key)
         .bind(expires_at)
-        .bind(login)
+        .bind(
+            self.seal
+                .seal(PENDING, &self.client_id, key, login.as_bytes())?,
+        )
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -217,6 +246,78 @@ impl SessionStore for DbStore {
         if expires_at <= crate::now() {
             return Ok(None);
         }
-        Ok(Some(row.try_get("data").map_err(db_err)?))
+        let data: String = row.try_get("data").map_err(db_err)?;
+        let login = self
+            .seal
+            .open(PENDING, &self.client_id, key, &data)
+            .and_then(|plain| String::from_utf8(plain).ok());
+        if login.is_none() {
+            tracing::warn!(client_id = %self.client_id, "a stored login in progress does not open; refused");
+        }
+        Ok(login)
+    }
+}
+
+/// What [`crate::RpConfig::derived_key`] derives the sealing key for.
+const AT_REST_PURPOSE: &str = "oidc-rp session store at rest";
+/// The tables, bound into each row's seal so that a row cannot move to the other table.
+const SESSIONS: &str = "rp_sessions";
+const PENDING: &str = "rp_pending";
+/// Marks the format of a sealed `data` value: `v1.` + base64(nonce ‖ ciphertext ‖ tag).
+const SEALED_V1: &str = "v1.";
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// AES-256-GCM with a random nonce per write; the table, client and row key are the
+/// associated data, so a sealed value opens only in the row it was written to.
+struct Sealer {
+    key: [u8; 32],
+}
+
+impl Sealer {
+    fn aad(table: &str, client_id: &str, id: &str) -> Vec<u8> {
+        [table, client_id, id].join("\0").into_bytes()
+    }
+
+    fn seal(
+        &self,
+        table: &str,
+        client_id: &str,
+        id: &str,
+        plain: &[u8],
+    ) -> Result<String, StoreError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        openssl::rand::rand_bytes(&mut nonce).map_err(StoreError::new)?;
+        let mut tag = [0u8; TAG_LEN];
+        let ciphertext = encrypt_aead(
+            Cipher::aes_256_gcm(),
+            &self.key,
+            Some(&nonce),
+            &Self::aad(table, client_id, id),
+            plain,
+            &mut tag,
+        )
+        .map_err(StoreError::new)?;
+        let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len() + TAG_LEN);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        out.extend_from_slice(&tag);
+        Ok(format!("{SEALED_V1}{}", B64.encode(out)))
+    }
+
+    /// `None` when the value was not sealed by this key for this row.
+    fn open(&self, table: &str, client_id: &str, id: &str, sealed: &str) -> Option<Vec<u8>> {
+        let raw = B64.decode(sealed.strip_prefix(SEALED_V1)?).ok()?;
+        let (nonce, rest) = raw.split_at_checked(NONCE_LEN)?;
+        let (ciphertext, tag) = rest.split_at_checked(rest.len().checked_sub(TAG_LEN)?)?;
+        decrypt_aead(
+            Cipher::aes_256_gcm(),
+            &self.key,
+            Some(nonce),
+            &Self::aad(table, client_id, id),
+            ciphertext,
+            tag,
+        )
+        .ok()
     }
 }

@@ -147,6 +147,49 @@ pub struct RpConfig {
     pub jwks_refresh_min_secs: u64,
 }
 
+impl RpConfig {
+    /// [`Rp::derived_key`] before there is an [`Rp`], e.g. for the key a [`DbStore`] seals
+    /// its rows with (the store is built first and handed to [`Rp::new`]).
+    pub fn derived_key(&self, purpose: &str) -> Result<[u8; 32], RpError> {
+        let key = self.load_signing_key()?;
+        Ok(derive_key(&self.client_auth, key.as_ref(), purpose))
+    }
+
+    /// The private key of `private_key_jwt`; `None` for the client-secret methods.
+    fn load_signing_key(&self) -> Result<Option<PKey<Private>>, RpError> {
+        let ClientAuth::PrivateKeyJwt { key_file, .. } = &self.client_auth else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(key_file)
+            .map_err(|e| RpError::Config(format!("{}: {e}", key_file.display())))?;
+        PKey::private_key_from_pem(&pem)
+            .map(Some)
+            .map_err(|e| RpError::Config(format!("client key: {e}")))
+    }
+}
+
+/// SHA-256 over a fixed label, the purpose and the credential: the credential is secret and
+/// high in entropy (a client secret or an RSA key), so one hash is a sound derivation.
+fn derive_key(auth: &ClientAuth, signing_key: Option<&PKey<Private>>, purpose: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"oidc-rp derived key\0");
+    h.update(purpose.as_bytes());
+    h.update(b"\0");
+    match auth {
+        ClientAuth::ClientSecretBasic { secret } | ClientAuth::ClientSecretPost { secret } => {
+            h.update(secret.expose_secret().as_bytes());
+        }
+        ClientAuth::PrivateKeyJwt { .. } => {
+            // Loaded by `Rp::new` / `RpConfig::derived_key`, which fail without it.
+            if let Some(der) = signing_key.and_then(|k| k.private_key_to_der().ok()) {
+                h.update(der);
+            }
+        }
+    }
+    h.finalize().into()
+}
+
 impl Default for RpConfig {
     fn default() -> Self {
         Self {
@@ -265,17 +308,7 @@ impl Rp {
         url::Url::parse(&cfg.redirect_uri)
             .map_err(|e| RpError::Config(format!("redirect_uri: {e}")))?;
         url::Url::parse(&cfg.issuer).map_err(|e| RpError::Config(format!("issuer: {e}")))?;
-        let signing_key = match &cfg.client_auth {
-            ClientAuth::PrivateKeyJwt { key_file, .. } => {
-                let pem = std::fs::read(key_file)
-                    .map_err(|e| RpError::Config(format!("{}: {e}", key_file.display())))?;
-                Some(
-                    PKey::private_key_from_pem(&pem)
-                        .map_err(|e| RpError::Config(format!("client key: {e}")))?,
-                )
-            }
-            _ => None,
-        };
+        let signing_key = cfg.load_signing_key()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .redirect(reqwest::redirect::Policy::none())
@@ -304,28 +337,11 @@ impl Rp {
     /// is never stored anywhere: from the client's credential (its secret or its private
     /// key), so that someone who can read the session store cannot derive it.
     pub fn derived_key(&self, purpose: &str) -> [u8; 32] {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(b"oidc-rp derived key\0");
-        h.update(purpose.as_bytes());
-        h.update(b"\0");
-        match &self.0.cfg.client_auth {
-            ClientAuth::ClientSecretBasic { secret } | ClientAuth::ClientSecretPost { secret } => {
-                h.update(secret.expose_secret().as_bytes());
-            }
-            ClientAuth::PrivateKeyJwt { .. } => {
-                // Loaded by `Rp::new`, which fails without it.
-                if let Some(der) = self
-                    .0
-                    .signing_key
-                    .as_ref()
-                    .and_then(|k| k.private_key_to_der().ok())
-                {
-                    h.update(der);
-                }
-            }
-        }
-        h.finalize().into()
+        derive_key(
+            &self.0.cfg.client_auth,
+            self.0.signing_key.as_ref(),
+            purpose,
+        )
     }
 
     /// The provider metadata, fetched once and checked against the configured issuer.

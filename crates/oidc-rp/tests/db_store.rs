@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use oidc_rp::{Acr, DbStore, Session, SessionStore};
+use oidc_rp::{Acr, ClientAuth, DbStore, RpConfig, Session, SessionStore};
+use secrecy::SecretString;
 use store::{Db, sqlx};
 
 fn session(id: &str, sid: &str, expires_at: i64) -> Session {
@@ -33,8 +34,120 @@ fn now() -> i64 {
     i64::try_from(since.as_secs()).unwrap()
 }
 
+fn rp(client: &str, secret: &str) -> RpConfig {
+    RpConfig {
+        client_id: client.into(),
+        client_auth: ClientAuth::ClientSecretBasic {
+            secret: SecretString::from(secret),
+        },
+        ..Default::default()
+    }
+}
+
 fn store(db: &Db, client: &str, ttl_secs: u64) -> DbStore {
-    DbStore::new(db.clone(), client, Duration::from_secs(ttl_secs))
+    keyed_store(db, client, "the client secret", ttl_secs)
+}
+
+fn keyed_store(db: &Db, client: &str, secret: &str, ttl_secs: u64) -> DbStore {
+    DbStore::new(
+        db.clone(),
+        &rp(client, secret),
+        Duration::from_secs(ttl_secs),
+    )
+    .unwrap()
+}
+
+async fn data_of(db: &Db, table: &str, id: &str) -> String {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT data FROM {table} WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
+}
+
+async fn set_data(db: &Db, table: &str, id: &str, data: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET data = $1 WHERE id = $2"
+    )))
+    .bind(data)
+    .bind(id)
+    .execute(db.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn what_rests_in_the_database_shows_no_token_and_no_citizen() {
+    let db = store::testing::fresh_db().await;
+    let st = store(&db, "innboks", 0);
+    let mut a = session("a", "sid-1", now() + 3600);
+    a.refresh_token = Some("refresh-secret".into());
+    st.put(&a).await.unwrap();
+    st.put_pending("k1", "{\"nonce\":\"nonce-secret\"}", now() + 600)
+        .await
+        .unwrap();
+    let row = data_of(&db, "rp_sessions", "a").await;
+    for secret in [
+        "04817197073",
+        "Kari",
+        "eyJ.id.token",
+        "refresh-secret",
+        "sub-a",
+    ] {
+        assert!(!row.contains(secret), "{secret} in {row}");
+    }
+    assert!(
+        !data_of(&db, "rp_pending", "k1")
+            .await
+            .contains("nonce-secret")
+    );
+    // And it opens again, for the same credential.
+    assert_eq!(st.get("a").await.unwrap(), Some(a));
+}
+
+#[tokio::test]
+async fn rows_open_only_under_the_same_credential_and_in_their_own_row() {
+    let db = store::testing::fresh_db().await;
+    let far = now() + 3600;
+    let st = store(&db, "innboks", 0);
+    st.put(&session("a", "sid-1", far)).await.unwrap();
+    st.put(&session("b", "sid-2", far)).await.unwrap();
+    st.put_pending("k1", "{}", now() + 600).await.unwrap();
+    st.put_pending("k2", "{}", now() + 600).await.unwrap();
+
+    // Another credential (a rotated client secret, or someone else's instance): logged out.
+    let rotated = keyed_store(&db, "innboks", "a new client secret", 0);
+    assert_eq!(rotated.get("a").await.unwrap(), None);
+    assert_eq!(rotated.take_pending("k1").await.unwrap(), None);
+
+    // Someone who can write the table copies b's sealed session into a's row: it opens for
+    // neither.
+    let b_data = data_of(&db, "rp_sessions", "b").await;
+    set_data(&db, "rp_sessions", "a", &b_data).await;
+    assert_eq!(st.get("a").await.unwrap(), None);
+    assert!(st.get("b").await.unwrap().is_some());
+    // Nor does a session written in plain JSON (as before sealing), nor a flipped byte.
+    let plain = serde_json::to_string(&session("a", "sid-1", far)).unwrap();
+    set_data(&db, "rp_sessions", "a", &plain).await;
+    assert_eq!(st.get("a").await.unwrap(), None);
+    let mut flipped = b_data.into_bytes();
+    let last = flipped.len() - 2;
+    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+    set_data(
+        &db,
+        "rp_sessions",
+        "b",
+        std::str::from_utf8(&flipped).unwrap(),
+    )
+    .await;
+    assert_eq!(st.get("b").await.unwrap(), None);
+    // A login in progress moved to another state's row does not open either.
+    let k2 = data_of(&db, "rp_pending", "k2").await;
+    set_data(&db, "rp_pending", "k1", &k2).await;
+    assert_eq!(st.take_pending("k1").await.unwrap(), None);
+    assert_eq!(st.take_pending("k2").await.unwrap().as_deref(), Some("{}"));
 }
 
 #[tokio::test]

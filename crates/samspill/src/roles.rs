@@ -122,7 +122,7 @@ async fn postkasse_role(ctx: &Context) -> anyhow::Result<axum::Router> {
         &env,
         innboks::Deps {
             postkasse: state.clone(),
-            sessions: innboks::session_store(&ctx.config.innboks, &env, ctx.db.clone()),
+            sessions: innboks::session_store(&ctx.config.innboks, &env, ctx.db.clone())?,
             sms: None,
         },
     )?;

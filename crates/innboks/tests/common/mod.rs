@@ -217,7 +217,7 @@ pub async fn start_with(addr: &str, tweak: impl FnOnce(&mut innboks::Config)) ->
         innboks::Deps {
             postkasse: p_state.clone(),
             // As the binary does: the configured store (the database by default).
-            sessions: innboks::session_store(&i_cfg, &p_env, postkasse_db.db().clone()),
+            sessions: innboks::session_store(&i_cfg, &p_env, postkasse_db.db().clone()).unwrap(),
             sms: None,
         },
     )
@@ -583,7 +583,8 @@ impl Chain {
                     &self.innboks_cfg,
                     &env,
                     self.postkasse_db.db().clone(),
-                ),
+                )
+                .unwrap(),
                 sms: None,
             },
         )
