@@ -1,13 +1,13 @@
 //! Sessions in the service's database (`rp_sessions`), so that a restart or a second instance
 //! does not log anyone out, with a short in-process cache in front: a page view must not cost
-//! a database round trip for the session when the session was read a moment ago. Logins in
-//! progress (`rp_pending`) are there too, so ID-porten's callback may reach any instance.
+//! a database round trip for the session when the session was read a moment ago. (Logins in
+//! progress live in the browser's state cookie, sealed, so any instance takes the callback.)
 //!
 //! What the cache means: a session ended on *this* instance (logout, front-channel logout) is
 //! gone at once; one ended on *another* instance is still accepted here for at most
 //! `cache_ttl`. `Duration::ZERO` asks the database on every request.
 //!
-//! What rests in the database is sealed (AES-256-GCM) under a key the relying party derives
+//! What rests in the database is sealed ([`crate::seal`]) under a key the relying party derives
 //! from its client credential ([`crate::RpConfig::derived_key`]), which every instance has and
 //! the database never sees: a database backup, replica or read-only leak shows neither the
 //! citizens' tokens nor who is logged in, and a row cannot be written (or moved to another
@@ -22,12 +22,11 @@ use std::{
 };
 
 use async_trait::async_trait;
-use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD as B64};
-use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
 use store::{Db, sqlx, sqlx::Row};
 
 use crate::{
     RpConfig, RpError,
+    seal::Sealer,
     session::{Session, SessionStore, StoreError},
 };
 
@@ -37,7 +36,6 @@ pub struct DbStore {
     client_id: String,
     seal: Sealer,
     cache_ttl: Duration,
-    max_pending: usize,
     cache: Mutex<Cache>,
 }
 
@@ -58,22 +56,13 @@ impl DbStore {
         Ok(Self {
             db,
             client_id: rp.client_id.clone(),
-            seal: Sealer {
-                key: rp.derived_key(AT_REST_PURPOSE)?,
-            },
+            seal: Sealer::new(rp.derived_key(AT_REST_PURPOSE)?),
             cache_ttl,
-            max_pending: crate::session::MAX_PENDING,
             cache: Mutex::new(Cache {
                 entries: HashMap::new(),
                 purged: Instant::now(),
             }),
         })
-    }
-
-    /// At most `n` logins in progress for this client (default 100,000); more are refused.
-    pub fn max_pending(mut self, n: usize) -> Self {
-        self.max_pending = n;
-        self
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -127,7 +116,7 @@ impl SessionStore for DbStore {
             return Ok(None);
         };
         let data: String = row.try_get("data").map_err(db_err)?;
-        let Some(plain) = self.seal.open(SESSIONS, &self.client_id, id, &data) else {
+        let Some(plain) = self.seal.open(&[TABLE, &self.client_id, id], &data) else {
             tracing::warn!(client_id = %self.client_id, "a stored session does not open; treated as logged out");
             return Ok(None);
         };
@@ -140,7 +129,7 @@ impl SessionStore for DbStore {
         let plain = serde_json::to_vec(session).map_err(StoreError::new)?;
         let data = self
             .seal
-            .seal(SESSIONS, &self.client_id, &session.id, &plain)?;
+            .seal(&[TABLE, &self.client_id, &session.id], &plain)?;
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         // Expired sessions of every client go with each login: indexed, and rarely many.
         sqlx::query("DELETE FROM rp_sessions WHERE expires_at <= $1")
@@ -194,130 +183,9 @@ impl SessionStore for DbStore {
         }
         Ok(done.rows_affected())
     }
-
-    async fn put_pending(&self, key: &str, login: &str, expires_at: i64) -> Result<(), StoreError> {
-        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
-        sqlx::query("DELETE FROM rp_pending WHERE expires_at <= $1")
-            .bind(crate::now())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        // Bounded like the memory store: is there a `max_pending`-th login already? Reads
-        // only as many index entries as there are logins in progress, up to the bound.
-        let last_allowed: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM rp_pending WHERE client_id = $1 ORDER BY id LIMIT 1 OFFSET $2",
-        )
-        .bind(&self.client_id)
-        .bind(i64::try_from(self.max_pending.saturating_sub(1)).unwrap_or(i64::MAX))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if self.max_pending == 0 || last_allowed.is_some() {
-            return Err(crate::session::too_many_logins());
-        }
-        sqlx::query(
-            "INSERT INTO rp_pending (client_id, id, expires_at, data) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&self.client_id)
-        .bind(key)
-        .bind(expires_at)
-        .bind(
-            self.seal
-                .seal(PENDING, &self.client_id, key, login.as_bytes())?,
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
-    }
-
-    async fn take_pending(&self, key: &str) -> Result<Option<String>, StoreError> {
-        // One statement: two callbacks with the same state cannot both take it.
-        let row = sqlx::query(
-            "DELETE FROM rp_pending WHERE client_id = $1 AND id = $2 RETURNING data, expires_at",
-        )
-        .bind(&self.client_id)
-        .bind(key)
-        .fetch_optional(self.db.pool())
-        .await
-        .map_err(db_err)?;
-        let Some(row) = row else { return Ok(None) };
-        let expires_at: i64 = row.try_get("expires_at").map_err(db_err)?;
-        if expires_at <= crate::now() {
-            return Ok(None);
-        }
-        let data: String = row.try_get("data").map_err(db_err)?;
-        let login = self
-            .seal
-            .open(PENDING, &self.client_id, key, &data)
-            .and_then(|plain| String::from_utf8(plain).ok());
-        if login.is_none() {
-            tracing::warn!(client_id = %self.client_id, "a stored login in progress does not open; refused");
-        }
-        Ok(login)
-    }
 }
 
 /// What [`crate::RpConfig::derived_key`] derives the sealing key for.
 const AT_REST_PURPOSE: &str = "oidc-rp session store at rest";
-/// The tables, bound into each row's seal so that a row cannot move to the other table.
-const SESSIONS: &str = "rp_sessions";
-const PENDING: &str = "rp_pending";
-/// Marks the format of a sealed `data` value: `v1.` + base64(nonce ‖ ciphertext ‖ tag).
-const SEALED_V1: &str = "v1.";
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
-
-/// AES-256-GCM with a random nonce per write; the table, client and row key are the
-/// associated data, so a sealed value opens only in the row it was written to.
-struct Sealer {
-    key: [u8; 32],
-}
-
-impl Sealer {
-    fn aad(table: &str, client_id: &str, id: &str) -> Vec<u8> {
-        [table, client_id, id].join("\0").into_bytes()
-    }
-
-    fn seal(
-        &self,
-        table: &str,
-        client_id: &str,
-        id: &str,
-        plain: &[u8],
-    ) -> Result<String, StoreError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        openssl::rand::rand_bytes(&mut nonce).map_err(StoreError::new)?;
-        let mut tag = [0u8; TAG_LEN];
-        let ciphertext = encrypt_aead(
-            Cipher::aes_256_gcm(),
-            &self.key,
-            Some(&nonce),
-            &Self::aad(table, client_id, id),
-            plain,
-            &mut tag,
-        )
-        .map_err(StoreError::new)?;
-        let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len() + TAG_LEN);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ciphertext);
-        out.extend_from_slice(&tag);
-        Ok(format!("{SEALED_V1}{}", B64.encode(out)))
-    }
-
-    /// `None` when the value was not sealed by this key for this row.
-    fn open(&self, table: &str, client_id: &str, id: &str, sealed: &str) -> Option<Vec<u8>> {
-        let raw = B64.decode(sealed.strip_prefix(SEALED_V1)?).ok()?;
-        let (nonce, rest) = raw.split_at_checked(NONCE_LEN)?;
-        let (ciphertext, tag) = rest.split_at_checked(rest.len().checked_sub(TAG_LEN)?)?;
-        decrypt_aead(
-            Cipher::aes_256_gcm(),
-            &self.key,
-            Some(nonce),
-            &Self::aad(table, client_id, id),
-            ciphertext,
-            tag,
-        )
-        .ok()
-    }
-}
+/// Bound into each row's seal with the client and the row key.
+const TABLE: &str = "rp_sessions";

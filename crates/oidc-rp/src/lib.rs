@@ -32,8 +32,11 @@
 //! kid = "<kid registered with the public key>"
 //! ```
 //!
-//! Logins in progress (state, nonce, PKCE verifier) are kept in memory for ten minutes; with
-//! several instances behind a load balancer, route `/login` and `/callback` sticky.
+//! A login in progress (nonce, PKCE verifier, where to return) travels for at most ten minutes
+//! in the browser's state cookie, sealed under a key derived from the client credential and
+//! bound to its `state`: starting a login stores nothing, and the callback may reach any
+//! instance. Sessions: [`MemoryStore`] for one instance, [`DbStore`] for several (and across
+//! restarts).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
     test,
@@ -43,6 +46,7 @@
 mod db_store;
 mod extract;
 mod routes;
+mod seal;
 mod session;
 
 use std::{
@@ -264,7 +268,9 @@ pub struct Metadata {
 
 type FormFields = Vec<(&'static str, String)>;
 
-/// A login on its way through the provider, kept in the session store (JSON) so that the
+/// A login on its way through the provider. It travels sealed in the browser's state cookie
+/// (see [`Rp::seal_pending`]), not in a store: starting a login stores nothing, so anyone's
+/// flood of login starts cannot fill a store or crowd out the citizens' own logins, and the
 /// callback may reach any instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PendingLogin {
@@ -272,10 +278,14 @@ pub(crate) struct PendingLogin {
     pub verifier: String,
     pub return_to: String,
     pub acr: Acr,
+    /// Unix seconds.
+    pub expires_at: i64,
 }
 
 /// How long a login may take at the provider, in seconds.
-const PENDING_TTL_SECS: i64 = 600;
+pub(crate) const PENDING_TTL_SECS: i64 = 600;
+/// What [`Rp::derived_key`] derives the key of the state cookie's seal for.
+const PENDING_PURPOSE: &str = "oidc-rp login in progress";
 
 /// The relying party; cheap to clone. Use it as (part of) the app state.
 #[derive(Clone)]
@@ -295,6 +305,8 @@ pub(crate) struct Inner {
     pub http: reqwest::Client,
     pub store: Arc<dyn SessionStore>,
     pub signing_key: Option<PKey<Private>>,
+    /// Seals the login in progress into the state cookie.
+    pub pending_seal: seal::Sealer,
     pub meta: RwLock<Option<Metadata>>,
     pub jwks: RwLock<(Vec<jose::VerifyingKey>, Option<Instant>)>,
     /// Serialises refreshes: refresh tokens are single use, so two at once would revoke them.
@@ -314,11 +326,17 @@ impl Rp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| RpError::Config(e.to_string()))?;
+        let pending_seal = seal::Sealer::new(derive_key(
+            &cfg.client_auth,
+            signing_key.as_ref(),
+            PENDING_PURPOSE,
+        ));
         Ok(Self(Arc::new(Inner {
             cfg,
             http,
             store,
             signing_key,
+            pending_seal,
             meta: RwLock::new(None),
             jwks: RwLock::new((Vec::new(), None)),
             refresh_lock: tokio::sync::Mutex::new(()),
@@ -403,19 +421,26 @@ impl Rp {
         Ok(keys)
     }
 
-    pub(crate) async fn add_pending(&self, state: &str, p: &PendingLogin) -> Result<(), RpError> {
-        let login = serde_json::to_string(p).map_err(StoreError::new)?;
+    /// The state cookie's value for a login started with `state`: the login sealed, bound to
+    /// this client and to `state`, so that it opens only for the callback of that `state`.
+    pub(crate) fn seal_pending(&self, state: &str, p: &PendingLogin) -> Result<String, RpError> {
+        let plain = serde_json::to_vec(p).map_err(StoreError::new)?;
         Ok(self
             .0
-            .store
-            .put_pending(&session_key(state), &login, now() + PENDING_TTL_SECS)
-            .await?)
+            .pending_seal
+            .seal(&["state cookie", &self.0.cfg.client_id, state], &plain)?)
     }
 
-    /// The login `state` started, once; `None` when unknown, used or expired.
-    pub(crate) async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, RpError> {
-        let login = self.0.store.take_pending(&session_key(state)).await?;
-        Ok(login.and_then(|l| serde_json::from_str(&l).ok()))
+    /// The login that the state cookie `sealed` holds for `state`; `None` when it was sealed
+    /// for another state or client, by another credential, altered, or has expired.
+    pub(crate) fn open_pending(&self, state: &str, sealed: &str) -> Option<PendingLogin> {
+        let plain = self
+            .0
+            .pending_seal
+            .open(&["state cookie", &self.0.cfg.client_id, state], sealed)?;
+        serde_json::from_slice::<PendingLogin>(&plain)
+            .ok()
+            .filter(|p| p.expires_at > now())
     }
 
     /// Client authentication: extra form fields and, for Basic, the header value.
@@ -814,6 +839,44 @@ mod tests {
         );
         assert_ne!(a.derived_key("form"), b.derived_key("form"));
         assert_ne!(a.derived_key("form"), a.derived_key("other"));
+    }
+
+    #[test]
+    fn the_state_cookie_opens_only_for_its_state_client_and_time() {
+        let rp = |client: &str| {
+            let cfg = RpConfig {
+                client_id: client.into(),
+                ..RpConfig::default()
+            };
+            Rp::new(cfg, Arc::new(MemoryStore::new())).unwrap()
+        };
+        let (a, a_again, other_client) = (rp("a"), rp("a"), rp("b"));
+        let login = |expires_at| PendingLogin {
+            nonce: "the-nonce".into(),
+            verifier: "the-pkce-verifier".into(),
+            return_to: "/postkasse/brev/1".into(),
+            acr: Acr::High,
+            expires_at,
+        };
+        let cookie = a.seal_pending("state-1", &login(now() + 600)).unwrap();
+        assert!(!cookie.contains("the-pkce-verifier") && !cookie.contains("the-nonce"));
+        let opened = a_again.open_pending("state-1", &cookie).unwrap();
+        assert_eq!(
+            (
+                opened.verifier.as_str(),
+                opened.return_to.as_str(),
+                opened.acr
+            ),
+            ("the-pkce-verifier", "/postkasse/brev/1", Acr::High),
+            "any instance of the client opens it"
+        );
+        assert!(
+            a.open_pending("state-2", &cookie).is_none(),
+            "another state"
+        );
+        assert!(other_client.open_pending("state-1", &cookie).is_none());
+        let old = a.seal_pending("state-1", &login(now() - 1)).unwrap();
+        assert!(a.open_pending("state-1", &old).is_none(), "expired");
     }
 
     #[test]

@@ -158,10 +158,12 @@ async fn login(State(rp): State<Rp>, Query(q): Query<HashMap<String, String>>) -
         verifier,
         return_to,
         acr,
+        expires_at: crate::now() + crate::PENDING_TTL_SECS,
     };
-    if let Err(e) = rp.add_pending(&state, &login).await {
-        return error_page(&e);
-    }
+    let sealed = match rp.seal_pending(&state, &login) {
+        Ok(v) => v,
+        Err(e) => return error_page(&e),
+    };
     let target = match (cfg.use_par, &meta.pushed_authorization_request_endpoint) {
         (true, Some(par)) => {
             // Client authentication adds client_id itself where the method needs it.
@@ -197,9 +199,9 @@ async fn login(State(rp): State<Rp>, Query(q): Query<HashMap<String, String>>) -
     if let Some(c) = cookie(
         &rp,
         &state_cookie_name(&rp),
-        &state,
+        &sealed,
         &cfg.base_path_or_root(),
-        Some(600),
+        Some(crate::PENDING_TTL_SECS.unsigned_abs()),
     ) {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -238,18 +240,11 @@ async fn callback(
             "state is missing (invalid_state)",
         );
     };
-    // The state must be the one this browser started with (login CSRF).
-    // A foreign callback does not use up the browser's own login either.
-    let bound =
-        get_cookie(&headers, &state_cookie_name(&rp)).is_some_and(|c| crate::secret_eq(c, state));
-    let pending = if bound {
-        match rp.take_pending(state).await {
-            Ok(p) => p,
-            Err(e) => return error_page(&e),
-        }
-    } else {
-        None
-    };
+    // The state must be the one this browser started with (login CSRF): its cookie opens
+    // only for that state. A used callback cannot be replayed either: the provider takes
+    // each code once.
+    let pending =
+        get_cookie(&headers, &state_cookie_name(&rp)).and_then(|c| rp.open_pending(state, c));
     let Some(pending) = pending else {
         return page(
             StatusCode::BAD_REQUEST,

@@ -58,28 +58,12 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete(&self, id: &str) -> Result<(), StoreError>;
     /// Ends every session of an ID-porten `sid` (front-channel logout); returns how many.
     async fn delete_by_sid(&self, sid: &str) -> Result<u64, StoreError>;
-    /// Keeps a login in progress (`login`, serialized by the relying party) under `key`, the
-    /// hash of its `state`, until `expires_at` (Unix seconds).
-    async fn put_pending(&self, key: &str, login: &str, expires_at: i64) -> Result<(), StoreError>;
-    /// Takes the login in progress under `key`: at most once, and never after it expired.
-    async fn take_pending(&self, key: &str) -> Result<Option<String>, StoreError>;
-}
-
-/// Most logins in progress a store keeps for one client (a bound against a flood of login
-/// starts, which anyone can make).
-pub(crate) const MAX_PENDING: usize = 100_000;
-
-/// What a store answers when [`MAX_PENDING`] (or its own bound) is reached.
-pub(crate) fn too_many_logins() -> StoreError {
-    StoreError::new(std::io::Error::other("too many logins in progress"))
 }
 
 /// In-process store: for one instance, development and tests. Lost on restart.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     map: Mutex<HashMap<String, Session>>,
-    /// key → (login, expires_at).
-    pending: Mutex<HashMap<String, (String, i64)>>,
 }
 
 impl MemoryStore {
@@ -117,25 +101,6 @@ impl SessionStore for MemoryStore {
         let before = m.len();
         m.retain(|_, s| s.sid.as_deref() != Some(sid));
         Ok((before - m.len()) as u64)
-    }
-
-    async fn put_pending(&self, key: &str, login: &str, expires_at: i64) -> Result<(), StoreError> {
-        let now = crate::now();
-        let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        m.retain(|_, (_, exp)| *exp > now);
-        if m.len() >= MAX_PENDING {
-            return Err(too_many_logins());
-        }
-        m.insert(key.to_owned(), (login.to_owned(), expires_at));
-        Ok(())
-    }
-
-    async fn take_pending(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let now = crate::now();
-        let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(m.remove(key)
-            .filter(|(_, exp)| *exp > now)
-            .map(|(login, _)| login))
     }
 }
 

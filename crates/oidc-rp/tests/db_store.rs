@@ -85,9 +85,6 @@ async fn what_rests_in_the_database_shows_no_token_and_no_citizen() {
     let mut a = session("a", "sid-1", now() + 3600);
     a.refresh_token = Some("refresh-secret".into());
     st.put(&a).await.unwrap();
-    st.put_pending("k1", "{\"nonce\":\"nonce-secret\"}", now() + 600)
-        .await
-        .unwrap();
     let row = data_of(&db, "rp_sessions", "a").await;
     for secret in [
         "04817197073",
@@ -98,11 +95,6 @@ async fn what_rests_in_the_database_shows_no_token_and_no_citizen() {
     ] {
         assert!(!row.contains(secret), "{secret} in {row}");
     }
-    assert!(
-        !data_of(&db, "rp_pending", "k1")
-            .await
-            .contains("nonce-secret")
-    );
     // And it opens again, for the same credential.
     assert_eq!(st.get("a").await.unwrap(), Some(a));
 }
@@ -114,13 +106,10 @@ async fn rows_open_only_under_the_same_credential_and_in_their_own_row() {
     let st = store(&db, "innboks", 0);
     st.put(&session("a", "sid-1", far)).await.unwrap();
     st.put(&session("b", "sid-2", far)).await.unwrap();
-    st.put_pending("k1", "{}", now() + 600).await.unwrap();
-    st.put_pending("k2", "{}", now() + 600).await.unwrap();
 
     // Another credential (a rotated client secret, or someone else's instance): logged out.
     let rotated = keyed_store(&db, "innboks", "a new client secret", 0);
     assert_eq!(rotated.get("a").await.unwrap(), None);
-    assert_eq!(rotated.take_pending("k1").await.unwrap(), None);
 
     // Someone who can write the table copies b's sealed session into a's row: it opens for
     // neither.
@@ -143,11 +132,6 @@ async fn rows_open_only_under_the_same_credential_and_in_their_own_row() {
     )
     .await;
     assert_eq!(st.get("b").await.unwrap(), None);
-    // A login in progress moved to another state's row does not open either.
-    let k2 = data_of(&db, "rp_pending", "k2").await;
-    set_data(&db, "rp_pending", "k1", &k2).await;
-    assert_eq!(st.take_pending("k1").await.unwrap(), None);
-    assert_eq!(st.take_pending("k2").await.unwrap().as_deref(), Some("{}"));
 }
 
 #[tokio::test]
@@ -238,67 +222,4 @@ async fn front_channel_logout_ends_every_session_of_the_sid_of_this_client_only(
     assert!(st.get("c").await.unwrap().is_some());
     assert!(other.get("d").await.unwrap().is_some(), "another client's");
     assert_eq!(st.delete_by_sid("sid-1").await.unwrap(), 0);
-}
-
-#[tokio::test]
-async fn a_login_in_progress_is_taken_once_by_any_instance_before_it_expires() {
-    let db = store::testing::fresh_db().await;
-    let started_here = store(&db, "innboks", 5);
-    let called_back_there = store(&db, "innboks", 5);
-    started_here
-        .put_pending("k1", "{\"nonce\":\"n\"}", now() + 600)
-        .await
-        .unwrap();
-    assert_eq!(
-        store(&db, "minside", 0).take_pending("k1").await.unwrap(),
-        None
-    );
-    assert_eq!(
-        called_back_there
-            .take_pending("k1")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("{\"nonce\":\"n\"}")
-    );
-    assert_eq!(started_here.take_pending("k1").await.unwrap(), None, "once");
-
-    started_here
-        .put_pending("old", "{}", now() - 1)
-        .await
-        .unwrap();
-    assert_eq!(called_back_there.take_pending("old").await.unwrap(), None);
-    // Expired ones are gone at the next login.
-    started_here
-        .put_pending("k2", "{}", now() - 1)
-        .await
-        .unwrap();
-    started_here
-        .put_pending("k3", "{}", now() + 600)
-        .await
-        .unwrap();
-    let left: Vec<String> = sqlx::query_scalar("SELECT id FROM rp_pending")
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
-    assert_eq!(left, ["k3"]);
-}
-
-#[tokio::test]
-async fn logins_in_progress_are_bounded_per_client() {
-    let db = store::testing::fresh_db().await;
-    let st = store(&db, "innboks", 5).max_pending(2);
-    st.put_pending("a", "{}", now() + 600).await.unwrap();
-    st.put_pending("b", "{}", now() + 600).await.unwrap();
-    let e = st.put_pending("c", "{}", now() + 600).await.unwrap_err();
-    assert!(e.to_string().contains("too many logins"), "{e}");
-    assert_eq!(st.take_pending("c").await.unwrap(), None, "nothing stored");
-    // Another client has its own bound; a finished login makes room.
-    store(&db, "minside", 0)
-        .max_pending(2)
-        .put_pending("c", "{}", now() + 600)
-        .await
-        .unwrap();
-    assert!(st.take_pending("a").await.unwrap().is_some());
-    st.put_pending("c", "{}", now() + 600).await.unwrap();
 }

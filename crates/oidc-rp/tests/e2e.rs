@@ -489,13 +489,10 @@ async fn callback_refuses_forged_state_cancel_and_open_redirects() {
     assert_eq!(r.status(), 400);
 }
 
-/// Login CSRF: another browser (without the state cookie) that gets hold of a citizen's
-/// callback URL is refused, and does not use up the citizen's own login on the way.
-#[tokio::test]
-async fn a_callback_from_another_browser_is_refused_and_spends_nothing() {
-    let w = world().await;
-    let citizen = browser();
-    let (_, r) = walk(&citizen, format!("{}/me", w.a)).await;
+/// Starts a login at `/me` in `citizen` and logs in at the stand-in; returns the callback URL
+/// the stand-in sends the browser to (not followed).
+async fn callback_url(w: &World, citizen: &reqwest::Client) -> String {
+    let (_, r) = walk(citizen, format!("{}/me", w.a)).await;
     let page = r.text().await.unwrap();
     let action = attr(&page, "method=\"post\" action=\"");
     let rid = attr(&page, "name=\"rid\" value=\"");
@@ -512,6 +509,16 @@ async fn a_callback_from_another_browser_is_refused_and_spends_nothing() {
         .unwrap();
     let callback = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(callback.contains("/auth/callback?"), "{callback}");
+    callback
+}
+
+/// Login CSRF: another browser (without the state cookie) that gets hold of a citizen's
+/// callback URL is refused, and does not use up the citizen's own login on the way.
+#[tokio::test]
+async fn a_callback_from_another_browser_is_refused_and_spends_nothing() {
+    let w = world().await;
+    let citizen = browser();
+    let callback = callback_url(&w, &citizen).await;
 
     let (_, r) = walk(&browser(), callback.clone()).await;
     assert_eq!(r.status(), 400);
@@ -520,6 +527,60 @@ async fn a_callback_from_another_browser_is_refused_and_spends_nothing() {
     let (url, r) = walk(&citizen, callback).await;
     assert_eq!(url, format!("{}/me", w.a));
     assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().starts_with(&w.pid));
+}
+
+/// The login in progress travels sealed in the state cookie, bound to its `state`: a second
+/// login started in the same browser replaces it, and the first login's callback is then
+/// refused; the cookie shows nothing of the login (the nonce is in the authorization URL).
+#[tokio::test]
+async fn the_state_cookie_holds_one_login_bound_to_its_state() {
+    let w = world().await;
+    let citizen = browser();
+    let start = || async {
+        let r = citizen
+            .get(format!("{}/auth/login?return_to=/me", w.a))
+            .send()
+            .await
+            .unwrap();
+        let authorize = r.headers()["location"].to_str().unwrap().to_owned();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        (authorize, cookie)
+    };
+    let (first, cookie) = start().await;
+    let nonce = url::Url::parse(&first)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "nonce")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(!cookie.contains(&nonce), "{cookie}");
+    let (second, _) = start().await;
+
+    // The first login, done at ID-porten, comes back to a browser that holds the second.
+    let (_, r) = walk(&citizen, first).await;
+    let page = r.text().await.unwrap();
+    let action = attr(&page, "method=\"post\" action=\"");
+    let rid = attr(&page, "name=\"rid\" value=\"");
+    let r = citizen
+        .post(&action)
+        .form(&[
+            ("rid", rid.as_str()),
+            ("pid", w.pid.as_str()),
+            ("acr", "idporten-loa-substantial"),
+            ("action", "login"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let callback = r.headers()["location"].to_str().unwrap().to_owned();
+    let (_, r) = walk(&citizen, callback).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("invalid_state"));
+    // The second completes (ID-porten knows the citizen by now and answers at once).
+    let (url, r) = walk(&citizen, second).await;
+    assert_eq!(url, format!("{}/me", w.a));
     assert!(r.text().await.unwrap().starts_with(&w.pid));
 }
 
