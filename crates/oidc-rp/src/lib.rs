@@ -284,6 +284,8 @@ pub(crate) struct PendingLogin {
 
 /// How long a login may take at the provider, in seconds.
 pub(crate) const PENDING_TTL_SECS: i64 = 600;
+/// Longest state cookie value: browsers keep cookies of up to 4096 bytes, name included.
+const MAX_STATE_COOKIE: usize = 3800;
 /// What [`Rp::derived_key`] derives the key of the state cookie's seal for.
 const PENDING_PURPOSE: &str = "oidc-rp login in progress";
 
@@ -423,12 +425,24 @@ impl Rp {
 
     /// The state cookie's value for a login started with `state`: the login sealed, bound to
     /// this client and to `state`, so that it opens only for the callback of that `state`.
+    /// A `return_to` so long that the cookie would outgrow what browsers keep (4096 bytes
+    /// with its name) is replaced by the configured default, so the login still completes.
     pub(crate) fn seal_pending(&self, state: &str, p: &PendingLogin) -> Result<String, RpError> {
-        let plain = serde_json::to_vec(p).map_err(StoreError::new)?;
-        Ok(self
-            .0
-            .pending_seal
-            .seal(&["state cookie", &self.0.cfg.client_id, state], &plain)?)
+        let seal = |p: &PendingLogin| -> Result<String, RpError> {
+            let plain = serde_json::to_vec(p).map_err(StoreError::new)?;
+            Ok(self
+                .0
+                .pending_seal
+                .seal(&["state cookie", &self.0.cfg.client_id, state], &plain)?)
+        };
+        let sealed = seal(p)?;
+        if sealed.len() <= MAX_STATE_COOKIE {
+            return Ok(sealed);
+        }
+        seal(&PendingLogin {
+            return_to: self.0.cfg.default_return_to.clone(),
+            ..p.clone()
+        })
     }
 
     /// The login that the state cookie `sealed` holds for `state`; `None` when it was sealed
@@ -877,6 +891,16 @@ mod tests {
         assert!(other_client.open_pending("state-1", &cookie).is_none());
         let old = a.seal_pending("state-1", &login(now() - 1)).unwrap();
         assert!(a.open_pending("state-1", &old).is_none(), "expired");
+
+        // The longest return_to the login route lets through, all quotes (which JSON
+        // doubles): the cookie would be dropped by the browser, so the default is kept.
+        let mut long = login(now() + 600);
+        long.return_to = format!("/{}", "\"".repeat(2047));
+        let cookie = a.seal_pending("state-3", &long).unwrap();
+        assert!(cookie.len() <= MAX_STATE_COOKIE, "{}", cookie.len());
+        let opened = a.open_pending("state-3", &cookie).unwrap();
+        assert_eq!(opened.return_to, RpConfig::default().default_return_to);
+        assert_eq!(opened.verifier, "the-pkce-verifier");
     }
 
     #[test]
