@@ -230,15 +230,7 @@ async fn a_receipt_handed_out_again_after_a_crash_is_applied_once() {
         .unwrap()
         .rows_affected();
     assert_eq!(n, 1);
-    let read_again = store::testing::eventually(Duration::from_secs(10), || async {
-        let unread: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM formidler_incoming WHERE read_at IS NULL")
-                .fetch_one(w.db.db().pool())
-                .await
-                .unwrap();
-        unread == 0
-    })
-    .await;
+    let read_again = w.all_receipts_read_within(Duration::from_secs(10)).await;
     assert!(read_again, "the receipt handed out again is marked read");
     let v = w.avsender.status(&l.id).await.unwrap();
     assert_eq!(statuses(&v), ["created", "sent", "delivered"]);

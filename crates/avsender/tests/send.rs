@@ -274,16 +274,9 @@ async fn receipts_move_the_letter_in_order_and_keep_the_history() {
     for (h, r) in v["history"].as_array().unwrap()[2..].iter().zip(receipts) {
         assert_eq!(h["receipt_id"], r["id"]);
     }
-    // (The sender marks a receipt read right after the commit that applied it.)
-    let all_read = store::testing::eventually(std::time::Duration::from_secs(2), || async {
-        let unread: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM formidler_incoming WHERE read_at IS NULL")
-                .fetch_one(w.db.db().pool())
-                .await
-                .unwrap();
-        unread == 0
-    })
-    .await;
+    let all_read = w
+        .all_receipts_read_within(std::time::Duration::from_secs(2))
+        .await;
     assert!(all_read, "every receipt marked read at the access point");
 
     // A second leveringskvittering (another id) cannot move an opened letter.

@@ -215,6 +215,13 @@ fn attr(page: &str, marker: &str) -> String {
 
 /// Fills in the stand-in's login form and follows the answer back into the app.
 async fn log_in(http: &Client, page: &str, pid: &str, acr: &str) -> (String, reqwest::Response) {
+    let callback = submit_login(http, page, pid, acr).await;
+    walk(http, callback).await
+}
+
+/// Submits the stand-in's login form on `page`; returns where it sends the browser (the
+/// app's callback), not followed.
+async fn submit_login(http: &Client, page: &str, pid: &str, acr: &str) -> String {
     let action = attr(page, "method=\"post\" action=\"");
     let rid = attr(page, "name=\"rid\" value=\"");
     let r = http
@@ -229,8 +236,7 @@ async fn log_in(http: &Client, page: &str, pid: &str, acr: &str) -> (String, req
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "login form accepted");
-    let loc = r.headers()["location"].to_str().unwrap().to_owned();
-    walk(http, loc).await
+    r.headers()["location"].to_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -491,23 +497,10 @@ async fn callback_refuses_forged_state_cancel_and_open_redirects() {
 
 /// Starts a login at `/me` in `citizen` and logs in at the stand-in; returns the callback URL
 /// the stand-in sends the browser to (not followed).
-async fn callback_url(w: &World, citizen: &reqwest::Client) -> String {
+async fn callback_url(w: &World, citizen: &Client) -> String {
     let (_, r) = walk(citizen, format!("{}/me", w.a)).await;
     let page = r.text().await.unwrap();
-    let action = attr(&page, "method=\"post\" action=\"");
-    let rid = attr(&page, "name=\"rid\" value=\"");
-    let r = citizen
-        .post(&action)
-        .form(&[
-            ("rid", rid.as_str()),
-            ("pid", w.pid.as_str()),
-            ("acr", "idporten-loa-substantial"),
-            ("action", "login"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let callback = r.headers()["location"].to_str().unwrap().to_owned();
+    let callback = submit_login(citizen, &page, &w.pid, "idporten-loa-substantial").await;
     assert!(callback.contains("/auth/callback?"), "{callback}");
     callback
 }
@@ -561,20 +554,7 @@ async fn the_state_cookie_holds_one_login_bound_to_its_state() {
     // The first login, done at ID-porten, comes back to a browser that holds the second.
     let (_, r) = walk(&citizen, first).await;
     let page = r.text().await.unwrap();
-    let action = attr(&page, "method=\"post\" action=\"");
-    let rid = attr(&page, "name=\"rid\" value=\"");
-    let r = citizen
-        .post(&action)
-        .form(&[
-            ("rid", rid.as_str()),
-            ("pid", w.pid.as_str()),
-            ("acr", "idporten-loa-substantial"),
-            ("action", "login"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let callback = r.headers()["location"].to_str().unwrap().to_owned();
+    let callback = submit_login(&citizen, &page, &w.pid, "idporten-loa-substantial").await;
     let (_, r) = walk(&citizen, callback).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("invalid_state"));

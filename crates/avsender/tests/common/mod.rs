@@ -376,6 +376,21 @@ impl World {
         self.wait_for(id, |v| v["status"] == status).await
     }
 
+    /// Whether every receipt at the access point is marked read within `within`: the sender
+    /// marks one read right after the commit that applied it, so a test that has seen the
+    /// status waits for the read mark.
+    pub async fn all_receipts_read_within(&self, within: Duration) -> bool {
+        store::testing::eventually(within, || async {
+            let unread: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM formidler_incoming WHERE read_at IS NULL")
+                    .fetch_one(self.db.db().pool())
+                    .await
+                    .unwrap();
+            unread == 0
+        })
+        .await
+    }
+
     /// The letter as the access point holds it: (receiver orgnr, message type, JWS, CMS).
     pub async fn at_formidler(
         &self,

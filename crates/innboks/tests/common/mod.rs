@@ -105,6 +105,26 @@ pub async fn start() -> Chain {
 }
 
 /// Starts every part on `addr`; `tweak` adjusts the app's configuration.
+/// The mailbox app on the provider's service layer, with the session store `cfg` names, as
+/// the binary builds it (the database by default).
+fn innboks_app(
+    cfg: &innboks::Config,
+    env: &web::RoleEnv,
+    postkasse: &postkasse::AppState,
+    db: &TestDb,
+) -> innboks::AppState {
+    innboks::AppState::new(
+        cfg.clone(),
+        env,
+        innboks::Deps {
+            postkasse: postkasse.clone(),
+            sessions: innboks::session_store(cfg, env, db.db().clone()).unwrap(),
+            sms: None,
+        },
+    )
+    .unwrap()
+}
+
 pub async fn start_with(addr: &str, tweak: impl FnOnce(&mut innboks::Config)) -> Chain {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -211,17 +231,7 @@ pub async fn start_with(addr: &str, tweak: impl FnOnce(&mut innboks::Config)) ->
         ..Default::default()
     };
     tweak(&mut i_cfg);
-    let i_state = innboks::AppState::new(
-        i_cfg.clone(),
-        &p_env,
-        innboks::Deps {
-            postkasse: p_state.clone(),
-            // As the binary does: the configured store (the database by default).
-            sessions: innboks::session_store(&i_cfg, &p_env, postkasse_db.db().clone()).unwrap(),
-            sms: None,
-        },
-    )
-    .unwrap();
+    let i_state = innboks_app(&i_cfg, &p_env, &p_state, &postkasse_db);
 
     // The binary's application shell (request ids, metrics, timeouts, `/healthz`) around
     // the roles, as `samspill serve` mounts them.
@@ -574,21 +584,7 @@ impl Chain {
     /// its origin. Browsers send it their cookies: cookies do not tell ports apart.
     pub async fn second_innboks(&self) -> String {
         let env = role_env(self.dir.path(), &self.origin, "postkasse");
-        let state = innboks::AppState::new(
-            self.innboks_cfg.clone(),
-            &env,
-            innboks::Deps {
-                postkasse: self.postkasse.clone(),
-                sessions: innboks::session_store(
-                    &self.innboks_cfg,
-                    &env,
-                    self.postkasse_db.db().clone(),
-                )
-                .unwrap(),
-                sms: None,
-            },
-        )
-        .unwrap();
+        let state = innboks_app(&self.innboks_cfg, &env, &self.postkasse, &self.postkasse_db);
         let app = web::app(
             vec![("postkasse".into(), innboks::router(state))],
             web::AppOptions::default(),
