@@ -236,6 +236,10 @@ fn database_table(d: &store::DatabaseConfig) -> toml::Value {
     );
     t.insert("busy_timeout_ms".into(), clamp(d.busy_timeout_ms).into());
     t.insert("auto_migrate".into(), d.auto_migrate.into());
+    t.insert(
+        "keep_done_jobs_hours".into(),
+        clamp(d.keep_done_jobs_hours).into(),
+    );
     toml::Value::Table(t)
 }
 

@@ -32,7 +32,15 @@ pub struct DatabaseConfig {
     pub busy_timeout_ms: u64,
     /// Apply pending migrations when the binary starts (`samspill migrate` does it explicitly).
     pub auto_migrate: bool,
+    /// How long finished jobs stay in the `jobs` table, in hours; each queue's workers then
+    /// delete them. At least [`MIN_KEEP_DONE_JOBS_HOURS`].
+    pub keep_done_jobs_hours: u64,
 }
+
+/// Shortest time finished jobs are kept: a finished job's dedup key is what keeps a job from
+/// being queued twice, and the mailbox app's notification scan looks a day back after a
+/// restart.
+pub const MIN_KEEP_DONE_JOBS_HOURS: u64 = 48;
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
@@ -44,6 +52,7 @@ impl Default for DatabaseConfig {
             acquire_timeout_ms: 30_000,
             busy_timeout_ms: 5_000,
             auto_migrate: true,
+            keep_done_jobs_hours: 7 * 24,
         }
     }
 }
@@ -134,6 +143,16 @@ impl DatabaseConfig {
             return Err(StoreError::config(
                 "database.min_connections",
                 "must not exceed database.max_connections",
+            ));
+        }
+        if self.keep_done_jobs_hours < MIN_KEEP_DONE_JOBS_HOURS {
+            return Err(StoreError::config(
+                "database.keep_done_jobs_hours",
+                format!(
+                    "must be at least {MIN_KEEP_DONE_JOBS_HOURS}: a finished job's dedup key must \
+                     outlive every repeat of its work (the mailbox app looks a day back for \
+                     letters to notify about)"
+                ),
             ));
         }
         if self.acquire_timeout_ms == 0 {
@@ -385,6 +404,15 @@ mod tests {
                 .validate()
                 .unwrap_err(),
                 "database.max_connections",
+            ),
+            (
+                DatabaseConfig {
+                    keep_done_jobs_hours: MIN_KEEP_DONE_JOBS_HOURS - 1,
+                    ..Default::default()
+                }
+                .validate()
+                .unwrap_err(),
+                "database.keep_done_jobs_hours",
             ),
             (
                 DatabaseConfig::with_url("sqlite::memory:")

@@ -40,6 +40,8 @@ pub struct Db {
     wakeups: Arc<crate::wakeup::Wakeups>,
     /// Read-only connections through the backend's own driver (see [`Db::native_reads`]).
     native: NativePool,
+    /// `database.keep_done_jobs_hours`, which [`crate::Jobs::new`] takes up.
+    keep_done_jobs: Duration,
 }
 
 #[derive(Clone)]
@@ -173,6 +175,7 @@ impl Db {
             backend,
             url: Arc::new(SecretString::from(url)),
             wakeups: Arc::default(),
+            keep_done_jobs: Duration::from_secs(config.keep_done_jobs_hours.saturating_mul(3600)),
         })
     }
 
@@ -249,6 +252,11 @@ impl Db {
             NativePool::Sqlite(p) => NativeReads::Sqlite(p),
             NativePool::Postgres(p) => NativeReads::Postgres(p),
         }
+    }
+
+    /// How long finished jobs stay in the `jobs` table (`database.keep_done_jobs_hours`).
+    pub fn keep_done_jobs(&self) -> Duration {
+        self.keep_done_jobs
     }
 
     /// Which backend this handle talks to.

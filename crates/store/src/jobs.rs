@@ -1,7 +1,9 @@
 //! Durable job/outbox queue in the `jobs` table.
 //!
 //! Life of a job: `queued` → (claim) `running` → `done`, or on failure back to `queued` with an
-//! exponentially growing, jittered delay until `max_attempts` is used up, then `dead`.
+//! exponentially growing, jittered delay until `max_attempts` is used up, then `dead`. Done jobs
+//! stay for [`Jobs::keep_done`] (their dedup keys with them), then the queue's worker loops
+//! delete them in batches ([`Jobs::purge_due`]); dead jobs stay until an operator acts.
 //! A claim holds a lease; a worker that dies stops renewing it, and once it has expired the
 //! job is claimable again (the new claim counts as another attempt). Every claim increments
 //! `attempts`, and `(locked_by, attempts)` identifies the lease: completing or failing with a
@@ -253,19 +255,44 @@ pub struct Jobs {
     policy: RetryPolicy,
     /// Per queue, the `now` (ms) of the last claim that looked for expired leases.
     lease_sweeps: Arc<Mutex<HashMap<String, i64>>>,
+    /// How long done jobs are kept.
+    keep_done: Duration,
+    /// Per queue, the `now` (ms) from which [`Jobs::purge_due`] purges again.
+    purges: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 /// How often (in the claimers' `now`) a claim also looks for expired leases.
 const LEASE_SWEEP_EVERY_MS: i64 = 1000;
 
+/// Done jobs one purge deletes at most: a short write, even on SQLite's single writer.
+const PURGE_BATCH: u32 = 500;
+/// Pause after a purge that found less than a batch (nothing is piling up)…
+const PURGE_EVERY_MS: i64 = 10 * 60 * 1000;
+/// …and after a full one (a backlog is worked off a batch a second).
+const PURGE_BACKLOG_EVERY_MS: i64 = 1000;
+
 impl Jobs {
-    /// Queue API with the default [`RetryPolicy`].
+    /// Queue API with the default [`RetryPolicy`], keeping done jobs as long as the
+    /// database's configuration says ([`Db::keep_done_jobs`]).
     pub fn new(db: Db) -> Jobs {
         Jobs {
+            keep_done: db.keep_done_jobs(),
             db,
             policy: RetryPolicy::default(),
             lease_sweeps: Arc::default(),
+            purges: Arc::default(),
         }
+    }
+
+    /// Replaces how long done jobs are kept.
+    pub fn with_keep_done(mut self, keep: Duration) -> Jobs {
+        self.keep_done = keep;
+        self
+    }
+
+    /// How long done jobs are kept before [`Jobs::purge_due`] deletes them.
+    pub fn keep_done(&self) -> Duration {
+        self.keep_done
     }
 
     /// Replaces the retry policy.
@@ -519,15 +546,60 @@ impl Jobs {
         row.as_ref().map(Job::from_row).transpose()
     }
 
-    /// Deletes `done` jobs last updated before `older_than`; returns how many. Their dedup
-    /// keys become free again, so keep them at least as long as a duplicate may arrive.
-    pub async fn purge_done(&self, older_than: OffsetDateTime) -> StoreResult<u64> {
+    /// Deletes at most `limit` `done` jobs of `queue` finished before `older_than`; returns
+    /// how many. Their dedup keys become free again, so keep them at least as long as a
+    /// duplicate may arrive.
+    pub async fn purge_done(
+        &self,
+        queue: &str,
+        older_than: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64> {
         let sql = self.db.job_sql();
         let deleted = sqlx::query(sql.purge_done)
+            .bind(queue)
             .bind(to_ms(older_than))
-            .execute(self.db.pool())
+            .bind(i64::from(limit))
+            .execute(self.db.job_pool())
             .await?
             .rows_affected();
+        Ok(deleted)
+    }
+
+    /// What worker loops call between claims: when due for `queue`, deletes one batch of its
+    /// done jobs older than [`Jobs::keep_done`]. Due at the first call, then every ten
+    /// minutes, or after a second while a backlog remains. The loops of one queue that share
+    /// this `Jobs` (clones) take turns; loops in other processes purge too, which only
+    /// shortens the pause. Returns how many were deleted.
+    pub async fn purge_due(&self, queue: &str, now: OffsetDateTime) -> StoreResult<u64> {
+        let now_ms = to_ms(now);
+        {
+            let mut purges = self.purges.lock().unwrap_or_else(|p| p.into_inner());
+            if purges.get(queue).is_some_and(|&next| now_ms < next) {
+                return Ok(0);
+            }
+            purges.insert(queue.to_owned(), now_ms.saturating_add(PURGE_EVERY_MS));
+        }
+        // A keep time beyond the calendar: nothing is that old.
+        let Some(cutoff) = time::Duration::try_from(self.keep_done)
+            .ok()
+            .and_then(|keep| now.checked_sub(keep))
+        else {
+            return Ok(0);
+        };
+        let deleted = self.purge_done(queue, cutoff, PURGE_BATCH).await?;
+        if deleted > 0 {
+            tracing::info!(queue, deleted, "finished jobs deleted");
+        }
+        if deleted >= u64::from(PURGE_BATCH) {
+            self.purges
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    queue.to_owned(),
+                    now_ms.saturating_add(PURGE_BACKLOG_EVERY_MS),
+                );
+        }
         Ok(deleted)
     }
 

@@ -60,7 +60,7 @@ pub(crate) struct JobSql {
     pub requeue_dead: &'static str,
     /// Rows of (queue, state, n).
     pub counts: &'static str,
-    /// $1 cutoff: deletes done jobs last updated before it.
+    /// $1 queue, $2 cutoff, $3 limit: deletes at most $3 done jobs of $1 finished before $2.
     pub purge_done: &'static str,
     /// $1 queue name; wakes `LISTEN`ing workers. `None` where the backend has no notifications.
     pub notify: Option<&'static str>,
@@ -84,7 +84,10 @@ const HEARTBEAT: &str = "UPDATE jobs SET lease_until = $4, updated_at = $5 \
 const REQUEUE_DEAD: &str = "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, \
      lease_until = NULL, locked_by = NULL, updated_at = $2 WHERE id = $1 AND state = 'dead'";
 const COUNTS: &str = "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state";
-const PURGE_DONE: &str = "DELETE FROM jobs WHERE state = 'done' AND updated_at < $1";
+/// A done job ran at or after `run_at`, so `run_at < $2` holds for every job it deletes; it
+/// bounds the walk of the `(queue, state, run_at)` index to the old ones.
+const PURGE_DONE: &str = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
+     WHERE queue = $1 AND state = 'done' AND run_at < $2 AND updated_at < $2 LIMIT $3)";
 
 pub(crate) const SQLITE: JobSql = JobSql {
     begin_claim: "BEGIN IMMEDIATE",

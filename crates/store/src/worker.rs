@@ -53,7 +53,8 @@ pub struct WorkerStats {
 /// (retry or dead per the queue's policy). Claims use the real clock. On PostgreSQL the loop
 /// also wakes on `NOTIFY` from [`Jobs::enqueue`]; otherwise it polls with backoff. Database
 /// errors are logged and retried after the poll delay, so the loop survives restarts of the
-/// database. Run several loops for parallelism.
+/// database. Run several loops for parallelism. Between claims the loop also deletes the
+/// queue's done jobs once they are older than [`Jobs::keep_done`] ([`Jobs::purge_due`]).
 pub async fn run_worker<F, Fut, E>(
     jobs: Jobs,
     queue: &str,
@@ -75,6 +76,10 @@ where
         // commit would strand the job until its lease expires.
         if shutdown.as_mut().now_or_never().is_some() {
             break;
+        }
+        // Housekeeping of this loop's queue; a no-op but for one call in ten minutes.
+        if let Err(e) = jobs.purge_due(queue, OffsetDateTime::now_utc()).await {
+            tracing::warn!(queue, error = %e, code = e.code(), "deleting finished jobs failed");
         }
         let claimed = jobs
             .claim(

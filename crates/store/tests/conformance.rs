@@ -49,6 +49,8 @@ fn db_tests() -> Vec<(&'static str, DbTest)> {
         enqueue_dedup_key_is_idempotent,
         enqueue_in_transaction_commits_or_vanishes_with_it,
         purge_done_keeps_unfinished_jobs,
+        done_jobs_are_purged_in_batches_when_due,
+        worker_loop_deletes_its_queues_old_done_jobs,
         concurrent_read_then_write_transactions_all_commit,
         statements_keep_their_connection_and_never_starve_a_transaction,
         callers_waiting_for_a_connection_get_it_when_a_statement_ends,
@@ -419,28 +421,112 @@ async fn enqueue_in_transaction_commits_or_vanishes_with_it(db: &TestDb) -> Resu
     Ok(())
 }
 
+/// Claims and completes every due job of `queue` at `now`; how many.
+async fn finish_all(jobs: &Jobs, queue: &str, now: OffsetDateTime) -> Result<usize> {
+    let mut n = 0;
+    while let Some(job) = jobs.claim(queue, "w", secs(60), now).await? {
+        jobs.complete(&job).await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 async fn purge_done_keeps_unfinished_jobs(db: &TestDb) -> Result<()> {
     let jobs = Jobs::new(db.db().clone());
     let now = OffsetDateTime::now_utc();
     let finished = jobs.enqueue("p", &1, Some("once"), now).await?;
+    ensure!(finish_all(&jobs, "p", now).await? == 1);
+    let waiting = jobs.enqueue("p", &2, None, now + secs(3600)).await?;
+    let running = jobs.enqueue("p", &3, None, now).await?;
+    let claimed = jobs.claim("p", "w", secs(60), now).await?;
+    ensure!(claimed.map(|j| j.id) == Some(running.id));
+    let dead = jobs
+        .enqueue_job(NewJob::new("p", &4)?.run_at(now).max_attempts(1))
+        .await?;
     let job = jobs
         .claim("p", "w", secs(60), now)
         .await?
         .context("claim")?;
-    jobs.complete(&job).await?;
-    let waiting = jobs.enqueue("p", &2, None, now + secs(3600)).await?;
+    ensure!(jobs.fail(&job, "broken", now).await? == FailOutcome::Dead);
     ensure!(
-        jobs.purge_done(now - secs(3600)).await? == 0,
+        jobs.purge_done("p", now - secs(3600), 100).await? == 0,
         "nothing is that old"
     );
-    ensure!(jobs.purge_done(now + secs(3600)).await? == 1);
+    ensure!(jobs.purge_done("other", now + secs(3600), 100).await? == 0);
+    ensure!(jobs.purge_done("p", now + secs(3600), 100).await? == 1);
     ensure!(jobs.get(finished.id).await?.is_none());
-    ensure!(
-        jobs.get(waiting.id).await?.is_some(),
-        "queued job must stay"
-    );
+    for (id, state) in [
+        (waiting.id, JobState::Queued),
+        (running.id, JobState::Running),
+        (dead.id, JobState::Dead),
+    ] {
+        ensure!(
+            jobs.get(id).await?.map(|j| j.state) == Some(state),
+            "a {state:?} job must stay"
+        );
+    }
     let reused = jobs.enqueue("p", &3, Some("once"), now).await?;
     ensure!(reused.inserted, "a purged job's dedup key is free again");
+    Ok(())
+}
+
+/// Done jobs go in batches, oldest first, per queue; a `Jobs` purges a queue when due (at
+/// once, then after a pause) and keeps what is younger than its keep time.
+async fn done_jobs_are_purged_in_batches_when_due(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone()).with_keep_done(secs(3600));
+    ensure!(
+        Jobs::new(db.db().clone()).keep_done() == secs(7 * 24 * 3600),
+        "the configured default"
+    );
+    let long_ago = OffsetDateTime::now_utc() - secs(2 * 3600);
+    for i in 0..7 {
+        jobs.enqueue("old", &i, None, long_ago).await?;
+        jobs.enqueue("other", &i, None, long_ago).await?;
+    }
+    ensure!(finish_all(&jobs, "old", long_ago).await? == 7);
+    ensure!(finish_all(&jobs, "other", long_ago).await? == 7);
+    // Finished just now, though due long ago: kept until an hour after it finished.
+    jobs.enqueue("old", &99, None, long_ago).await?;
+    let recent = jobs
+        .claim("old", "w", secs(60), OffsetDateTime::now_utc())
+        .await?
+        .context("claim")?;
+    jobs.complete(&recent).await?;
+    // `complete` stamps the real clock; backdate the first seven so they are past keeping.
+    store::sqlx::query("UPDATE jobs SET updated_at = $1 WHERE state = 'done' AND id <> $2")
+        .bind(store::to_ms(long_ago))
+        .bind(recent.id.to_string())
+        .execute(db.pool())
+        .await?;
+    let cutoff = OffsetDateTime::now_utc() - secs(3600);
+    ensure!(jobs.purge_done("old", cutoff, 3).await? == 3);
+    ensure!(jobs.purge_done("old", cutoff, 3).await? == 3);
+    ensure!(jobs.purge_done("old", cutoff, 3).await? == 1);
+    ensure!(jobs.purge_done("old", cutoff, 3).await? == 0);
+    ensure!(jobs.get(recent.id).await?.is_some(), "younger than an hour");
+    let now = OffsetDateTime::now_utc();
+    ensure!(
+        jobs.purge_due("other", now).await? == 7,
+        "due at the first call"
+    );
+    for i in 0..3 {
+        jobs.enqueue("other", &i, None, long_ago).await?;
+    }
+    ensure!(finish_all(&jobs, "other", long_ago).await? == 3);
+    store::sqlx::query("UPDATE jobs SET updated_at = $1 WHERE queue = 'other'")
+        .bind(store::to_ms(long_ago))
+        .execute(db.pool())
+        .await?;
+    ensure!(
+        jobs.purge_due("other", now + secs(60)).await? == 0,
+        "not due again within ten minutes"
+    );
+    ensure!(
+        jobs.clone().purge_due("other", now + secs(60)).await? == 0,
+        "clones share the schedule"
+    );
+    ensure!(jobs.purge_due("other", now + secs(601)).await? == 3);
+    ensure!(jobs.counts().await?.get("other").map_or(0, |c| c.done) == 0);
     Ok(())
 }
 
@@ -1226,6 +1312,60 @@ async fn worker_loop_processes_and_retries(db: &TestDb) -> Result<()> {
     for id in ids {
         ensure!(jobs.get(id).await?.map(|j| j.state) == Some(JobState::Done));
     }
+    Ok(())
+}
+
+/// A worker loop deletes its own queue's done jobs once they are past keeping, and leaves
+/// dead jobs and other queues alone.
+async fn worker_loop_deletes_its_queues_old_done_jobs(db: &TestDb) -> Result<()> {
+    let setup = Jobs::new(db.db().clone());
+    let now = OffsetDateTime::now_utc();
+    let mut finished = Vec::new();
+    for i in 0..3 {
+        finished.push(setup.enqueue("tidy", &i, None, now).await?.id);
+    }
+    let other = setup.enqueue("untouched", &0, None, now).await?.id;
+    ensure!(finish_all(&setup, "tidy", now).await? == 3);
+    ensure!(finish_all(&setup, "untouched", now).await? == 1);
+    let dead = setup
+        .enqueue_job(NewJob::new("tidy", &9)?.run_at(now).max_attempts(1))
+        .await?;
+    let job = setup
+        .claim("tidy", "w", secs(60), now)
+        .await?
+        .context("claim")?;
+    setup.fail(&job, "broken", now).await?;
+    // Kept for no time at all: the loop deletes them at its first turn.
+    let jobs = Jobs::new(db.db().clone()).with_keep_done(Duration::ZERO);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run_worker(
+        jobs.clone(),
+        "tidy",
+        WorkerOptions {
+            worker_id: "tidy".into(),
+            lease: secs(30),
+            poll_min: Duration::from_millis(10),
+            poll_max: Duration::from_millis(50),
+        },
+        |_job| async { Ok::<(), anyhow::Error>(()) },
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let until = std::time::Instant::now() + secs(10);
+    let mut left = finished.len();
+    while left > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = 0;
+        for id in &finished {
+            left += usize::from(jobs.get(*id).await?.is_some());
+        }
+    }
+    let _ = stop_tx.send(());
+    worker.await??;
+    ensure!(left == 0, "{left} done jobs left after 10 s");
+    ensure!(jobs.get(dead.id).await?.map(|j| j.state) == Some(JobState::Dead));
+    ensure!(jobs.get(other).await?.map(|j| j.state) == Some(JobState::Done));
     Ok(())
 }
 
