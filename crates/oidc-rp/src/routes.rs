@@ -69,9 +69,21 @@ fn cookie(
     .ok()
 }
 
-fn state_cookie_name(rp: &Rp) -> String {
-    format!("{}_state", rp.config().cookie_name)
+/// The cookie of the login started with `state`: one per login in progress, so that logins
+/// started in several tabs each complete. Named by the state's first characters (the seal
+/// binds the whole state); only token characters of a callback's `state` count.
+fn state_cookie_name(rp: &Rp, state: &str) -> String {
+    let tag: String = state
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(STATE_COOKIE_TAG)
+        .collect();
+    format!("{}_state_{tag}", rp.config().cookie_name)
 }
+
+/// Characters of the state in its cookie's name: 72 random bits, so a browser's logins in
+/// progress never share a name.
+const STATE_COOKIE_TAG: usize = 12;
 
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
     let esc = |s: &str| {
@@ -198,7 +210,7 @@ async fn login(State(rp): State<Rp>, Query(q): Query<HashMap<String, String>>) -
     let mut res = Redirect::to(&target).into_response();
     if let Some(c) = cookie(
         &rp,
-        &state_cookie_name(&rp),
+        &state_cookie_name(&rp, &state),
         &sealed,
         &cfg.base_path_or_root(),
         Some(crate::PENDING_TTL_SECS.unsigned_abs()),
@@ -243,8 +255,8 @@ async fn callback(
     // The state must be the one this browser started with (login CSRF): its cookie opens
     // only for that state. A used callback cannot be replayed either: the provider takes
     // each code once.
-    let pending =
-        get_cookie(&headers, &state_cookie_name(&rp)).and_then(|c| rp.open_pending(state, c));
+    let pending = get_cookie(&headers, &state_cookie_name(&rp, state))
+        .and_then(|c| rp.open_pending(state, c));
     let Some(pending) = pending else {
         return page(
             StatusCode::BAD_REQUEST,
@@ -308,9 +320,10 @@ async fn callback(
     ) {
         h.append(header::SET_COOKIE, c);
     }
+    // This login's cookie goes; those of logins in other tabs stay for their callbacks.
     if let Some(c) = cookie(
         &rp,
-        &state_cookie_name(&rp),
+        &state_cookie_name(&rp, state),
         "",
         &cfg.base_path_or_root(),
         Some(0),

@@ -523,44 +523,57 @@ async fn a_callback_from_another_browser_is_refused_and_spends_nothing() {
     assert!(r.text().await.unwrap().starts_with(&w.pid));
 }
 
-/// The login in progress travels sealed in the state cookie, bound to its `state`: a second
-/// login started in the same browser replaces it, and the first login's callback is then
-/// refused; the cookie shows nothing of the login (the nonce is in the authorization URL).
+/// The login in progress travels sealed in a state cookie of its own, bound to its `state`:
+/// logins started in two tabs of one browser both complete, each callback once, and the
+/// cookie shows nothing of the login (the nonce is in the authorization URL).
 #[tokio::test]
-async fn the_state_cookie_holds_one_login_bound_to_its_state() {
+async fn logins_started_in_two_tabs_each_complete_once() {
     let w = world().await;
     let citizen = browser();
-    let start = || async {
-        let r = citizen
-            .get(format!("{}/auth/login?return_to=/me", w.a))
-            .send()
-            .await
-            .unwrap();
-        let authorize = r.headers()["location"].to_str().unwrap().to_owned();
-        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-        (authorize, cookie)
+    let start = |to: &'static str| {
+        let citizen = citizen.clone();
+        let a = w.a.clone();
+        async move {
+            let r = citizen
+                .get(format!("{a}/auth/login?return_to={to}"))
+                .send()
+                .await
+                .unwrap();
+            let authorize = r.headers()["location"].to_str().unwrap().to_owned();
+            let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+            (authorize, cookie)
+        }
     };
-    let (first, cookie) = start().await;
-    let nonce = url::Url::parse(&first)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "nonce")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
+    let (first, cookie) = start("/me").await;
+    let query = |u: &str, key: &str| {
+        url::Url::parse(u)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    let nonce = query(&first, "nonce");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(!cookie.contains(&nonce), "{cookie}");
-    let (second, _) = start().await;
+    let (second, second_cookie) = start("/me?tab=2").await;
+    let name = |c: &str| c.split('=').next().unwrap().to_owned();
+    assert_ne!(name(&cookie), name(&second_cookie), "one cookie per login");
 
-    // The first login, done at ID-porten, comes back to a browser that holds the second.
+    // The first login, done at ID-porten, comes back to a browser that also holds the second.
     let (_, r) = walk(&citizen, first).await;
     let page = r.text().await.unwrap();
     let callback = submit_login(&citizen, &page, &w.pid, "idporten-loa-substantial").await;
+    let (url, r) = walk(&citizen, callback.clone()).await;
+    assert_eq!(url, format!("{}/me", w.a));
+    assert!(r.text().await.unwrap().starts_with(&w.pid));
+    // Its callback does not work twice: its cookie is gone (and ID-porten took the code).
     let (_, r) = walk(&citizen, callback).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("invalid_state"));
-    // The second completes (ID-porten knows the citizen by now and answers at once).
+    // The second completes too (ID-porten knows the citizen by now and answers at once).
     let (url, r) = walk(&citizen, second).await;
-    assert_eq!(url, format!("{}/me", w.a));
+    assert_eq!(url, format!("{}/me?tab=2", w.a));
     assert!(r.text().await.unwrap().starts_with(&w.pid));
 }
 
