@@ -263,6 +263,9 @@ pub async fn post_letter(
     )
     .map_err(invalid)?;
     stored.avsender = avsender_of(&state, req.avsender.as_deref())?;
+    for c in contents {
+        state.0.deps.blobs.put(c).await.map_err(Problem::internal)?;
+    }
     let now = OffsetDateTime::now_utc();
     let new = repo::NewLetter {
         letter_id: stored.id.clone(),
@@ -274,7 +277,7 @@ pub async fn post_letter(
         avsender_orgnr: stored.avsender.clone(),
     };
     let job = send::job(&stored.id).map_err(Problem::internal)?;
-    let outcome = repo::insert_letter(&state.0.deps.db, &state.0.jobs, job, &new, &contents, now)
+    let outcome = repo::insert_letter(&state.0.deps.db, &state.0.jobs, job, &new, now)
         .await
         .map_err(Problem::internal)?;
     let status = match outcome {

@@ -47,14 +47,12 @@ pub fn visible_to(owner: Option<&str>, caller: &str) -> bool {
     owner.is_none_or(|o| o == caller)
 }
 
-/// Inserts the letter, its documents' contents (in order), its `created` history entry and
-/// its send job in one transaction.
+/// Inserts the letter, its `created` history entry and its send job in one transaction.
 pub async fn insert_letter(
     db: &Db,
     jobs: &Jobs,
     job: NewJob,
     l: &NewLetter,
-    documents: &[bytes::Bytes],
     now: OffsetDateTime,
 ) -> StoreResult<Inserted> {
     let mut tx = db.begin_write().await?;
@@ -107,28 +105,9 @@ pub async fn insert_letter(
     .bind(ms(now))
     .execute(&mut *tx)
     .await?;
-    for (n, data) in documents.iter().enumerate() {
-        sqlx::query("INSERT INTO avsender_documents (letter_id, n, data) VALUES ($1, $2, $3)")
-            .bind(&l.letter_id)
-            .bind(i64::try_from(n).unwrap_or(i64::MAX))
-            .bind(data.as_ref())
-            .execute(&mut *tx)
-            .await?;
-    }
     jobs.enqueue_in(&mut tx, job).await?;
     tx.commit().await?;
     Ok(Inserted::New)
-}
-
-/// The contents of an unsent letter's documents, in order; empty once it left `created`, or
-/// when it was submitted by a version that kept documents in the blob store.
-pub async fn documents(db: &Db, letter_id: &str) -> StoreResult<Vec<Vec<u8>>> {
-    Ok(
-        sqlx::query_scalar("SELECT data FROM avsender_documents WHERE letter_id = $1 ORDER BY n")
-            .bind(letter_id)
-            .fetch_all(db.pool())
-            .await?,
-    )
 }
 
 #[derive(Debug, Clone)]
@@ -383,16 +362,11 @@ async fn apply_in(
         return Err(bad_row("the letter changed concurrently; retry"));
     }
     if current == Status::Created && last != Status::Created {
-        // Sent or failed: the letter is never sealed or posted again.
-        for table in [
-            "DELETE FROM avsender_payloads WHERE letter_id = $1",
-            "DELETE FROM avsender_documents WHERE letter_id = $1",
-        ] {
-            sqlx::query(table)
-                .bind(letter_id)
-                .execute(&mut *conn)
-                .await?;
-        }
+        // Sent or failed: the sealed form is never posted again.
+        sqlx::query("DELETE FROM avsender_payloads WHERE letter_id = $1")
+            .bind(letter_id)
+            .execute(&mut *conn)
+            .await?;
     }
     for (i, s) in path.iter().enumerate() {
         let implied = i + 1 < path.len();

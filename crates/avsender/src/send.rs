@@ -397,33 +397,20 @@ async fn seal(
         Step::Go(r) => r,
         Step::Refused(r) => return Ok(Step::Refused(r)),
     };
-    let mut contents = repo::documents(&state.0.deps.db, &l.letter_id).await?;
-    if contents.is_empty() {
-        // Submitted by a version that kept the documents in the blob store.
-        for d in &stored.documents {
-            let blob = BlobRef {
-                sha256: d.sha256.clone(),
-                size: d.size,
-            };
-            let bytes = state
-                .0
-                .deps
-                .blobs
-                .get(&blob)
-                .await
-                .map_err(|e| SendError::Retry(format!("document {}: {e}", d.filename)))?;
-            contents.push(bytes.to_vec());
-        }
-    }
-    if contents.len() != stored.documents.len() {
-        return Ok(Step::Refused(refuse(
-            "documents_missing",
-            format!(
-                "{} of the letter's {} documents are stored",
-                contents.len(),
-                stored.documents.len()
-            ),
-        )));
+    let mut contents = Vec::with_capacity(stored.documents.len());
+    for d in &stored.documents {
+        let blob = BlobRef {
+            sha256: d.sha256.clone(),
+            size: d.size,
+        };
+        let bytes = state
+            .0
+            .deps
+            .blobs
+            .get(&blob)
+            .await
+            .map_err(|e| SendError::Retry(format!("document {}: {e}", d.filename)))?;
+        contents.push(bytes.to_vec());
     }
     // consumer = the avsender; supplier = this organization when sending on its behalf.
     let token = consumer

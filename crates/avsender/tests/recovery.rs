@@ -135,48 +135,6 @@ async fn a_letter_sealed_by_an_earlier_version_is_sent_with_the_bytes_it_kept() 
     w.stop().await;
 }
 
-/// The documents wait with the unsent letter in the database; a letter submitted by a
-/// version that kept its documents in the blob store is sealed from there after the upgrade.
-#[tokio::test]
-async fn a_letter_whose_documents_an_earlier_version_kept_as_blobs_is_sealed_from_them() {
-    let mut w = start_down(|_| {}).await.with_sender().await;
-    let l = letter(&krr::default_pids().eboks);
-    assert!(w.avsender.submit(&l).await.unwrap().created);
-    wait_sealed(&w, &l.id).await;
-    w.sender.take().unwrap().kill().await;
-    let held: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT data FROM avsender_documents WHERE letter_id = $1")
-            .bind(&l.id)
-            .fetch_all(w.db.db().pool())
-            .await
-            .unwrap();
-    assert_eq!(
-        held,
-        [b"%PDF-1.4\n% samspill\n".to_vec()],
-        "kept while unsent"
-    );
-    // What the earlier version left: the document as a blob, and nothing sealed that can be
-    // posted again (its token was refused), so the letter is sealed once more.
-    let blob = w
-        .avsender_blobs
-        .put(bytes::Bytes::from(held[0].clone()))
-        .await
-        .unwrap();
-    for sql in [
-        "DELETE FROM avsender_documents",
-        "DELETE FROM avsender_payloads",
-        "UPDATE avsender_letters SET forretningsmelding = NULL, token_expires_at = NULL",
-    ] {
-        sqlx::query(sql).execute(w.db.db().pool()).await.unwrap();
-    }
-    let w = w.with_formidler().await.with_sender().await;
-    let v = w.wait_status(&l.id, "sent").await;
-    assert_eq!(statuses(&v), ["created", "sent"], "{v}");
-    assert_eq!(w.formidler_count().await, 1);
-    assert!(w.avsender_blobs.exists(&blob).await.unwrap());
-    w.stop().await;
-}
-
 #[tokio::test]
 async fn a_sender_killed_after_the_access_point_took_its_letters_sends_each_exactly_once() {
     // A short lease (3 × the HTTP timeout): the killed worker's job is taken over sooner.
