@@ -263,8 +263,17 @@ pub async fn post_letter(
     )
     .map_err(invalid)?;
     stored.avsender = avsender_of(&state, req.avsender.as_deref())?;
-    for c in contents {
-        state.0.deps.blobs.put(c).await.map_err(Problem::internal)?;
+    let mut blobs = Vec::with_capacity(contents.len());
+    for c in &contents {
+        blobs.push(
+            state
+                .0
+                .deps
+                .blobs
+                .put(c.clone())
+                .await
+                .map_err(Problem::internal)?,
+        );
     }
     let now = OffsetDateTime::now_utc();
     let new = repo::NewLetter {
@@ -277,9 +286,25 @@ pub async fn post_letter(
         avsender_orgnr: stored.avsender.clone(),
     };
     let job = send::job(&stored.id).map_err(Problem::internal)?;
-    let outcome = repo::insert_letter(&state.0.deps.db, &state.0.jobs, job, &new, now)
+    let outcome = repo::insert_letter(&state.0.deps.db, &state.0.jobs, job, &new, &blobs, now)
         .await
         .map_err(Problem::internal)?;
+    if matches!(outcome, Inserted::New | Inserted::Same) {
+        // A collector may have taken content shared with a sent letter just before this
+        // letter's references committed (repo::collect_released_blobs): store it again.
+        for (c, b) in contents.into_iter().zip(&blobs) {
+            if !state
+                .0
+                .deps
+                .blobs
+                .exists(b)
+                .await
+                .map_err(Problem::internal)?
+            {
+                state.0.deps.blobs.put(c).await.map_err(Problem::internal)?;
+            }
+        }
+    }
     let status = match outcome {
         Inserted::New => {
             metrics::counter!("avsender_letters_accepted_total").increment(1);

@@ -1,6 +1,6 @@
 //! Every SQL statement of the sender service (portable: `$n` placeholders, epoch-ms times).
 
-use store::{Db, Jobs, NewJob, StoreError, StoreResult, sqlx, sqlx::Row};
+use store::{BlobRef, Db, Jobs, NewJob, StoreError, StoreResult, sqlx, sqlx::Row};
 use time::OffsetDateTime;
 
 use crate::status::{self, Event, Status};
@@ -47,12 +47,15 @@ pub fn visible_to(owner: Option<&str>, caller: &str) -> bool {
     owner.is_none_or(|o| o == caller)
 }
 
-/// Inserts the letter, its `created` history entry and its send job in one transaction.
+/// Inserts the letter, its documents' blob references, its `created` history entry and its
+/// send job in one transaction. The blobs must be stored before, and checked again after (see
+/// [`collect_released_blobs`]).
 pub async fn insert_letter(
     db: &Db,
     jobs: &Jobs,
     job: NewJob,
     l: &NewLetter,
+    blobs: &[BlobRef],
     now: OffsetDateTime,
 ) -> StoreResult<Inserted> {
     let mut tx = db.begin_write().await?;
@@ -77,7 +80,8 @@ pub async fn insert_letter(
     if !inserted {
         tx.rollback().await?;
         let existing = sqlx::query(
-            "SELECT request_sha256, api_key_name FROM avsender_letters WHERE letter_id = $1",
+            "SELECT request_sha256, api_key_name, status FROM avsender_letters \
+             WHERE letter_id = $1",
         )
         .bind(&l.letter_id)
         .fetch_optional(db.pool())
@@ -85,6 +89,14 @@ pub async fn insert_letter(
         let Some(existing) = existing else {
             return Ok(Inserted::Conflict);
         };
+        if existing.try_get::<String, _>("status")? != Status::Created.as_str() {
+            // A repeat after the letter went: the blobs it stored again are not needed.
+            let mut tx = db.begin_write().await?;
+            for b in blobs {
+                release_in(&mut tx, b, now).await?;
+            }
+            tx.commit().await?;
+        }
         let owner: Option<String> = existing.try_get("api_key_name")?;
         if !visible_to(owner.as_deref(), &l.api_key_name) {
             return Ok(Inserted::OtherKey);
@@ -105,9 +117,132 @@ pub async fn insert_letter(
     .bind(ms(now))
     .execute(&mut *tx)
     .await?;
+    for b in blobs {
+        sqlx::query(
+            "INSERT INTO avsender_letter_blobs (sha256, letter_id, size) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&b.sha256)
+        .bind(&l.letter_id)
+        .bind(i64::try_from(b.size).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        // Waits for a collector deleting this blob right now (see collect_released_blobs).
+        sqlx::query("DELETE FROM avsender_blob_release WHERE sha256 = $1")
+            .bind(&b.sha256)
+            .execute(&mut *tx)
+            .await?;
+    }
     jobs.enqueue_in(&mut tx, job).await?;
     tx.commit().await?;
     Ok(Inserted::New)
+}
+
+/// Marks `b` as possibly unneeded, for [`collect_released_blobs`].
+async fn release_in(
+    conn: &mut store::sqlx::AnyConnection,
+    b: &BlobRef,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO avsender_blob_release (sha256, size, released_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (sha256) DO UPDATE SET released_at = excluded.released_at",
+    )
+    .bind(&b.sha256)
+    .bind(i64::try_from(b.size).unwrap_or(i64::MAX))
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes from `blobs` up to `limit` released documents that no unsent letter refers to;
+/// returns how many it deleted.
+///
+/// Each blob goes in a transaction of its own that deletes its release row, then reads the
+/// references, and deletes the file before committing. A letter being submitted with the same content deletes that row
+/// too ([`insert_letter`]), so it waits for the collector's commit (PostgreSQL's row lock,
+/// SQLite's single writer) or makes the collector's delete find nothing; and it checks after
+/// its own commit that its blobs exist, storing them again if a collector took them. A blob
+/// whose content a letter still refers to is never deleted after that letter's commit.
+pub async fn collect_released_blobs(
+    db: &Db,
+    blobs: &store::BlobStore,
+    now: OffsetDateTime,
+    limit: i64,
+) -> StoreResult<usize> {
+    let candidates: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT sha256, size FROM avsender_blob_release WHERE released_at <= $1 \
+         ORDER BY released_at LIMIT $2",
+    )
+    .bind(ms(now))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    let mut deleted = 0;
+    for (sha256, size) in candidates {
+        let mut tx = db.begin_write().await?;
+        // The release row first: from here until the commit, a submission of the same
+        // content waits, and the references read next are the committed ones.
+        let released = sqlx::query("DELETE FROM avsender_blob_release WHERE sha256 = $1")
+            .bind(&sha256)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        let referenced: Option<String> = sqlx::query_scalar(
+            "SELECT letter_id FROM avsender_letter_blobs WHERE sha256 = $1 LIMIT 1",
+        )
+        .bind(&sha256)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if released && referenced.is_none() {
+            let blob = BlobRef {
+                sha256,
+                size: u64::try_from(size).unwrap_or_default(),
+            };
+            // On error the transaction rolls back and the release row stays for the next pass.
+            blobs.delete(&blob).await?;
+            deleted += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(deleted)
+}
+
+/// Records the blobs of letters submitted before blob references were kept, for those still
+/// unsent: their content may be shared with later letters, whose release must not take it.
+pub async fn record_blobs_of_unsent(db: &Db) -> StoreResult<usize> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT l.letter_id, l.request_json FROM avsender_letters l WHERE l.status = $1 \
+         AND NOT EXISTS (SELECT 1 FROM avsender_letter_blobs b WHERE b.letter_id = l.letter_id)",
+    )
+    .bind(Status::Created.as_str())
+    .fetch_all(db.pool())
+    .await?;
+    let mut n = 0;
+    for (letter_id, json) in rows {
+        let Ok(stored) = serde_json::from_str::<crate::letter::StoredLetter>(&json) else {
+            continue;
+        };
+        let mut tx = db.begin_write().await?;
+        for d in &stored.documents {
+            sqlx::query(
+                "INSERT INTO avsender_letter_blobs (sha256, letter_id, size) \
+                 SELECT $1, letter_id, $3 FROM avsender_letters \
+                 WHERE letter_id = $2 AND status = $4 ON CONFLICT DO NOTHING",
+            )
+            .bind(&d.sha256)
+            .bind(&letter_id)
+            .bind(i64::try_from(d.size).unwrap_or(i64::MAX))
+            .bind(Status::Created.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 #[derive(Debug, Clone)]
@@ -362,8 +497,24 @@ async fn apply_in(
         return Err(bad_row("the letter changed concurrently; retry"));
     }
     if current == Status::Created && last != Status::Created {
-        // Sent or failed: the sealed form is never posted again.
+        // Sent or failed: the letter is never sealed or posted again.
         sqlx::query("DELETE FROM avsender_payloads WHERE letter_id = $1")
+            .bind(letter_id)
+            .execute(&mut *conn)
+            .await?;
+        let held: Vec<(String, i64)> =
+            sqlx::query_as("SELECT sha256, size FROM avsender_letter_blobs WHERE letter_id = $1")
+                .bind(letter_id)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (sha256, size) in held {
+            let b = BlobRef {
+                sha256,
+                size: u64::try_from(size).unwrap_or_default(),
+            };
+            release_in(conn, &b, now).await?;
+        }
+        sqlx::query("DELETE FROM avsender_letter_blobs WHERE letter_id = $1")
             .bind(letter_id)
             .execute(&mut *conn)
             .await?;
@@ -581,4 +732,131 @@ pub async fn receipts(db: &Db, letter_id: &str) -> StoreResult<Vec<ReceiptRow>> 
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_letter(id: &str, request_json: &str) -> NewLetter {
+        NewLetter {
+            letter_id: id.into(),
+            request_sha256: format!("sha-of-{id}"),
+            request_json: request_json.into(),
+            message_id: uuid::Uuid::new_v4().to_string(),
+            conversation_id: uuid::Uuid::new_v4().to_string(),
+            api_key_name: "sak".into(),
+            avsender_orgnr: None,
+        }
+    }
+
+    async fn insert(db: &Db, id: &str, blobs: &[BlobRef]) -> Inserted {
+        let jobs = Jobs::new(db.clone());
+        let job = crate::send::job(id).unwrap();
+        let l = new_letter(id, "{}");
+        insert_letter(db, &jobs, job, &l, blobs, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+    }
+
+    async fn sent(db: &Db, id: &str) {
+        let info = EventInfo {
+            detail: None,
+            receipt_id: None,
+            error_code: None,
+        };
+        let moved = apply(db, id, Event::Sent, &info, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        assert_eq!(moved, Applied::Moved(vec![Status::Sent]));
+    }
+
+    async fn collect(db: &Db, blobs: &store::BlobStore) -> usize {
+        collect_released_blobs(db, blobs, OffsetDateTime::now_utc(), 100)
+            .await
+            .unwrap()
+    }
+
+    /// A document shared by two letters stays while either is unsent; a letter's own
+    /// document goes once it is sent; a repeat of a sent letter stores its documents again
+    /// and they go again.
+    #[tokio::test]
+    async fn a_shared_document_goes_with_the_last_unsent_letter() {
+        let t = store::testing::fresh_db().await;
+        let db = t.db();
+        let blobs = store::BlobStore::memory();
+        let shared = blobs.put(&b"%PDF-1.7 shared"[..]).await.unwrap();
+        let own = blobs.put(&b"%PDF-1.7 own"[..]).await.unwrap();
+        assert_eq!(
+            insert(db, "a", &[shared.clone(), own.clone()]).await,
+            Inserted::New
+        );
+        assert_eq!(
+            insert(db, "b", std::slice::from_ref(&shared)).await,
+            Inserted::New
+        );
+        assert_eq!(collect(db, &blobs).await, 0, "both unsent");
+        sent(db, "a").await;
+        assert_eq!(collect(db, &blobs).await, 1);
+        assert!(!blobs.exists(&own).await.unwrap());
+        assert!(blobs.exists(&shared).await.unwrap(), "b still needs it");
+        assert_eq!(collect(db, &blobs).await, 0, "nothing released now");
+        sent(db, "b").await;
+        assert_eq!(collect(db, &blobs).await, 1);
+        assert!(!blobs.exists(&shared).await.unwrap());
+
+        // The case system submits "a" again after it went: the same letter, its document
+        // stored again by the request, and released at once.
+        blobs.put(&b"%PDF-1.7 own"[..]).await.unwrap();
+        assert_eq!(
+            insert(db, "a", std::slice::from_ref(&own)).await,
+            Inserted::Same
+        );
+        assert_eq!(collect(db, &blobs).await, 1);
+        assert!(!blobs.exists(&own).await.unwrap());
+    }
+
+    /// A letter submitted before references were kept, still unsent at the upgrade, gets its
+    /// references from its stored JSON, so a sent letter with the same document does not
+    /// take it away.
+    #[tokio::test]
+    async fn documents_of_letters_unsent_at_the_upgrade_are_recorded() {
+        let t = store::testing::fresh_db().await;
+        let db = t.db();
+        let blobs = store::BlobStore::memory();
+        let doc = blobs.put(&b"%PDF-1.7 brev"[..]).await.unwrap();
+        let json = serde_json::json!({
+            "id": "old",
+            "personidentifikator": "01819000049",
+            "ikkesensitivtittel": "Brev",
+            "sikkerhetsnivaa": 3,
+            "spraak": "NO",
+            "documents": [{
+                "filename": "brev.pdf",
+                "mime": "application/pdf",
+                "lang": "NO",
+                "sha256": doc.sha256,
+                "size": doc.size,
+            }],
+        })
+        .to_string();
+        let jobs = Jobs::new(db.clone());
+        let l = new_letter("old", &json);
+        let job = crate::send::job("old").unwrap();
+        insert_letter(db, &jobs, job, &l, &[], OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        assert_eq!(
+            insert(db, "new", std::slice::from_ref(&doc)).await,
+            Inserted::New
+        );
+        assert_eq!(record_blobs_of_unsent(db).await.unwrap(), 1);
+        assert_eq!(record_blobs_of_unsent(db).await.unwrap(), 0, "once");
+        sent(db, "new").await;
+        assert_eq!(collect(db, &blobs).await, 0);
+        assert!(blobs.exists(&doc).await.unwrap(), "the old letter needs it");
+        sent(db, "old").await;
+        assert_eq!(collect(db, &blobs).await, 1);
+        assert!(!blobs.exists(&doc).await.unwrap());
+    }
 }

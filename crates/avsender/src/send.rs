@@ -27,6 +27,9 @@ use crate::{
 
 pub const SEND_QUEUE: &str = "avsender.send";
 
+/// How often the documents of sent letters are looked at for deletion.
+const COLLECT_EVERY: Duration = Duration::from_secs(1);
+
 /// A stored token must stay valid this long after sending starts.
 const TOKEN_MARGIN_MS: i64 = 15_000;
 
@@ -68,6 +71,35 @@ pub fn spawn(
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "listing unsent letters failed"),
+            }
+        }));
+    }
+    {
+        // The documents of sent letters: deleted once no unsent letter refers to them.
+        let state = state.clone();
+        let mut shutdown = shutdown.clone();
+        handles.push(tokio::spawn(async move {
+            let db = &state.0.deps.db;
+            let blobs = &state.0.deps.blobs;
+            match repo::record_blobs_of_unsent(db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(letters = n, "recorded the documents of unsent letters"),
+                Err(e) => {
+                    // Without them a shared document could go while an older letter needs it.
+                    tracing::error!(error = %e, "recording the documents of unsent letters failed; documents are kept");
+                    return;
+                }
+            }
+            loop {
+                match repo::collect_released_blobs(db, blobs, OffsetDateTime::now_utc(), 100).await {
+                    Ok(n) if n > 0 => tracing::debug!(deleted = n, "documents of sent letters deleted"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "deleting documents of sent letters failed"),
+                }
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    () = tokio::time::sleep(COLLECT_EVERY) => {}
+                }
             }
         }));
     }

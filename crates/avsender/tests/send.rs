@@ -112,6 +112,17 @@ async fn digital_letters_reach_the_access_point_sealed_for_the_citizens_provider
                 .await
                 .unwrap()
         );
+        // The submitted document goes too, once the letter is sent.
+        let document = store::BlobRef::of(&pkg.documents[0].bytes);
+        assert!(
+            store::testing::blob_gone_within(
+                &w.avsender_blobs,
+                &document,
+                std::time::Duration::from_secs(5)
+            )
+            .await,
+            "the sent letter's document is deleted"
+        );
     }
     w.stop().await;
 }
