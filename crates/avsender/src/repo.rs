@@ -159,12 +159,12 @@ async fn release_in(
 /// Deletes from `blobs` up to `limit` released documents that no unsent letter refers to;
 /// returns how many it deleted.
 ///
-/// Each blob goes in a transaction of its own that deletes its release row, then reads the
-/// references, and deletes the file before committing. A letter being submitted with the same content deletes that row
-/// too ([`insert_letter`]), so it waits for the collector's commit (PostgreSQL's row lock,
-/// SQLite's single writer) or makes the collector's delete find nothing; and it checks after
-/// its own commit that its blobs exist, storing them again if a collector took them. A blob
-/// whose content a letter still refers to is never deleted after that letter's commit.
+/// One transaction deletes the release rows, then reads the references, and deletes the
+/// files before committing. A letter being submitted with the same content deletes its
+/// release row too ([`insert_letter`]), so it waits for the collector's commit (PostgreSQL's
+/// row lock, SQLite's single writer) or makes the collector's delete find nothing; and it
+/// checks after its own commit that its blobs exist, storing them again if a collector took
+/// them. A blob whose content a letter refers to is never deleted after that letter's commit.
 pub async fn collect_released_blobs(
     db: &Db,
     blobs: &store::BlobStore,
@@ -179,34 +179,42 @@ pub async fn collect_released_blobs(
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    let mut deleted = 0;
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = db.begin_write().await?;
+    let mut unneeded = Vec::new();
+    // The release rows first: from here until the commit, a submission of the same content
+    // waits, and the references read next are the committed ones.
     for (sha256, size) in candidates {
-        let mut tx = db.begin_write().await?;
-        // The release row first: from here until the commit, a submission of the same
-        // content waits, and the references read next are the committed ones.
         let released = sqlx::query("DELETE FROM avsender_blob_release WHERE sha256 = $1")
             .bind(&sha256)
             .execute(&mut *tx)
             .await?
             .rows_affected()
             == 1;
+        if released {
+            unneeded.push(BlobRef {
+                sha256,
+                size: u64::try_from(size).unwrap_or_default(),
+            });
+        }
+    }
+    let mut deleted = 0;
+    for blob in unneeded {
         let referenced: Option<String> = sqlx::query_scalar(
             "SELECT letter_id FROM avsender_letter_blobs WHERE sha256 = $1 LIMIT 1",
         )
-        .bind(&sha256)
+        .bind(&blob.sha256)
         .fetch_optional(&mut *tx)
         .await?;
-        if released && referenced.is_none() {
-            let blob = BlobRef {
-                sha256,
-                size: u64::try_from(size).unwrap_or_default(),
-            };
-            // On error the transaction rolls back and the release row stays for the next pass.
+        if referenced.is_none() {
+            // On error the transaction rolls back and the release rows stay for the next pass.
             blobs.delete(&blob).await?;
             deleted += 1;
         }
-        tx.commit().await?;
     }
+    tx.commit().await?;
     Ok(deleted)
 }
 
