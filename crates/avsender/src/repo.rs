@@ -117,7 +117,10 @@ pub async fn insert_letter(
     .bind(ms(now))
     .execute(&mut *tx)
     .await?;
-    for b in blobs {
+    // In hash order, as a collector's delete takes them (no lock-order deadlock).
+    let mut sorted: Vec<&BlobRef> = blobs.iter().collect();
+    sorted.sort();
+    for b in sorted {
         sqlx::query(
             "INSERT INTO avsender_letter_blobs (sha256, letter_id, size) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
@@ -171,8 +174,8 @@ pub async fn collect_released_blobs(
     now: OffsetDateTime,
     limit: i64,
 ) -> StoreResult<usize> {
-    let candidates: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT sha256, size FROM avsender_blob_release WHERE released_at <= $1 \
+    let candidates: Vec<String> = sqlx::query_scalar(
+        "SELECT sha256 FROM avsender_blob_release WHERE released_at <= $1 \
          ORDER BY released_at LIMIT $2",
     )
     .bind(ms(now))
@@ -182,37 +185,48 @@ pub async fn collect_released_blobs(
     if candidates.is_empty() {
         return Ok(0);
     }
+    let list = |from: usize, n: usize| {
+        (from..from + n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut tx = db.begin_write().await?;
-    let mut unneeded = Vec::new();
     // The release rows first: from here until the commit, a submission of the same content
     // waits, and the references read next are the committed ones.
-    for (sha256, size) in candidates {
-        let released = sqlx::query("DELETE FROM avsender_blob_release WHERE sha256 = $1")
-            .bind(&sha256)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        if released {
-            unneeded.push(BlobRef {
-                sha256,
-                size: u64::try_from(size).unwrap_or_default(),
-            });
-        }
+    let mut delete = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM avsender_blob_release WHERE sha256 IN ({}) RETURNING sha256, size",
+        list(1, candidates.len())
+    )));
+    for sha256 in candidates {
+        delete = delete.bind(sha256);
     }
+    let released = delete.fetch_all(&mut *tx).await?;
+    if released.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let mut referenced = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT sha256 FROM avsender_letter_blobs WHERE sha256 IN ({})",
+        list(1, released.len())
+    )));
+    for (sha256, _) in &released {
+        referenced = referenced.bind(sha256.clone());
+    }
+    let referenced: std::collections::HashSet<String> =
+        referenced.fetch_all(&mut *tx).await?.into_iter().collect();
     let mut deleted = 0;
-    for blob in unneeded {
-        let referenced: Option<String> = sqlx::query_scalar(
-            "SELECT letter_id FROM avsender_letter_blobs WHERE sha256 = $1 LIMIT 1",
-        )
-        .bind(&blob.sha256)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if referenced.is_none() {
-            // On error the transaction rolls back and the release rows stay for the next pass.
-            blobs.delete(&blob).await?;
-            deleted += 1;
+    for (sha256, size) in released {
+        if referenced.contains(&sha256) {
+            continue;
         }
+        let blob = BlobRef {
+            sha256,
+            size: u64::try_from(size).unwrap_or_default(),
+        };
+        // On error the transaction rolls back and the release rows stay for the next pass.
+        blobs.delete(&blob).await?;
+        deleted += 1;
     }
     tx.commit().await?;
     Ok(deleted)
@@ -510,18 +524,16 @@ async fn apply_in(
             .bind(letter_id)
             .execute(&mut *conn)
             .await?;
-        let held: Vec<(String, i64)> =
-            sqlx::query_as("SELECT sha256, size FROM avsender_letter_blobs WHERE letter_id = $1")
-                .bind(letter_id)
-                .fetch_all(&mut *conn)
-                .await?;
-        for (sha256, size) in held {
-            let b = BlobRef {
-                sha256,
-                size: u64::try_from(size).unwrap_or_default(),
-            };
-            release_in(conn, &b, now).await?;
-        }
+        // Its documents may go, unless another unsent letter shares them.
+        sqlx::query(
+            "INSERT INTO avsender_blob_release (sha256, size, released_at) \
+             SELECT sha256, size, $2 FROM avsender_letter_blobs WHERE letter_id = $1 \
+             ON CONFLICT (sha256) DO UPDATE SET released_at = excluded.released_at",
+        )
+        .bind(letter_id)
+        .bind(ms(now))
+        .execute(&mut *conn)
+        .await?;
         sqlx::query("DELETE FROM avsender_letter_blobs WHERE letter_id = $1")
             .bind(letter_id)
             .execute(&mut *conn)
