@@ -59,6 +59,20 @@ pub fn spawn(
             }
         }));
     }
+    {
+        // Receipts past keeping: at start, then every ten minutes, a batch at a time.
+        let state = state.clone();
+        let mut shutdown = shutdown.clone();
+        handles.push(tokio::spawn(async move {
+            loop {
+                purge_receipts(&state).await;
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    () = tokio::time::sleep(PURGE_EVERY) => {}
+                }
+            }
+        }));
+    }
     for n in 0..state.0.cfg.delivery_workers.max(1) {
         let state = state.clone();
         let mut shutdown = shutdown.clone();
@@ -93,6 +107,44 @@ pub fn spawn(
         }));
     }
     handles
+}
+
+/// How often receipts past keeping are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+/// Receipts one statement deletes at most: a short write, even on SQLite's single writer.
+const PURGE_BATCH: i64 = 1000;
+
+async fn purge_receipts(state: &AppState) {
+    let cfg = &state.0.cfg;
+    let now = OffsetDateTime::now_utc();
+    // A keep time beyond the calendar keeps everything.
+    let days = |n: u32| {
+        now.checked_sub(time::Duration::days(i64::from(n.max(1))))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    };
+    let (read_before, unread_before) = (
+        days(cfg.keep_read_receipts_days),
+        days(cfg.keep_unread_receipts_days),
+    );
+    let mut total = 0;
+    loop {
+        match repo::purge_receipts(&state.0.deps.db, read_before, unread_before, PURGE_BATCH).await
+        {
+            Ok(n) => {
+                total += n;
+                if n < PURGE_BATCH.unsigned_abs() {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "deleting receipts past keeping failed");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(deleted = total, "receipts past keeping deleted");
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -41,6 +41,11 @@ pub struct Config {
     pub delivery_timeout_secs: u64,
     /// Longest pause between two delivery attempts of one letter, in seconds.
     pub max_retry_delay_secs: u64,
+    /// Days a receipt the sender marked read stays downloadable before it is deleted.
+    pub keep_read_receipts_days: u32,
+    /// Days a receipt the sender never read waits before it is deleted (the broker of the
+    /// classic transport kept messages 25 + 5 days).
+    pub keep_unread_receipts_days: u32,
 }
 
 impl Default for Config {
@@ -52,6 +57,8 @@ impl Default for Config {
             delivery_workers: 4,
             delivery_timeout_secs: 60,
             max_retry_delay_secs: 60,
+            keep_read_receipts_days: 7,
+            keep_unread_receipts_days: 30,
         }
     }
 }

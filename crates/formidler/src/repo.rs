@@ -420,3 +420,92 @@ pub async fn mark_read(
     .rows_affected();
     Ok(n == 1)
 }
+
+/// Deletes up to `limit` receipts received before `read_before` and read, or received before
+/// `unread_before`; returns how many. Walks the receipts by arrival (`received_at` ≤
+/// `read_at`, so every read receipt to delete arrived before `read_before`).
+pub async fn purge_receipts(
+    db: &Db,
+    read_before: OffsetDateTime,
+    unread_before: OffsetDateTime,
+    limit: i64,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM formidler_incoming WHERE id IN (SELECT id FROM formidler_incoming \
+         WHERE received_at < $1 AND ((read_at IS NOT NULL AND read_at < $1) \
+         OR received_at < $2) LIMIT $3)",
+    )
+    .bind(ms(read_before))
+    .bind(ms(unread_before))
+    .bind(limit)
+    .execute(db.pool())
+    .await?
+    .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read receipts go after the read keep time, unread ones after the longer one; the
+    /// rest stay, and a purge takes at most its limit.
+    #[tokio::test]
+    async fn receipts_past_keeping_are_deleted() {
+        let t = store::testing::fresh_db().await;
+        let db = t.db();
+        let now = OffsetDateTime::now_utc();
+        let days = |n: i64| now - time::Duration::days(n);
+        // (id, received, read)
+        let receipts = [
+            ("read-old", days(10), Some(days(9))),
+            ("read-recent", days(10), Some(days(1))),
+            ("read-new", days(1), Some(days(1))),
+            ("unread-old", days(31), None),
+            ("unread-older", days(40), None),
+            ("unread-recent", days(10), None),
+        ];
+        for (id, received, read) in receipts {
+            let m = NewIncoming {
+                id,
+                conversation_id: "c",
+                message_type: "leveringskvittering",
+                recipient_orgnr: "991825827",
+                supplier_orgnr: None,
+                avsenderidentifikator: None,
+                kanal: None,
+                forretningsmelding: "jws",
+            };
+            assert!(insert_incoming(db, &m, received).await.unwrap());
+            if let Some(at) = read {
+                assert!(mark_read(db, "991825827", "", id, at).await.unwrap());
+            }
+        }
+        let (read_before, unread_before) = (days(7), days(30));
+        assert_eq!(
+            purge_receipts(db, read_before, unread_before, 2)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            purge_receipts(db, read_before, unread_before, 2)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            purge_receipts(db, read_before, unread_before, 2)
+                .await
+                .unwrap(),
+            0
+        );
+        for (id, _, _) in receipts {
+            let kept = get_incoming(db, "991825827", "", id)
+                .await
+                .unwrap()
+                .is_some();
+            let expected = matches!(id, "read-recent" | "read-new" | "unread-recent");
+            assert_eq!(kept, expected, "{id}");
+        }
+    }
+}
