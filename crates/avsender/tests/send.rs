@@ -586,3 +586,48 @@ async fn concurrent_letters_share_krr_requests() {
     assert_eq!(w.formidler_count().await, 24);
     w.stop().await;
 }
+
+/// Letters that share one document, submitted in waves while earlier ones are sent and the
+/// collector deletes the document between waves: each wave stores it again, every letter is
+/// sent, and the document goes once the last one is sent. (Which letters may keep it is
+/// `repo`'s unit tests' part; this is the whole service around it.)
+#[tokio::test]
+async fn letters_sharing_a_document_each_keep_it_until_sent() {
+    let w = start().await;
+    let pid = krr::default_pids().digipost;
+    let document = store::BlobRef::of(b"%PDF-1.4\n% samspill\n");
+    let mut ids = Vec::new();
+    let mut found_gone = 0;
+    for wave in 0..5 {
+        if wave > 0 && !w.avsender_blobs.exists(&document).await.unwrap() {
+            found_gone += 1;
+        }
+        let letters: Vec<_> = (0..6).map(|_| letter(&pid)).collect();
+        ids.extend(letters.iter().map(|l| l.id.clone()));
+        let submitted =
+            futures::future::join_all(letters.iter().map(|l| w.avsender.submit(l))).await;
+        for s in submitted {
+            assert!(s.unwrap().created);
+        }
+        // A collector pass (every second) after the wave is sent.
+        tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    }
+    for id in &ids {
+        let v = w.wait_status(id, "sent").await;
+        assert_eq!(statuses(&v), ["created", "sent"], "{v}");
+    }
+    assert!(
+        found_gone > 0,
+        "the collector never took the document between waves"
+    );
+    assert!(
+        store::testing::blob_gone_within(
+            &w.avsender_blobs,
+            &document,
+            std::time::Duration::from_secs(5)
+        )
+        .await,
+        "the shared document goes with the last letter"
+    );
+    w.stop().await;
+}
