@@ -79,9 +79,17 @@ pub async fn insert_letter(
         == 1;
     if !inserted {
         tx.rollback().await?;
+        // What this request stored belongs to no new letter: released, it goes unless a
+        // letter refers to it (the same letter, still unsent, keeps it).
+        if !blobs.is_empty() {
+            let mut tx = db.begin_write().await?;
+            for b in blobs {
+                release_in(&mut tx, b, now).await?;
+            }
+            tx.commit().await?;
+        }
         let existing = sqlx::query(
-            "SELECT request_sha256, api_key_name, status FROM avsender_letters \
-             WHERE letter_id = $1",
+            "SELECT request_sha256, api_key_name FROM avsender_letters WHERE letter_id = $1",
         )
         .bind(&l.letter_id)
         .fetch_optional(db.pool())
@@ -89,14 +97,6 @@ pub async fn insert_letter(
         let Some(existing) = existing else {
             return Ok(Inserted::Conflict);
         };
-        if existing.try_get::<String, _>("status")? != Status::Created.as_str() {
-            // A repeat after the letter went: the blobs it stored again are not needed.
-            let mut tx = db.begin_write().await?;
-            for b in blobs {
-                release_in(&mut tx, b, now).await?;
-            }
-            tx.commit().await?;
-        }
         let owner: Option<String> = existing.try_get("api_key_name")?;
         if !visible_to(owner.as_deref(), &l.api_key_name) {
             return Ok(Inserted::OtherKey);
@@ -825,6 +825,26 @@ mod tests {
         assert_eq!(collect(db, &blobs).await, 1);
         assert!(!blobs.exists(&shared).await.unwrap());
 
+        // Another letter under a used id: what that request stored goes.
+        let stray = blobs.put(&b"%PDF-1.7 stray"[..]).await.unwrap();
+        let jobs = Jobs::new(db.clone());
+        let mut other = new_letter("b", "{}");
+        other.request_sha256 = "other content".into();
+        let job = crate::send::job("b").unwrap();
+        let outcome = insert_letter(
+            db,
+            &jobs,
+            job,
+            &other,
+            std::slice::from_ref(&stray),
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(outcome, Inserted::Conflict);
+        assert_eq!(collect(db, &blobs).await, 1);
+        assert!(!blobs.exists(&stray).await.unwrap());
+
         // The case system submits "a" again after it went: the same letter, its document
         // stored again by the request, and released at once.
         blobs.put(&b"%PDF-1.7 own"[..]).await.unwrap();
@@ -870,6 +890,13 @@ mod tests {
             insert(db, "new", std::slice::from_ref(&doc)).await,
             Inserted::New
         );
+        // The unsent letter submitted again: released by the repeat, kept for the letter.
+        assert_eq!(
+            insert(db, "new", std::slice::from_ref(&doc)).await,
+            Inserted::Same
+        );
+        assert_eq!(collect(db, &blobs).await, 0);
+        assert!(blobs.exists(&doc).await.unwrap());
         assert_eq!(record_blobs_of_unsent(db).await.unwrap(), 1);
         assert_eq!(record_blobs_of_unsent(db).await.unwrap(), 0, "once");
         sent(db, "new").await;
