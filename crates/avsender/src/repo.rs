@@ -185,8 +185,9 @@ pub async fn collect_released_blobs(
     if candidates.is_empty() {
         return Ok(0);
     }
-    let list = |from: usize, n: usize| {
-        (from..from + n)
+    // `$1, $2, …, $n`: one bind parameter per hash.
+    let placeholders = |n: usize| {
+        (1..=n)
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()
             .join(", ")
@@ -196,7 +197,7 @@ pub async fn collect_released_blobs(
     // waits, and the references read next are the committed ones.
     let mut delete = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(format!(
         "DELETE FROM avsender_blob_release WHERE sha256 IN ({}) RETURNING sha256, size",
-        list(1, candidates.len())
+        placeholders(candidates.len())
     )));
     for sha256 in candidates {
         delete = delete.bind(sha256);
@@ -208,7 +209,7 @@ pub async fn collect_released_blobs(
     }
     let mut referenced = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
         "SELECT DISTINCT sha256 FROM avsender_letter_blobs WHERE sha256 IN ({})",
-        list(1, released.len())
+        placeholders(released.len())
     )));
     for (sha256, _) in &released {
         referenced = referenced.bind(sha256.clone());

@@ -70,9 +70,7 @@ mod wakeup;
 pub mod worker;
 
 pub use blob::{BlobRef, BlobStore};
-pub use config::{
-    Backend, BlobBackendKind, BlobConfig, DatabaseConfig, MIN_KEEP_DONE_JOBS_HOURS, S3Config,
-};
+pub use config::{Backend, BlobBackendKind, BlobConfig, DatabaseConfig, S3Config};
 pub use db::{Db, NativeReads};
 pub use error::{StoreError, StoreResult};
 pub use jobs::{
