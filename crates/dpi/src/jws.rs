@@ -113,6 +113,26 @@ pub fn sign<T: HasPrivate>(
     Ok(out)
 }
 
+/// The hex SHA-256 of a compact JWS as received: what a party keeps of a business message it
+/// no longer needs, to tell an identical retry (same bytes) from another message under a
+/// used id.
+pub fn digest(jws: &str) -> String {
+    // SHA-256 cannot fail in OpenSSL's default provider; an empty digest would only make a
+    // retry look like another message.
+    openssl::hash::hash(MessageDigest::sha256(), jws.as_bytes())
+        .map(hex::encode)
+        .unwrap_or_default()
+}
+
+/// Whether `jws` is the business message a party kept: compared with the message itself
+/// while that is kept (`kept` not empty), else with its [`digest`].
+pub fn is_same_message(kept: &str, kept_digest: Option<&str>, jws: &str) -> bool {
+    if !kept.is_empty() {
+        return kept == jws;
+    }
+    kept_digest.is_some_and(|d| !d.is_empty() && d == digest(jws))
+}
+
 /// Decode a compact JWS without verifying anything: `(header JSON, payload bytes)`.
 pub fn decode_unverified(jws: &str) -> Result<(Value, Vec<u8>), JwsError> {
     let (h, p, _) = split(jws)?;
@@ -194,4 +214,24 @@ pub fn verify(jws: &str) -> Result<VerifiedJws, JwsError> {
     let payload =
         crate::b64_url_decode(p).ok_or(JwsError::Malformed("payload is not base64url"))?;
     Ok(VerifiedJws { payload, chain })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_message_is_recognized_by_itself_or_its_digest() {
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(is_same_message("a.b.c", None, "a.b.c"));
+        assert!(!is_same_message("a.b.c", Some(&digest("a.b.d")), "a.b.d"));
+        assert!(is_same_message("", Some(&digest("a.b.c")), "a.b.c"));
+        assert!(!is_same_message("", Some(&digest("a.b.c")), "a.b.d"));
+        // Nothing kept at all matches nothing, not even an empty message.
+        assert!(!is_same_message("", None, ""));
+        assert!(!is_same_message("", Some(""), ""));
+    }
 }

@@ -180,7 +180,7 @@ pub async fn post_message(
         let existing = repo::get_message(&state.0.deps.db, &message_id)
             .await
             .map_err(Problem::internal)?;
-        if existing.is_none_or(|m| m.forretningsmelding != jws) {
+        if existing.is_none_or(|m| !m.is_same_message(&jws)) {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
                 "duplicate_message_id",

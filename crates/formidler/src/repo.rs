@@ -31,7 +31,10 @@ pub struct MessageRow {
     pub message_id: String,
     pub sender_orgnr: String,
     pub receiver_orgnr: String,
+    /// Empty once the message is finished (only its digest is kept then), except for a
+    /// message accepted before digests were kept and not digested yet.
     pub forretningsmelding: String,
+    pub forretningsmelding_sha256: Option<String>,
     pub dokumentpakke_sha256: Option<String>,
     pub dokumentpakke_size: Option<i64>,
     pub status: String,
@@ -39,6 +42,15 @@ pub struct MessageRow {
 }
 
 impl MessageRow {
+    /// Whether `jws` is this message again, byte for byte (a retry).
+    pub fn is_same_message(&self, jws: &str) -> bool {
+        dpi::jws::is_same_message(
+            &self.forretningsmelding,
+            self.forretningsmelding_sha256.as_deref(),
+            jws,
+        )
+    }
+
     /// The dokumentpakke's content address, while the message still has one (until finished).
     pub fn payload_ref(&self) -> Option<store::BlobRef> {
         Some(store::BlobRef {
@@ -65,8 +77,9 @@ pub async fn insert_message(
     let inserted = sqlx::query(
         "INSERT INTO formidler_messages (message_id, conversation_id, message_type, sender_orgnr, \
          supplier_orgnr, avsenderidentifikator, receiver_orgnr, kanal, forretningsmelding, \
-         dokumentpakke_sha256, dokumentpakke_size, status, deliver_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+         dokumentpakke_sha256, dokumentpakke_size, status, deliver_by, created_at, updated_at, \
+         forretningsmelding_sha256) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15) \
          ON CONFLICT (message_id) DO NOTHING",
     )
     .bind(&m.message_id)
@@ -83,6 +96,7 @@ pub async fn insert_message(
     .bind(OPPRETTET)
     .bind(ms(m.deliver_by))
     .bind(ms(now))
+    .bind(dpi::jws::digest(&m.forretningsmelding))
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -120,7 +134,8 @@ pub async fn pending_in_conversation(db: &Db, conversation_id: &str) -> StoreRes
 }
 
 const MESSAGE_COLUMNS: &str = "m.message_id, m.sender_orgnr, m.receiver_orgnr, \
-    m.forretningsmelding, m.dokumentpakke_sha256, m.dokumentpakke_size, m.status, m.deliver_by";
+    m.forretningsmelding, m.forretningsmelding_sha256, m.dokumentpakke_sha256, \
+    m.dokumentpakke_size, m.status, m.deliver_by";
 
 fn message_row(r: &sqlx::any::AnyRow) -> StoreResult<MessageRow> {
     Ok(MessageRow {
@@ -128,6 +143,7 @@ fn message_row(r: &sqlx::any::AnyRow) -> StoreResult<MessageRow> {
         sender_orgnr: r.try_get("sender_orgnr")?,
         receiver_orgnr: r.try_get("receiver_orgnr")?,
         forretningsmelding: r.try_get("forretningsmelding")?,
+        forretningsmelding_sha256: r.try_get("forretningsmelding_sha256")?,
         dokumentpakke_sha256: r.try_get("dokumentpakke_sha256")?,
         dokumentpakke_size: r.try_get("dokumentpakke_size")?,
         status: r.try_get("status")?,
@@ -174,7 +190,9 @@ pub struct Finished {
 }
 
 /// Moves a message out of `OPPRETTET` to `status` (once; `moved` is `false` if it had moved
-/// already) and forgets its payload, which the access point must not keep after delivery.
+/// already) and forgets its payload, which the access point must not keep after delivery, and
+/// its business message, of which the digest stays (a message without one keeps it until
+/// [`digest_old_messages`] has made one).
 pub async fn finish_message(
     db: &Db,
     message_id: &str,
@@ -184,7 +202,9 @@ pub async fn finish_message(
 ) -> StoreResult<Finished> {
     let mut tx = db.begin_write().await?;
     let moved = sqlx::query(
-        "UPDATE formidler_messages SET status = $2, dokumentpakke_sha256 = NULL, updated_at = $3 \
+        "UPDATE formidler_messages SET status = $2, dokumentpakke_sha256 = NULL, updated_at = $3, \
+         forretningsmelding = CASE WHEN forretningsmelding_sha256 IS NULL \
+         THEN forretningsmelding ELSE '' END \
          WHERE message_id = $1 AND status = $4",
     )
     .bind(message_id)
@@ -220,6 +240,40 @@ pub async fn finish_message(
         moved,
         payload_in_blobs,
     })
+}
+
+/// Digests up to `limit` messages accepted before digests were kept (walking the index that
+/// holds only those) and empties the finished ones; the number digested, 0 when none is left.
+pub async fn digest_old_messages(db: &Db, limit: i64) -> StoreResult<u64> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT message_id, forretningsmelding FROM formidler_messages \
+         WHERE forretningsmelding_sha256 IS NULL ORDER BY message_id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = db.begin_write().await?;
+    let mut n = 0;
+    for (message_id, jws) in &rows {
+        // The status decides at the write, so a delivery finishing meanwhile is covered; a
+        // row without a digest is never emptied, so `jws` is still what the row holds.
+        n += sqlx::query(
+            "UPDATE formidler_messages SET forretningsmelding_sha256 = $2, \
+             forretningsmelding = CASE WHEN status = $3 THEN forretningsmelding ELSE '' END \
+             WHERE message_id = $1 AND forretningsmelding_sha256 IS NULL",
+        )
+        .bind(message_id)
+        .bind(dpi::jws::digest(jws))
+        .bind(OPPRETTET)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(n)
 }
 
 /// Whether any other undelivered message still needs the blob `sha256`.
@@ -507,5 +561,131 @@ mod tests {
             let expected = matches!(id, "read-recent" | "read-new" | "unread-recent");
             assert_eq!(kept, expected, "{id}");
         }
+    }
+
+    fn message(id: &str, jws: &str) -> NewMessage {
+        NewMessage {
+            message_id: id.into(),
+            conversation_id: format!("c-{id}"),
+            message_type: "digital".into(),
+            sender_orgnr: "991825827".into(),
+            supplier_orgnr: None,
+            avsenderidentifikator: None,
+            receiver_orgnr: "984661185".into(),
+            kanal: None,
+            forretningsmelding: jws.into(),
+            dokumentpakke_sha256: "00".into(),
+            dokumentpakke_size: 1,
+            dokumentpakke: bytes::Bytes::from_static(b"cms"),
+            deliver_by: OffsetDateTime::now_utc(),
+        }
+    }
+
+    async fn kept(db: &Db, id: &str) -> (String, Option<String>) {
+        sqlx::query_as(
+            "SELECT forretningsmelding, forretningsmelding_sha256 FROM formidler_messages \
+             WHERE message_id = $1",
+        )
+        .bind(id)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+    }
+
+    /// A finished message keeps only the digest of its business message, which still tells
+    /// the same message from another one.
+    #[tokio::test]
+    async fn a_finished_message_keeps_only_its_digest() {
+        let t = store::testing::fresh_db().await;
+        let db = t.db();
+        let jobs = Jobs::new(db.clone());
+        let now = OffsetDateTime::now_utc();
+        let job = || NewJob::new("test.deliver", &()).unwrap();
+        assert!(
+            insert_message(db, &jobs, &message("m1", "a.b.c"), job(), now)
+                .await
+                .unwrap()
+        );
+        let digest = dpi::jws::digest("a.b.c");
+        assert_eq!(kept(db, "m1").await, ("a.b.c".into(), Some(digest.clone())));
+        let row = get_message(db, "m1").await.unwrap().unwrap();
+        assert!(row.is_same_message("a.b.c") && !row.is_same_message("a.b.d"));
+
+        assert!(
+            finish_message(db, "m1", SENDT, None, now)
+                .await
+                .unwrap()
+                .moved
+        );
+        assert_eq!(kept(db, "m1").await, (String::new(), Some(digest)));
+        let row = get_message(db, "m1").await.unwrap().unwrap();
+        assert!(row.is_same_message("a.b.c"));
+        assert!(!row.is_same_message("a.b.d"));
+        assert!(!row.is_same_message(""));
+    }
+
+    /// Messages accepted before digests were kept: one finished by that version, one still
+    /// waiting, and one finished after the upgrade but before the task ran (which keeps its
+    /// message, having no digest). The task digests them in batches, empties the finished
+    /// ones and leaves the waiting one its message for delivery.
+    #[tokio::test]
+    async fn messages_from_before_digests_are_digested() {
+        let t = store::testing::fresh_db().await;
+        let db = t.db();
+        let jobs = Jobs::new(db.clone());
+        let now = OffsetDateTime::now_utc();
+        for id in ["old-sent", "old-waiting", "old-finished-now"] {
+            let job = NewJob::new("test.deliver", &id).unwrap();
+            assert!(
+                insert_message(db, &jobs, &message(id, &format!("jws-{id}")), job, now)
+                    .await
+                    .unwrap()
+            );
+        }
+        sqlx::query("UPDATE formidler_messages SET forretningsmelding_sha256 = NULL")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE formidler_messages SET status = $1 WHERE message_id = 'old-sent'")
+            .bind(SENDT)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert!(
+            finish_message(db, "old-finished-now", FEILET, Some("x"), now)
+                .await
+                .unwrap()
+                .moved
+        );
+        assert_eq!(
+            kept(db, "old-finished-now").await,
+            ("jws-old-finished-now".into(), None)
+        );
+
+        assert_eq!(digest_old_messages(db, 2).await.unwrap(), 2);
+        assert_eq!(digest_old_messages(db, 2).await.unwrap(), 1);
+        assert_eq!(digest_old_messages(db, 2).await.unwrap(), 0);
+        for id in ["old-sent", "old-finished-now"] {
+            assert_eq!(
+                kept(db, id).await,
+                (String::new(), Some(dpi::jws::digest(&format!("jws-{id}")))),
+                "{id}"
+            );
+        }
+        assert_eq!(
+            kept(db, "old-waiting").await,
+            (
+                "jws-old-waiting".into(),
+                Some(dpi::jws::digest("jws-old-waiting"))
+            )
+        );
+        // Delivered now, it goes like any other.
+        assert!(
+            finish_message(db, "old-waiting", SENDT, None, now)
+                .await
+                .unwrap()
+                .moved
+        );
+        assert_eq!(kept(db, "old-waiting").await.0, "");
     }
 }

@@ -364,6 +364,18 @@ impl Chain {
             .unwrap()
     }
 
+    /// The business message the access point keeps of a letter, and its digest.
+    async fn message_kept(&self, id: MessageId) -> (String, Option<String>) {
+        store::sqlx::query_as(
+            "SELECT forretningsmelding, forretningsmelding_sha256 FROM formidler_messages \
+             WHERE message_id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_one(self.db.db().pool())
+        .await
+        .unwrap()
+    }
+
     async fn wait_status(&self, token: &str, id: MessageId, want: &str) -> Vec<String> {
         let until = Instant::now() + Duration::from_secs(20);
         loop {
@@ -407,8 +419,13 @@ async fn a_letter_is_accepted_delivered_once_and_its_payload_forgotten() {
     // Delivered payloads are not kept, and none ever went to the blob store.
     assert_eq!(c.payloads_kept().await, 0);
     assert!(!c.blobs.exists(&store::BlobRef::of(&cms)).await.unwrap());
-    // A resend of the very same letter (a retry after a lost 201) is accepted again and not
-    // delivered twice.
+    // Nor is the business message (the citizen's identity, the title, a token): its digest is.
+    assert_eq!(
+        c.message_kept(id).await,
+        (String::new(), Some(dpi::jws::digest(&jws)))
+    );
+    // A resend of the very same letter (a retry after a lost 201) is accepted again, by that
+    // digest, and not delivered twice.
     let r = c.post(Some(&token), &jws, &cms).await;
     assert_eq!(r.status(), 201);
     tokio::time::sleep(Duration::from_millis(300)).await;

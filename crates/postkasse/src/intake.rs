@@ -75,7 +75,14 @@ pub async fn inbound(
         .await
         .map_err(Problem::internal)?;
     match existing {
-        Some(row) if row.forretningsmelding == jws && row.sha256 == blob.sha256 => {
+        Some(row)
+            if row.sha256 == blob.sha256
+                && dpi::jws::is_same_message(
+                    &row.forretningsmelding,
+                    row.forretningsmelding_sha256.as_deref(),
+                    &jws,
+                ) =>
+        {
             tracing::info!(message_id, "letter delivered again; acknowledged");
             Ok(StatusCode::OK.into_response())
         }

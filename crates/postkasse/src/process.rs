@@ -31,6 +31,26 @@ pub fn spawn(
     state: AppState,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    // Letters received before digests were kept: digested once, and emptied when processed.
+    let digests = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut total = 0;
+            loop {
+                match repo::digest_old_inbound(&state.0.deps.db, 500).await {
+                    Ok(0) => break,
+                    Ok(n) => total += n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "digesting earlier letters failed; tried again at the next start");
+                        break;
+                    }
+                }
+            }
+            if total > 0 {
+                tracing::info!(letters = total, "earlier business messages digested");
+            }
+        })
+    };
     (0..state.0.cfg.process_workers.max(1))
         .map(|n| {
             let state = state.clone();
@@ -53,6 +73,7 @@ pub fn spawn(
                 }
             })
         })
+        .chain([digests])
         .collect()
 }
 
@@ -168,6 +189,7 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
         &state.0.jobs,
         &payload.tenant,
         &payload.message_id,
+        &row.forretningsmelding,
         letter,
         receipt.as_ref(),
         reason.as_deref(),

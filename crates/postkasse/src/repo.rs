@@ -45,8 +45,8 @@ pub async fn insert_inbound(
     let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO postkasse_inbound (tenant, message_id, forretningsmelding, \
-         dokumentpakke_sha256, dokumentpakke_size, state, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, message_id) DO NOTHING",
+         dokumentpakke_sha256, dokumentpakke_size, state, received_at, forretningsmelding_sha256) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, message_id) DO NOTHING",
     )
     .bind(m.tenant)
     .bind(m.message_id)
@@ -55,6 +55,7 @@ pub async fn insert_inbound(
     .bind(m.size)
     .bind(RECEIVED)
     .bind(ms(now))
+    .bind(dpi::jws::digest(m.forretningsmelding))
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -83,7 +84,10 @@ pub async fn insert_inbound(
 }
 
 pub struct InboundRow {
+    /// Empty once processed (the digest stays), except for a letter received before digests
+    /// were kept and not digested yet.
     pub forretningsmelding: String,
+    pub forretningsmelding_sha256: Option<String>,
     pub sha256: String,
     pub size: i64,
     pub state: String,
@@ -98,8 +102,8 @@ pub async fn get_inbound(
     message_id: &str,
 ) -> StoreResult<Option<InboundRow>> {
     let row = sqlx::query(
-        "SELECT i.forretningsmelding, i.dokumentpakke_sha256, i.dokumentpakke_size, i.state, \
-         p.data FROM postkasse_inbound i LEFT JOIN postkasse_payloads p \
+        "SELECT i.forretningsmelding, i.forretningsmelding_sha256, i.dokumentpakke_sha256, \
+         i.dokumentpakke_size, i.state, p.data FROM postkasse_inbound i LEFT JOIN postkasse_payloads p \
          ON p.tenant = i.tenant AND p.message_id = i.message_id \
          WHERE i.tenant = $1 AND i.message_id = $2",
     )
@@ -110,6 +114,7 @@ pub async fn get_inbound(
     row.map(|r| -> StoreResult<InboundRow> {
         Ok(InboundRow {
             forretningsmelding: r.try_get("forretningsmelding")?,
+            forretningsmelding_sha256: r.try_get("forretningsmelding_sha256")?,
             sha256: r.try_get("dokumentpakke_sha256")?,
             size: r.try_get("dokumentpakke_size")?,
             state: r.try_get("state")?,
@@ -117,6 +122,42 @@ pub async fn get_inbound(
         })
     })
     .transpose()
+}
+
+/// Digests up to `limit` inbound letters received before digests were kept (walking the index
+/// that holds only those) and empties the processed ones; the number digested, 0 when none is
+/// left.
+pub async fn digest_old_inbound(db: &Db, limit: i64) -> StoreResult<u64> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT tenant, message_id, forretningsmelding FROM postkasse_inbound \
+         WHERE forretningsmelding_sha256 IS NULL ORDER BY tenant, message_id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = db.begin_write().await?;
+    let mut n = 0;
+    for (tenant, message_id, jws) in &rows {
+        // The state decides at the write (a letter processed meanwhile is emptied too); a row
+        // without a digest is never emptied, so `jws` is still what the row holds.
+        n += sqlx::query(
+            "UPDATE postkasse_inbound SET forretningsmelding_sha256 = $3, \
+             forretningsmelding = CASE WHEN state = $4 THEN forretningsmelding ELSE '' END \
+             WHERE tenant = $1 AND message_id = $2 AND forretningsmelding_sha256 IS NULL",
+        )
+        .bind(tenant)
+        .bind(message_id)
+        .bind(dpi::jws::digest(jws))
+        .bind(RECEIVED)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(n)
 }
 
 pub async fn inbound_status(
@@ -284,7 +325,9 @@ pub struct ReceiptJob {
 
 /// The whole result of processing one inbound letter, in one transaction: the inbound row
 /// leaves `received` (only once: `false` when another worker got there first, nothing
-/// written) and its encrypted payload is deleted, the letter and its documents are stored
+/// written) keeping only the digest of its business message `forretningsmelding` (a row
+/// without one keeps the message until [`digest_old_inbound`] has made one) and its
+/// encrypted payload is deleted, the letter and its documents are stored
 /// when accepted, and the receipt and its delivery job are queued.
 #[allow(clippy::too_many_arguments)]
 pub async fn finish_inbound(
@@ -292,6 +335,7 @@ pub async fn finish_inbound(
     jobs: &Jobs,
     tenant: &str,
     message_id: &str,
+    forretningsmelding: &str,
     letter: Option<&NewLetter>,
     receipt: Option<&NewReceipt>,
     reason: Option<&str>,
@@ -299,7 +343,9 @@ pub async fn finish_inbound(
 ) -> StoreResult<bool> {
     let mut tx = db.begin_write().await?;
     let moved = sqlx::query(
-        "UPDATE postkasse_inbound SET state = $3, reason = $4, processed_at = $5 \
+        "UPDATE postkasse_inbound SET state = $3, reason = $4, processed_at = $5, \
+         forretningsmelding = CASE WHEN forretningsmelding_sha256 IS NULL \
+         THEN forretningsmelding ELSE '' END \
          WHERE tenant = $1 AND message_id = $2 AND state = $6",
     )
     .bind(tenant)
@@ -328,9 +374,8 @@ pub async fn finish_inbound(
              sender_orgnr, sender_name, avsenderidentifikator, ikkesensitivtittel, tittel, \
              sikkerhetsnivaa, spraak, aapningskvittering, lenke, forretningsmelding, folder, \
              visible_from, received_at, attachments) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             forretningsmelding, 'inbox', $15, $16, $17 FROM postkasse_inbound \
-             WHERE tenant = $2 AND message_id = $4",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'inbox', \
+             $16, $17, $18)",
         )
         .bind(&l.id)
         .bind(tenant)
@@ -346,6 +391,7 @@ pub async fn finish_inbound(
         .bind(&l.spraak)
         .bind(i64::from(l.aapningskvittering))
         .bind(l.lenke.as_deref())
+        .bind(forretningsmelding)
         .bind(ms(l.visible_from))
         .bind(ms(now))
         .bind(attachment_count(&l.documents))
@@ -947,5 +993,101 @@ mod tests {
             ]
         );
         assert!(super::LETTER_COLUMNS.starts_with(super::LIST_COLUMNS));
+    }
+
+    use super::*;
+
+    async fn kept(db: &Db, id: &str) -> (String, Option<String>) {
+        sqlx::query_as(
+            "SELECT forretningsmelding, forretningsmelding_sha256 FROM postkasse_inbound \
+             WHERE tenant = 't' AND message_id = $1",
+        )
+        .bind(id)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+    }
+
+    /// Letters received before digests were kept: one processed by that version, one still
+    /// waiting, and one processed after the upgrade but before the task ran (which keeps its
+    /// message, having no digest). The task digests them in batches, empties the processed
+    /// ones and leaves the waiting one its message for processing; a letter received now is
+    /// emptied when processed.
+    #[tokio::test]
+    async fn inbound_letters_from_before_digests_are_digested() {
+        let t = store::testing::fresh_db().await;
+        let db = t.db();
+        let jobs = Jobs::new(db.clone());
+        let now = OffsetDateTime::now_utc();
+        for id in ["old-stored", "old-waiting", "old-rejected-now", "new"] {
+            let jws = format!("jws-{id}");
+            let m = NewInbound {
+                tenant: "t",
+                message_id: id,
+                forretningsmelding: &jws,
+                sha256: "00",
+                size: 3,
+                dokumentpakke: b"cms",
+            };
+            assert!(insert_inbound(db, &jobs, &m, now).await.unwrap());
+        }
+        assert_eq!(
+            kept(db, "new").await,
+            ("jws-new".into(), Some(dpi::jws::digest("jws-new")))
+        );
+        sqlx::query("UPDATE postkasse_inbound SET forretningsmelding_sha256 = NULL WHERE message_id <> 'new'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE postkasse_inbound SET state = $1 WHERE message_id = 'old-stored'")
+            .bind(STORED)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        for id in ["old-rejected-now", "new"] {
+            let jws = format!("jws-{id}");
+            assert!(
+                finish_inbound(db, &jobs, "t", id, &jws, None, None, Some("no"), now)
+                    .await
+                    .unwrap()
+            );
+        }
+        assert_eq!(
+            kept(db, "old-rejected-now").await,
+            ("jws-old-rejected-now".into(), None)
+        );
+        assert_eq!(
+            kept(db, "new").await,
+            (String::new(), Some(dpi::jws::digest("jws-new")))
+        );
+
+        assert_eq!(digest_old_inbound(db, 2).await.unwrap(), 2);
+        assert_eq!(digest_old_inbound(db, 2).await.unwrap(), 1);
+        assert_eq!(digest_old_inbound(db, 2).await.unwrap(), 0);
+        for id in ["old-stored", "old-rejected-now"] {
+            assert_eq!(
+                kept(db, id).await,
+                (String::new(), Some(dpi::jws::digest(&format!("jws-{id}")))),
+                "{id}"
+            );
+        }
+        assert_eq!(
+            kept(db, "old-waiting").await,
+            (
+                "jws-old-waiting".into(),
+                Some(dpi::jws::digest("jws-old-waiting"))
+            )
+        );
+        let row = get_inbound(db, "t", "old-stored").await.unwrap().unwrap();
+        assert!(dpi::jws::is_same_message(
+            &row.forretningsmelding,
+            row.forretningsmelding_sha256.as_deref(),
+            "jws-old-stored"
+        ));
+        assert!(!dpi::jws::is_same_message(
+            &row.forretningsmelding,
+            row.forretningsmelding_sha256.as_deref(),
+            "jws-other"
+        ));
     }
 }

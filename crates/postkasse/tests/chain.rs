@@ -235,6 +235,29 @@ async fn redelivery_of_a_message_id_is_acknowledged_and_stored_once() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Processed, the inbound row keeps only the digest of the business message (the stored
+    // letter has its own copy), and that digest recognizes the same message coming again.
+    let jws = sealed.jwt.clone();
+    let (inbound, digest): (String, Option<String>) = store::sqlx::query_as(
+        "SELECT forretningsmelding, forretningsmelding_sha256 FROM postkasse_inbound \
+         WHERE message_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(c.postkasse_db.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        (inbound.as_str(), digest),
+        ("", Some(dpi::jws::digest(&jws)))
+    );
+    let stored: String = store::sqlx::query_scalar(
+        "SELECT forretningsmelding FROM postkasse_letters WHERE message_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(c.postkasse_db.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(stored, jws);
     let late = c.post_inbound("digipost", Some(&token), &sealed).await;
     assert_eq!(late.status(), 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
