@@ -514,18 +514,24 @@ pub async fn get_receipt(db: &Db, id: &str) -> StoreResult<Option<ReceiptRow>> {
     .transpose()
 }
 
+/// Marks a receipt sent (or given up on, with the `error`). A receipt the access point took is
+/// not needed again (its row stays: one receipt of each kind per letter), so its signed
+/// message goes; one given up on keeps it for an operator.
 pub async fn receipt_sent(
     db: &Db,
     id: &str,
     error: Option<&str>,
     now: OffsetDateTime,
 ) -> StoreResult<()> {
-    sqlx::query("UPDATE postkasse_receipts SET sent_at = $2, last_error = $3 WHERE id = $1")
-        .bind(id)
-        .bind(ms(now))
-        .bind(error)
-        .execute(db.pool())
-        .await?;
+    sqlx::query(
+        "UPDATE postkasse_receipts SET sent_at = $2, last_error = $3, \
+         jws = CASE WHEN $3 IS NULL THEN '' ELSE jws END WHERE id = $1",
+    )
+    .bind(id)
+    .bind(ms(now))
+    .bind(error)
+    .execute(db.pool())
+    .await?;
     Ok(())
 }
 
@@ -538,7 +544,8 @@ pub async fn receipt_error(db: &Db, id: &str, error: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Receipts of one letter (by its message id), for tests and operators: (kind, jws, sent).
+/// Receipts of one letter (by its message id), for tests and operators: (kind, jws, sent);
+/// the jws is empty once the access point has taken the receipt.
 pub async fn receipts_of(
     db: &Db,
     tenant: &str,
