@@ -159,6 +159,49 @@ async fn release_in(
     Ok(())
 }
 
+/// `$from, …, $(from + n - 1)`: one bind parameter per value of an `IN` list.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Releases, for [`collect_released_blobs`], those of `found` (blobs in the store) that no
+/// unsent letter refers to: documents a request stored but never committed a letter for (it
+/// failed, or the process died in between), and anything else left behind. The collector's
+/// locking then decides for each, as for any released blob; the number released.
+pub async fn release_unreferenced(
+    db: &Db,
+    found: &[BlobRef],
+    now: OffsetDateTime,
+) -> StoreResult<usize> {
+    let mut released = 0;
+    for chunk in found.chunks(100) {
+        // An unsent letter of an earlier version may name its sealed letter in the store.
+        let sql = format!(
+            "SELECT sha256 FROM avsender_letter_blobs WHERE sha256 IN ({list}) \
+             UNION SELECT dokumentpakke_sha256 FROM avsender_letters \
+             WHERE status = $1 AND dokumentpakke_sha256 IN ({list})",
+            list = placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+            .bind(Status::Created.as_str());
+        for b in chunk {
+            q = q.bind(b.sha256.clone());
+        }
+        let referenced: std::collections::HashSet<String> =
+            q.fetch_all(db.pool()).await?.into_iter().collect();
+        let mut tx = db.begin_write().await?;
+        for b in chunk.iter().filter(|b| !referenced.contains(&b.sha256)) {
+            release_in(&mut tx, b, now).await?;
+            released += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(released)
+}
+
 /// Deletes from `blobs` up to `limit` released documents that no unsent letter refers to;
 /// returns how many it deleted.
 ///
@@ -185,19 +228,12 @@ pub async fn collect_released_blobs(
     if candidates.is_empty() {
         return Ok(0);
     }
-    // `$1, $2, …, $n`: one bind parameter per hash.
-    let placeholders = |n: usize| {
-        (1..=n)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let mut tx = db.begin_write().await?;
     // The release rows first: from here until the commit, a submission of the same content
     // waits, and the references read next are the committed ones.
     let mut delete = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(format!(
         "DELETE FROM avsender_blob_release WHERE sha256 IN ({}) RETURNING sha256, size",
-        placeholders(candidates.len())
+        placeholders(1, candidates.len())
     )));
     for sha256 in candidates {
         delete = delete.bind(sha256);
@@ -209,7 +245,7 @@ pub async fn collect_released_blobs(
     }
     let mut referenced = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
         "SELECT DISTINCT sha256 FROM avsender_letter_blobs WHERE sha256 IN ({})",
-        placeholders(released.len())
+        placeholders(1, released.len())
     )));
     for (sha256, _) in &released {
         referenced = referenced.bind(sha256.clone());
@@ -855,6 +891,61 @@ mod tests {
         );
         assert_eq!(collect(db, &blobs).await, 1);
         assert!(!blobs.exists(&own).await.unwrap());
+    }
+
+    /// A document a request stored without committing a letter is found in the store,
+    /// released and collected; a document of an unsent letter, and an earlier version's
+    /// sealed letter that an unsent letter names, are not.
+    #[tokio::test]
+    async fn documents_no_letter_refers_to_are_found_and_collected() {
+        let t = store::testing::fresh_db().await;
+        let db = t.db();
+        let blobs = store::BlobStore::memory();
+        let kept = blobs.put(&b"%PDF-1.7 kept"[..]).await.unwrap();
+        let orphan = blobs.put(&b"%PDF-1.7 orphan"[..]).await.unwrap();
+        let sealed = blobs
+            .put(&b"sealed by an earlier version"[..])
+            .await
+            .unwrap();
+        assert_eq!(
+            insert(db, "a", std::slice::from_ref(&kept)).await,
+            Inserted::New
+        );
+        assert_eq!(insert(db, "b", &[]).await, Inserted::New);
+        sqlx::query(
+            "UPDATE avsender_letters SET dokumentpakke_sha256 = $1, dokumentpakke_size = $2 \
+             WHERE letter_id = 'b'",
+        )
+        .bind(&sealed.sha256)
+        .bind(i64::try_from(sealed.size).unwrap())
+        .execute(db.pool())
+        .await
+        .unwrap();
+
+        let now = OffsetDateTime::now_utc();
+        let found = blobs
+            .list_written_before(now + time::Duration::seconds(5))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 3);
+        assert_eq!(release_unreferenced(db, &found, now).await.unwrap(), 1);
+        assert_eq!(collect(db, &blobs).await, 1);
+        assert!(!blobs.exists(&orphan).await.unwrap());
+        assert!(blobs.exists(&kept).await.unwrap());
+        assert!(blobs.exists(&sealed).await.unwrap());
+        // Found again, the unsent letter's document is still not released; once the letter
+        // is sent it goes.
+        assert_eq!(
+            release_unreferenced(db, std::slice::from_ref(&kept), now)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(collect(db, &blobs).await, 0);
+        assert!(blobs.exists(&kept).await.unwrap());
+        sent(db, "a").await;
+        assert_eq!(collect(db, &blobs).await, 1);
+        assert!(!blobs.exists(&kept).await.unwrap());
     }
 
     /// A letter submitted before references were kept, still unsent at the upgrade, gets its

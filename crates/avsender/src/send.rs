@@ -29,6 +29,11 @@ pub const SEND_QUEUE: &str = "avsender.send";
 
 /// How often the documents of sent letters are looked at for deletion.
 const COLLECT_EVERY: Duration = Duration::from_secs(1);
+/// How often the whole blob store is searched for documents no letter refers to (left by a
+/// request that failed between storing its documents and committing its letter).
+const SWEEP_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// How old such a blob must be: a request stores its documents moments before it commits.
+const UNREFERENCED_AFTER: time::Duration = time::Duration::hours(1);
 
 /// A stored token must stay valid this long after sending starts.
 const TOKEN_MARGIN_MS: i64 = 15_000;
@@ -90,7 +95,12 @@ pub fn spawn(
                     return;
                 }
             }
+            let mut next_sweep = std::time::Instant::now();
             loop {
+                if std::time::Instant::now() >= next_sweep {
+                    next_sweep = std::time::Instant::now() + SWEEP_EVERY;
+                    release_unreferenced(db, blobs).await;
+                }
                 match repo::collect_released_blobs(db, blobs, OffsetDateTime::now_utc(), 100).await {
                     Ok(n) if n > 0 => tracing::debug!(deleted = n, "documents of sent letters deleted"),
                     Ok(_) => {}
@@ -134,6 +144,24 @@ pub fn spawn(
         }));
     }
     handles
+}
+
+/// Releases the blobs nothing refers to that are older than [`UNREFERENCED_AFTER`], for the
+/// collector.
+async fn release_unreferenced(db: &store::Db, blobs: &store::BlobStore) {
+    let now = OffsetDateTime::now_utc();
+    let found = match blobs.list_written_before(now - UNREFERENCED_AFTER).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing the document store failed");
+            return;
+        }
+    };
+    match repo::release_unreferenced(db, &found, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(documents = n, "documents no letter refers to released"),
+        Err(e) => tracing::warn!(error = %e, "releasing unreferenced documents failed"),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

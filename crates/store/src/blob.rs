@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -17,6 +18,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 use crate::config::{BlobBackendKind, BlobConfig};
 use crate::error::{StoreError, StoreResult};
@@ -235,6 +237,32 @@ impl BlobStore {
         }
     }
 
+    /// The blobs last written before `before` (oldest content first is not promised), for a
+    /// collector looking for blobs nothing refers to. Keys that are not content addresses
+    /// (such as a write in progress) are skipped.
+    pub async fn list_written_before(&self, before: OffsetDateTime) -> StoreResult<Vec<BlobRef>> {
+        let cutoff = crate::to_ms(before);
+        let mut listing = self.inner.list(Some(&ObjectPath::from("sha256")));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            if meta.last_modified.timestamp_millis() >= cutoff {
+                continue;
+            }
+            let Some(name) = meta.location.filename() else {
+                continue;
+            };
+            let blob = BlobRef {
+                sha256: name.to_owned(),
+                size: meta.size,
+            };
+            if blob.validate().is_ok() {
+                found.push(blob);
+            }
+        }
+        Ok(found)
+    }
+
     /// Removes a blob; removing a missing blob is not an error.
     pub async fn delete(&self, blob: &BlobRef) -> StoreResult<()> {
         match self.inner.delete(&blob.path()?).await {
@@ -306,5 +334,37 @@ mod scoped_tests {
         assert!(dir.path().join("postkasse/sha256").is_dir());
         assert!(BlobStore::memory().scoped("../x").is_err());
         assert!(BlobStore::memory().scoped("").is_err());
+    }
+
+    /// The listing names each stored blob of the namespace with its size, only those written
+    /// before the cut-off, and skips what is not a content address.
+    #[tokio::test]
+    async fn blobs_written_before_a_time_are_listed_by_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        for root in [BlobStore::memory(), BlobStore::local(dir.path()).unwrap()] {
+            let a = root.scoped("avsender").unwrap();
+            let b = root.scoped("postkasse").unwrap();
+            let mut stored = vec![
+                a.put(Bytes::from_static(b"one")).await.unwrap(),
+                a.put(Bytes::from_static(b"two two")).await.unwrap(),
+            ];
+            b.put(Bytes::from_static(b"another namespace"))
+                .await
+                .unwrap();
+            a.object_store()
+                .put(
+                    &ObjectPath::from("sha256/not-a-hash"),
+                    PutPayload::from_static(b"x"),
+                )
+                .await
+                .unwrap();
+            let later = OffsetDateTime::now_utc() + time::Duration::seconds(5);
+            let mut listed = a.list_written_before(later).await.unwrap();
+            listed.sort();
+            stored.sort();
+            assert_eq!(listed, stored, "{:?}", root.backend());
+            let earlier = OffsetDateTime::now_utc() - time::Duration::hours(1);
+            assert!(a.list_written_before(earlier).await.unwrap().is_empty());
+        }
     }
 }
