@@ -63,20 +63,11 @@ pub fn spawn(
         // Messages accepted before digests were kept: digested once, and emptied when finished.
         let state = state.clone();
         handles.push(tokio::spawn(async move {
-            let mut total = 0;
-            loop {
-                match repo::digest_old_messages(&state.0.deps.db, 500).await {
-                    Ok(0) => break,
-                    Ok(n) => total += n,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "digesting earlier messages failed; tried again at the next start");
-                        break;
-                    }
-                }
-            }
-            if total > 0 {
-                tracing::info!(messages = total, "earlier business messages digested");
-            }
+            let db = &state.0.deps.db;
+            store::run_batches_once("digesting earlier business messages", || {
+                repo::digest_old_messages(db, 500)
+            })
+            .await;
         }));
     }
     {

@@ -35,20 +35,11 @@ pub fn spawn(
     let digests = {
         let state = state.clone();
         tokio::spawn(async move {
-            let mut total = 0;
-            loop {
-                match repo::digest_old_inbound(&state.0.deps.db, 500).await {
-                    Ok(0) => break,
-                    Ok(n) => total += n,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "digesting earlier letters failed; tried again at the next start");
-                        break;
-                    }
-                }
-            }
-            if total > 0 {
-                tracing::info!(letters = total, "earlier business messages digested");
-            }
+            let db = &state.0.deps.db;
+            store::run_batches_once("digesting earlier business messages", || {
+                repo::digest_old_inbound(db, 500)
+            })
+            .await;
         })
     };
     (0..state.0.cfg.process_workers.max(1))

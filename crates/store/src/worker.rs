@@ -187,3 +187,55 @@ async fn notified(wakeup: Option<&tokio::sync::Notify>) {
         None => std::future::pending().await,
     }
 }
+
+/// Runs a batch step until it finds nothing left to do (returns 0), for work done once at
+/// start in batches (such as backfilling rows an earlier version wrote). Logs the total with
+/// `what` when there was any; on an error logs it and stops, leaving the rest for the next
+/// start.
+pub async fn run_batches_once<F, Fut>(what: &'static str, mut batch: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<u64>>,
+{
+    let mut total = 0;
+    loop {
+        match batch().await {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => {
+                tracing::warn!(error = %e, what, "batch work failed; tried again at the next start");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(rows = total, what, "batch work done");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::StoreError;
+
+    #[tokio::test]
+    async fn batches_run_until_one_finds_nothing_or_fails() {
+        let mut left = vec![0u64, 2, 3];
+        let mut calls = 0;
+        run_batches_once("test", || {
+            calls += 1;
+            let n = left.pop().unwrap_or(0);
+            async move { Ok(n) }
+        })
+        .await;
+        assert_eq!((calls, left.len()), (3, 0), "3, 2, then 0 ends it");
+
+        let mut calls = 0;
+        run_batches_once("test", || {
+            calls += 1;
+            async { Err(StoreError::BlobNotFound("x".into())) }
+        })
+        .await;
+        assert_eq!(calls, 1, "an error ends it at once");
+    }
+}
