@@ -3,6 +3,7 @@
 //! test PKI.
 
 mod cmd_dpi;
+mod cmd_jobs;
 mod cmd_pki;
 mod cmd_send;
 mod cmd_utskrift;
@@ -55,6 +56,8 @@ enum Command {
     Send(cmd_send::SendArgs),
     /// Print provider operations (returned mail, the print batch).
     Utskrift(cmd_utskrift::UtskriftArgs),
+    /// The job queue: counts per queue, dead jobs, and queueing dead jobs again.
+    Jobs(cmd_jobs::JobsArgs),
 }
 
 // Allocation was 16% of an inbox page's CPU samples with glibc malloc (arena locks,
@@ -78,15 +81,8 @@ fn main() -> ExitCode {
         Command::Dpi(args) => cmd_dpi::run(args),
         Command::Pki(args) => cmd_pki::run(args),
         Command::Send(args) => cmd_send::run(args),
-        Command::Utskrift(args) => report(load(&cli.config).and_then(|cfg| {
-            runtime()?.block_on(async {
-                let db = store::Db::connect(&cfg.database)
-                    .await
-                    .context("database")?;
-                db.migrate().await.context("migrating")?;
-                cmd_utskrift::run(args, db).await
-            })
-        })),
+        Command::Utskrift(args) => with_db(&cli.config, |db| cmd_utskrift::run(args, db)),
+        Command::Jobs(args) => with_db(&cli.config, |db| cmd_jobs::run(args, db)),
         Command::Config => report(load(&cli.config).and_then(|cfg| {
             print!("{}", cfg.redacted_toml()?);
             Ok(())
@@ -102,6 +98,23 @@ fn main() -> ExitCode {
 
 fn load(path: &Option<PathBuf>) -> anyhow::Result<Config> {
     Config::load(path.as_deref()).context("invalid configuration")
+}
+
+/// An operator command on the configured (and migrated) database.
+fn with_db<F, Fut>(config: &Option<PathBuf>, command: F) -> ExitCode
+where
+    F: FnOnce(store::Db) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    report(load(config).and_then(|cfg| {
+        runtime()?.block_on(async {
+            let db = store::Db::connect(&cfg.database)
+                .await
+                .context("database")?;
+            db.migrate().await.context("migrating")?;
+            command(db).await
+        })
+    }))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

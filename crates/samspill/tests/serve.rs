@@ -333,3 +333,102 @@ async fn sigterm_lets_a_request_in_flight_finish() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// `samspill jobs`: counts per queue and state, the dead jobs with their last error, and
+/// `retry`, which queues a dead job again and refuses (exit 1, one line) an id that is not a
+/// dead job, moving nothing when any id is malformed.
+#[tokio::test]
+async fn jobs_shows_dead_work_and_queues_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let test_db = store::testing::fresh_db().await;
+    let jobs = store::Jobs::new(test_db.db().clone());
+    let dead = jobs
+        .enqueue_job(
+            store::NewJob::new("formidler.deliver", &"x")
+                .unwrap()
+                .max_attempts(1),
+        )
+        .await
+        .unwrap()
+        .id;
+    let now = time::OffsetDateTime::now_utc() + Duration::from_secs(1);
+    let job = jobs
+        .claim("formidler.deliver", "w", Duration::from_secs(60), now)
+        .await
+        .unwrap()
+        .unwrap();
+    jobs.fail(&job, "provider answered 400\nsecond line", now)
+        .await
+        .unwrap();
+    let queued = jobs
+        .enqueue_job(store::NewJob::new("postkasse.receipt", &"y").unwrap())
+        .await
+        .unwrap()
+        .id;
+    let run = |args: &[&str]| {
+        let out = samspill(dir.path())
+            .args(args)
+            .env("SAMSPILL_DATABASE__URL", test_db.url())
+            .env("SAMSPILL_LOG__FILTER", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, counts, _) = run(&["jobs"]);
+    assert_eq!(code, Some(0));
+    let row = |queue: &str| -> Vec<String> {
+        counts
+            .lines()
+            .find(|l| l.starts_with(queue))
+            .unwrap_or_else(|| panic!("{queue} in {counts}"))
+            .split_whitespace()
+            .skip(1)
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(row("formidler.deliver"), ["0", "0", "0", "1"]);
+    assert_eq!(row("postkasse.receipt"), ["1", "0", "0", "0"]);
+
+    let (code, listed, _) = run(&["jobs", "dead"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(
+        listed.starts_with(&format!("{dead}  formidler.deliver  ")),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("attempts 1  provider answered 400 second line"),
+        "{listed}"
+    );
+    let (_, other_queue, _) = run(&["jobs", "dead", "--queue", "postkasse.receipt"]);
+    assert_eq!(other_queue, "");
+
+    let (code, _, err) = run(&["jobs", "retry", &dead.to_string(), "no-such-id"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("\"no-such-id\" is not a job id"), "{err}");
+    assert_eq!(
+        jobs.get(dead).await.unwrap().unwrap().state,
+        store::JobState::Dead,
+        "nothing moved"
+    );
+    let (code, _, err) = run(&["jobs", "retry", &queued.to_string()]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!("not dead (or no such job): {queued}")),
+        "{err}"
+    );
+    let (code, out, _) = run(&["jobs", "retry", &dead.to_string()]);
+    assert_eq!(
+        (code, out.trim()),
+        (Some(0), format!("{dead} queued again").as_str())
+    );
+    assert_eq!(
+        jobs.get(dead).await.unwrap().unwrap().state,
+        store::JobState::Queued
+    );
+}

@@ -536,6 +536,18 @@ impl Jobs {
         Ok(updated == 1)
     }
 
+    /// Dead jobs, for an operator: of `queue` (all queues when `None`), the last to die
+    /// first, at most `limit`.
+    pub async fn dead(&self, queue: Option<&str>, limit: u32) -> StoreResult<Vec<Job>> {
+        let sql = self.db.job_sql();
+        let rows = sqlx::query(sql.dead)
+            .bind(queue.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter().map(Job::from_row).collect()
+    }
+
     /// Reads one job.
     pub async fn get(&self, id: JobId) -> StoreResult<Option<Job>> {
         let sql = self.db.job_sql();

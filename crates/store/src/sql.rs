@@ -58,6 +58,7 @@ pub(crate) struct JobSql {
     pub heartbeat: &'static str,
     /// $1 id, $2 now.
     pub requeue_dead: &'static str,
+    pub dead: &'static str,
     /// Rows of (queue, state, n).
     pub counts: &'static str,
     /// $1 queue, $2 cutoff, $3 limit: deletes at most $3 done jobs of $1 finished before $2.
@@ -83,6 +84,13 @@ const HEARTBEAT: &str = "UPDATE jobs SET lease_until = $4, updated_at = $5 \
      WHERE id = $1 AND state = 'running' AND locked_by = $2 AND attempts = $3";
 const REQUEUE_DEAD: &str = "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, \
      lease_until = NULL, locked_by = NULL, updated_at = $2 WHERE id = $1 AND state = 'dead'";
+/// Dead jobs, the last to die first; `$1 = ''` for every queue.
+const DEAD: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE state = 'dead' AND (queue = $1 OR $1 = '') \
+     ORDER BY updated_at DESC, id LIMIT $2"
+);
 const COUNTS: &str = "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state";
 /// A done job ran at or after `run_at`, so `run_at < $2` holds for every job it deletes; it
 /// bounds the walk of the `(queue, state, run_at)` index to the old ones.
@@ -110,6 +118,7 @@ pub(crate) const SQLITE: JobSql = JobSql {
     fail: FAIL,
     heartbeat: HEARTBEAT,
     requeue_dead: REQUEUE_DEAD,
+    dead: DEAD,
     counts: COUNTS,
     purge_done: PURGE_DONE,
     notify: None,
@@ -137,6 +146,7 @@ pub(crate) const POSTGRES: JobSql = JobSql {
     fail: FAIL,
     heartbeat: HEARTBEAT,
     requeue_dead: REQUEUE_DEAD,
+    dead: DEAD,
     counts: COUNTS,
     purge_done: PURGE_DONE,
     notify: Some("SELECT pg_notify('samspill_jobs', $1)"),

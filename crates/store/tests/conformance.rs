@@ -965,7 +965,19 @@ async fn dead_letter_after_max_attempts_and_requeue(db: &TestDb) -> Result<()> {
             .is_none()
     );
     ensure!(jobs.counts().await?.get("dlq").map(|c| c.dead) == Some(1));
+    // The operator's list: dead jobs only, by queue or all, at most the limit.
+    jobs.enqueue_job(NewJob::new("dlq", &"healthy")?.run_at(now))
+        .await?;
+    let listed: Vec<_> = jobs.dead(None, 10).await?.iter().map(|j| j.id).collect();
+    ensure!(listed == [id], "{listed:?}");
+    ensure!(jobs.dead(Some("dlq"), 10).await?.len() == 1);
+    ensure!(jobs.dead(Some("other"), 10).await?.is_empty());
+    ensure!(jobs.dead(None, 0).await?.is_empty());
     ensure!(jobs.requeue_dead(id, now).await?, "requeue of a dead job");
+    ensure!(
+        jobs.dead(None, 10).await?.is_empty(),
+        "requeued: no longer dead"
+    );
     ensure!(
         !jobs.requeue_dead(id, now).await?,
         "second requeue is a no-op"
