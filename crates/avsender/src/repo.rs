@@ -1,5 +1,6 @@
 //! Every SQL statement of the sender service (portable: `$n` placeholders, epoch-ms times).
 
+use store::blob_release::{self, ReleaseTables, placeholders};
 use store::{BlobRef, Db, Jobs, NewJob, StoreError, StoreResult, sqlx, sqlx::Row};
 use time::OffsetDateTime;
 
@@ -117,7 +118,6 @@ pub async fn insert_letter(
     .bind(ms(now))
     .execute(&mut *tx)
     .await?;
-    // In hash order, as a collector's delete takes them (no lock-order deadlock).
     let mut sorted: Vec<&BlobRef> = blobs.iter().collect();
     sorted.sort();
     for b in sorted {
@@ -130,16 +130,19 @@ pub async fn insert_letter(
         .bind(i64::try_from(b.size).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
-        // Waits for a collector deleting this blob right now (see collect_released_blobs).
-        sqlx::query("DELETE FROM avsender_blob_release WHERE sha256 = $1")
-            .bind(&b.sha256)
-            .execute(&mut *tx)
-            .await?;
     }
+    // Waits for a collector deleting one of these blobs right now.
+    blob_release::claim_in(&mut tx, &BLOB_TABLES, blobs).await?;
     jobs.enqueue_in(&mut tx, job).await?;
     tx.commit().await?;
     Ok(Inserted::New)
 }
+
+/// The sender's blob reference tables (see [`store::blob_release`]).
+const BLOB_TABLES: ReleaseTables = ReleaseTables {
+    release: "avsender_blob_release",
+    references: "avsender_letter_blobs",
+};
 
 /// Marks `b` as possibly unneeded, for [`collect_released_blobs`].
 async fn release_in(
@@ -147,24 +150,7 @@ async fn release_in(
     b: &BlobRef,
     now: OffsetDateTime,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO avsender_blob_release (sha256, size, released_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (sha256) DO UPDATE SET released_at = excluded.released_at",
-    )
-    .bind(&b.sha256)
-    .bind(i64::try_from(b.size).unwrap_or(i64::MAX))
-    .bind(ms(now))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// `$from, …, $(from + n - 1)`: one bind parameter per value of an `IN` list.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    blob_release::release_in(conn, &BLOB_TABLES, b, now).await
 }
 
 /// Releases, for [`collect_released_blobs`], those of `found` (blobs in the store) that no
@@ -203,70 +189,16 @@ pub async fn release_unreferenced(
 }
 
 /// Deletes from `blobs` up to `limit` released documents that no unsent letter refers to;
-/// returns how many it deleted.
-///
-/// One transaction deletes the release rows, then reads the references, and deletes the
-/// files before committing. A letter being submitted with the same content deletes its
-/// release row too ([`insert_letter`]), so it waits for the collector's commit (PostgreSQL's
-/// row lock, SQLite's single writer) or makes the collector's delete find nothing; and it
-/// checks after its own commit that its blobs exist, storing them again if a collector took
-/// them. A blob whose content a letter refers to is never deleted after that letter's commit.
+/// returns how many it deleted. A letter being submitted with the same content deletes its
+/// release row in its transaction ([`insert_letter`]) and checks its blobs after its commit
+/// (the protocol of [`store::blob_release`]).
 pub async fn collect_released_blobs(
     db: &Db,
     blobs: &store::BlobStore,
     now: OffsetDateTime,
     limit: i64,
 ) -> StoreResult<usize> {
-    let candidates: Vec<String> = sqlx::query_scalar(
-        "SELECT sha256 FROM avsender_blob_release WHERE released_at <= $1 \
-         ORDER BY released_at LIMIT $2",
-    )
-    .bind(ms(now))
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
-    if candidates.is_empty() {
-        return Ok(0);
-    }
-    let mut tx = db.begin_write().await?;
-    // The release rows first: from here until the commit, a submission of the same content
-    // waits, and the references read next are the committed ones.
-    let mut delete = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM avsender_blob_release WHERE sha256 IN ({}) RETURNING sha256, size",
-        placeholders(1, candidates.len())
-    )));
-    for sha256 in candidates {
-        delete = delete.bind(sha256);
-    }
-    let released = delete.fetch_all(&mut *tx).await?;
-    if released.is_empty() {
-        tx.rollback().await?;
-        return Ok(0);
-    }
-    let mut referenced = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
-        "SELECT DISTINCT sha256 FROM avsender_letter_blobs WHERE sha256 IN ({})",
-        placeholders(1, released.len())
-    )));
-    for (sha256, _) in &released {
-        referenced = referenced.bind(sha256.clone());
-    }
-    let referenced: std::collections::HashSet<String> =
-        referenced.fetch_all(&mut *tx).await?.into_iter().collect();
-    let mut deleted = 0;
-    for (sha256, size) in released {
-        if referenced.contains(&sha256) {
-            continue;
-        }
-        let blob = BlobRef {
-            sha256,
-            size: u64::try_from(size).unwrap_or_default(),
-        };
-        // On error the transaction rolls back and the release rows stay for the next pass.
-        blobs.delete(&blob).await?;
-        deleted += 1;
-    }
-    tx.commit().await?;
-    Ok(deleted)
+    blob_release::collect_released(db, blobs, &BLOB_TABLES, now, limit).await
 }
 
 /// Records the blobs of letters submitted before blob references were kept, for those still

@@ -140,6 +140,11 @@ catalogue! {
     none_selected => "Du valgte ingen brev.", "Du valde ingen brev.", "You did not select any letters.";
     done_moved => "Brevene er flyttet.", "Breva er flytte.", "The letters were moved.";
     done_marked => "Brevene er oppdatert.", "Breva er oppdaterte.", "The letters were updated.";
+    do_delete => "Slett for godt", "Slett for godt", "Delete for good";
+    confirm_delete_title => "Slette for godt?", "Slette for godt?", "Delete for good?";
+    confirm_delete_text => "Disse brevene og dokumentene deres blir slettet for godt. Det kan ikke angres.", "Desse breva og dokumenta deira blir sletta for godt. Det kan ikkje angrast.", "These letters and their documents will be deleted for good. This cannot be undone.";
+    cancel => "Avbryt", "Avbryt", "Cancel";
+    done_deleted => "Brevene er slettet for godt.", "Breva er sletta for godt.", "The letters were deleted for good.";
     back_to_list => "Tilbake til listen", "Tilbake til lista", "Back to the list";
     received => "Mottatt", "Motteke", "Received";
     documents => "Dokumenter", "Dokument", "Documents";

@@ -455,6 +455,7 @@ fn flash_text(tr: Tr, m: Option<&str>) -> Option<&'static str> {
         "kvittert" => Some(tr.receipt_sent()),
         "lastetopp" => Some(tr.upload_done()),
         "ingen" => Some(tr.none_selected()),
+        "slettet" => Some(tr.done_deleted()),
         _ => None,
     }
 }
@@ -614,23 +615,44 @@ pub async fn bulk(
         return back("ingen");
     }
     let mailbox = st.inner().postkasse.mailbox();
+    if action == "delete" {
+        // Deleting for good is asked for once more, naming the letters.
+        let mut letters = Vec::with_capacity(ids.len());
+        for id in ids {
+            match mailbox.title_in_bin(&w.who, id).await {
+                Ok(title) => letters.push((id.to_string(), title)),
+                Err(e) => return service_error(c, &e),
+            }
+        }
+        let p = ConfirmDeletePage { c, letters };
+        return html_response(StatusCode::OK, p.render());
+    }
     for id in ids {
         let r = match action {
             "archive" => mailbox.move_to(&w.who, id, Folder::Archive).await,
             "bin" => mailbox.move_to(&w.who, id, Folder::Bin).await,
             "inbox" => mailbox.move_to(&w.who, id, Folder::Inbox).await,
             "unread" => mailbox.mark_unread(&w.who, id).await,
+            "delete_confirmed" => mailbox.delete_for_good(&w.who, id).await,
             _ => Err(ServiceError::InvalidQuery("unknown action".into())),
         };
         if let Err(e) = r {
             return service_error(c, &e);
         }
     }
-    back(if action == "unread" {
-        "oppdatert"
-    } else {
-        "flyttet"
+    back(match action {
+        "unread" => "oppdatert",
+        "delete_confirmed" => "slettet",
+        _ => "flyttet",
     })
+}
+
+#[derive(Template)]
+#[template(path = "confirm_delete.html")]
+struct ConfirmDeletePage {
+    c: Chrome,
+    /// (id, ikkesensitivtittel) of each letter to delete.
+    letters: Vec<(String, String)>,
 }
 
 // --------------------------------------------------------------------------------------------- letter

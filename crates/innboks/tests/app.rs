@@ -930,3 +930,129 @@ async fn letters_before_their_virkningstidspunkt_are_not_shown() {
     assert!(!inbox.body.contains("Kommer i morgen"));
     chain.stop().await;
 }
+
+/// A letter in the bin is deleted for good only after a confirmation naming it; it is gone
+/// from every folder and its documents' bytes go once no other letter has the same content.
+/// A letter not in the bin cannot be deleted.
+#[tokio::test]
+async fn a_letter_in_the_bin_is_deleted_for_good_after_a_confirmation() {
+    let chain = start().await;
+    let kari = chain.pids.digipost.clone();
+    // Both letters carry the same PDF: one blob at the provider.
+    chain
+        .deliver(&Letter::to(&chain, &kari, "Gammel faktura"))
+        .await;
+    chain
+        .deliver(&Letter::to(&chain, &kari, "Ny faktura"))
+        .await;
+    let pdf = store::BlobRef::of(PDF);
+    assert!(chain.postkasse_blobs.exists(&pdf).await.unwrap());
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let inbox = b.get("/postkasse/innboks").await;
+    let ids = letter_ids(&inbox.body);
+    assert_eq!(ids.len(), 2);
+    let (new, old) = (ids[0].clone(), ids[1].clone());
+    let token = csrf(&inbox.body);
+    let bulk = |id: &str, action: &str| {
+        vec![
+            ("csrf".to_owned(), token.clone()),
+            ("mappe".to_owned(), "bin".to_owned()),
+            ("id".to_owned(), id.to_owned()),
+            ("action".to_owned(), action.to_owned()),
+        ]
+    };
+    let post = |form: Vec<(String, String)>| {
+        let b = &b;
+        async move {
+            let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            b.post("/postkasse/innboks/handling", &f).await
+        }
+    };
+
+    // Not in the bin: refused, kept.
+    let r = post(bulk(&old, "delete")).await;
+    assert_eq!(r.status, 400);
+    let r = post(bulk(&old, "delete_confirmed")).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(letter_ids(&b.get("/postkasse/innboks").await.body).len(), 2);
+
+    // In the bin: the confirmation names the letter and deletes nothing yet.
+    post(bulk(&old, "bin")).await;
+    let bin = b.get("/postkasse/innboks?mappe=bin").await;
+    assert!(bin.body.contains("value=\"delete\""), "offered in the bin");
+    let letter = b.get(&format!("/postkasse/innboks/brev/{old}")).await;
+    assert!(
+        letter.body.contains("value=\"delete\""),
+        "and on a binned letter"
+    );
+    let confirm = post(bulk(&old, "delete")).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("Slette for godt?"));
+    assert!(confirm.body.contains("Gammel faktura"));
+    assert!(
+        confirm
+            .body
+            .contains(&format!("name=\"id\" value=\"{old}\""))
+    );
+    assert!(confirm.body.contains("value=\"delete_confirmed\""));
+    assert_eq!(
+        letter_ids(&b.get("/postkasse/innboks?mappe=bin").await.body),
+        vec![old.clone()]
+    );
+
+    let r = post(bulk(&old, "delete_confirmed")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.url.contains("mappe=bin") && r.body.contains("Brevene er slettet for godt."));
+    assert!(letter_ids(&r.body).is_empty());
+    for folder in ["inbox", "archive", "bin"] {
+        let l = b.get(&format!("/postkasse/innboks?mappe={folder}")).await;
+        assert!(!letter_ids(&l.body).contains(&old), "{folder}");
+    }
+    assert_eq!(
+        b.get(&format!("/postkasse/innboks/brev/{old}"))
+            .await
+            .status,
+        404
+    );
+    let (status, _, _) = b
+        .get_bytes(&format!("/postkasse/innboks/brev/{old}/dokument/0"))
+        .await;
+    assert_eq!(status, 404);
+    // The other letter still has the shared document.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(chain.postkasse_blobs.exists(&pdf).await.unwrap());
+    let (status, _, bytes) = b
+        .get_bytes(&format!(
+            "/postkasse/innboks/brev/{new}/dokument/0?last_ned=1"
+        ))
+        .await;
+    assert_eq!((status, bytes.as_slice()), (200, PDF));
+
+    // Deleting the last letter with it takes the bytes too.
+    post(bulk(&new, "bin")).await;
+    post(bulk(&new, "delete_confirmed")).await;
+    assert!(
+        store::testing::blob_gone_within(
+            &chain.postkasse_blobs,
+            &pdf,
+            std::time::Duration::from_secs(10)
+        )
+        .await,
+        "the document goes with the last letter that had it"
+    );
+    // The same content in a letter stored afterwards is there for that letter.
+    chain
+        .deliver(&Letter::to(&chain, &kari, "Tredje faktura"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let third = letter_ids(&b.get("/postkasse/innboks").await.body);
+    assert_eq!(third.len(), 1);
+    let (status, _, bytes) = b
+        .get_bytes(&format!(
+            "/postkasse/innboks/brev/{}/dokument/0?last_ned=1",
+            third[0]
+        ))
+        .await;
+    assert_eq!((status, bytes.as_slice()), (200, PDF));
+    chain.stop().await;
+}

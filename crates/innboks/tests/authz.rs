@@ -118,7 +118,14 @@ async fn other_citizens_get_nothing_by_any_route() {
                 let r = b.post(&path, &f).await;
                 assert_eq!(r.status, 404, "{name} POST {path}");
             }
-            for action in ["archive", "bin", "inbox", "unread"] {
+            for action in [
+                "archive",
+                "bin",
+                "inbox",
+                "unread",
+                "delete",
+                "delete_confirmed",
+            ] {
                 let r = b
                     .post(
                         "/postkasse/innboks/handling",

@@ -42,6 +42,30 @@ pub fn spawn(
             .await;
         })
     };
+    // Documents of letters deleted from a bin: deleted once no letter refers to them.
+    let collector = {
+        let state = state.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let db = &state.0.deps.db;
+                let now = OffsetDateTime::now_utc();
+                match repo::collect_released_blobs(db, &state.0.deps.blobs, now, 100).await {
+                    Ok(n) if n > 0 => {
+                        tracing::debug!(deleted = n, "documents of deleted letters deleted")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "deleting documents of deleted letters failed")
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        })
+    };
     (0..state.0.cfg.process_workers.max(1))
         .map(|n| {
             let state = state.clone();
@@ -64,7 +88,7 @@ pub fn spawn(
                 }
             })
         })
-        .chain([digests])
+        .chain([digests, collector])
         .collect()
 }
 
@@ -187,6 +211,15 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
         OffsetDateTime::now_utc(),
     )
     .await?;
+    if done && let (Some(l), Some(package)) = (letter, &opened.package) {
+        // A collector may have deleted the same content (a letter deleted from a bin) after
+        // this letter stored it and before its commit claimed it: store it again.
+        for (d, doc) in l.documents.iter().zip(&package.documents) {
+            if !state.0.deps.blobs.exists(&d.blob()).await? {
+                state.0.deps.blobs.put(doc.bytes.clone()).await?;
+            }
+        }
+    }
     if done && payload_in_blobs {
         // Received before payloads moved into the database; the next attempt would not find
         // the row in `received`, so a failed delete only leaves a file behind.

@@ -1,7 +1,8 @@
 //! Every SQL statement of the mailbox provider (portable: `$n` placeholders, epoch-ms times,
 //! flags as 0/1 integers). Letter queries always carry the citizen's id in the `WHERE` clause.
 
-use store::{Db, Jobs, NewJob, StoreResult, sqlx, sqlx::Row, sqlx::any::AnyRow};
+use store::blob_release::{self, ReleaseTables};
+use store::{BlobRef, Db, Jobs, NewJob, StoreResult, sqlx, sqlx::Row, sqlx::any::AnyRow};
 use time::OffsetDateTime;
 
 use crate::process::PROCESS_QUEUE;
@@ -10,6 +11,12 @@ use crate::receipts::RECEIPT_QUEUE;
 pub const RECEIVED: &str = "received";
 pub const STORED: &str = "stored";
 pub const REJECTED: &str = "rejected";
+
+/// The mailbox's blob reference tables (see [`store::blob_release`]).
+pub const BLOB_TABLES: ReleaseTables = ReleaseTables {
+    release: "postkasse_blob_release",
+    references: "postkasse_documents",
+};
 
 fn ms(t: OffsetDateTime) -> i64 {
     store::to_ms(t)
@@ -160,6 +167,65 @@ pub async fn digest_old_inbound(db: &Db, limit: i64) -> StoreResult<u64> {
     Ok(n)
 }
 
+/// Deletes one of the citizen's letters in the bin for good with its documents' rows, and
+/// releases their blobs for [`collect_released_blobs`]; `false` when the citizen has no such
+/// letter in the bin.
+pub async fn delete_from_bin(
+    db: &Db,
+    citizen_id: &str,
+    letter_id: &str,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let mut tx = db.begin_write().await?;
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM postkasse_letters WHERE id = $1 AND citizen_id = $2 AND folder = 'bin'",
+    )
+    .bind(letter_id)
+    .bind(citizen_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if found.is_none() {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    // One release row per content (a letter may carry the same document twice).
+    let blobs: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT sha256, MAX(size) FROM postkasse_documents WHERE letter_id = $1 \
+         GROUP BY sha256 ORDER BY sha256",
+    )
+    .bind(letter_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (sha256, size) in blobs {
+        let blob = BlobRef {
+            sha256,
+            size: u64::try_from(size).unwrap_or_default(),
+        };
+        blob_release::release_in(&mut tx, &BLOB_TABLES, &blob, now).await?;
+    }
+    sqlx::query("DELETE FROM postkasse_documents WHERE letter_id = $1")
+        .bind(letter_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM postkasse_letters WHERE id = $1 AND citizen_id = $2")
+        .bind(letter_id)
+        .bind(citizen_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Deletes up to `limit` blobs of deleted letters that no letter refers to any more; how many.
+pub async fn collect_released_blobs(
+    db: &Db,
+    blobs: &store::BlobStore,
+    now: OffsetDateTime,
+    limit: i64,
+) -> StoreResult<usize> {
+    blob_release::collect_released(db, blobs, &BLOB_TABLES, now, limit).await
+}
+
 pub async fn inbound_status(
     db: &Db,
     tenant: &str,
@@ -292,6 +358,16 @@ pub struct NewDocument {
     pub extension: Option<String>,
 }
 
+impl NewDocument {
+    /// The document's blob.
+    pub fn blob(&self) -> BlobRef {
+        BlobRef {
+            sha256: self.sha256.clone(),
+            size: u64::try_from(self.size).unwrap_or_default(),
+        }
+    }
+}
+
 pub struct NewReceipt {
     pub id: String,
     /// The receipt's message type key ([`receipt_kind`]); with `UNIQUE (tenant, message_id,
@@ -369,6 +445,9 @@ pub async fn finish_inbound(
         .execute(&mut *tx)
         .await?;
     if let Some(l) = letter {
+        // A deletion releasing the same content waits, or finds it claimed.
+        let blobs: Vec<BlobRef> = l.documents.iter().map(NewDocument::blob).collect();
+        blob_release::claim_in(&mut tx, &BLOB_TABLES, &blobs).await?;
         sqlx::query(
             "INSERT INTO postkasse_letters (id, tenant, citizen_id, message_id, conversation_id, \
              sender_orgnr, sender_name, avsenderidentifikator, ikkesensitivtittel, tittel, \

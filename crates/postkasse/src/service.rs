@@ -524,6 +524,31 @@ impl Mailbox {
         Ok(())
     }
 
+    /// The title (`ikkesensitivtittel`) of one of the citizen's letters in the bin, to confirm
+    /// its deletion by; `InvalidQuery` for a letter not in the bin. Opens nothing.
+    pub async fn title_in_bin(&self, who: &CitizenRef, id: LetterId) -> ServiceResult<String> {
+        let citizen = self.citizen_id(who).await?;
+        let row = self.letter(&citizen, id, OffsetDateTime::now_utc()).await?;
+        if row.list.folder != Folder::Bin.as_str() {
+            return Err(ServiceError::InvalidQuery(
+                "only a letter in the bin can be deleted for good".into(),
+            ));
+        }
+        Ok(row.list.ikkesensitivtittel)
+    }
+
+    /// Deletes one of the citizen's letters in the bin for good, with its documents (their
+    /// bytes go once no other letter at the provider has the same content).
+    pub async fn delete_for_good(&self, who: &CitizenRef, id: LetterId) -> ServiceResult<()> {
+        self.title_in_bin(who, id).await?;
+        let citizen = self.citizen_id(who).await?;
+        let now = OffsetDateTime::now_utc();
+        if !repo::delete_from_bin(&self.db, &citizen, &id.to_string(), now).await? {
+            return Err(ServiceError::NotFound);
+        }
+        Ok(())
+    }
+
     /// Moves the letter to a folder (archive, bin, or back to the inbox to restore it).
     pub async fn move_to(
         &self,

@@ -58,6 +58,7 @@
 )]
 
 pub mod blob;
+pub mod blob_release;
 pub mod config;
 pub mod db;
 pub mod error;

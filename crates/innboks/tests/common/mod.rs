@@ -40,6 +40,8 @@ pub struct Chain {
     pub innboks: innboks::AppState,
     pub innboks_cfg: innboks::Config,
     pub postkasse_db: TestDb,
+    /// The mailbox's documents.
+    pub postkasse_blobs: store::BlobStore,
     pub formidler_db: TestDb,
     pub kommune: MaskinportenClient,
     pub kommune_cert: pki::Issued,
@@ -217,11 +219,12 @@ pub async fn start_with(addr: &str, tweak: impl FnOnce(&mut innboks::Config)) ->
         max_retry_delay_secs: 1,
         ..Default::default()
     };
+    let postkasse_blobs = store::BlobStore::memory();
     let p_state = postkasse::build(
         &p_cfg,
         &p_env,
         postkasse_db.db().clone(),
-        store::BlobStore::memory(),
+        postkasse_blobs.clone(),
     )
     .await
     .unwrap();
@@ -288,6 +291,7 @@ pub async fn start_with(addr: &str, tweak: impl FnOnce(&mut innboks::Config)) ->
         innboks: i_state,
         innboks_cfg: i_cfg,
         postkasse_db,
+        postkasse_blobs,
         formidler_db,
         kommune,
         kommune_cert,
