@@ -615,17 +615,20 @@ pub async fn bulk(
         return back("ingen");
     }
     let mailbox = st.inner().postkasse.mailbox();
-    if action == "delete" {
-        // Deleting for good is asked for once more, naming the letters.
+    if action == "delete" || action == "delete_confirmed" {
+        // Every letter must be the citizen's and in the bin before any goes.
         let mut letters = Vec::with_capacity(ids.len());
-        for id in ids {
-            match mailbox.title_in_bin(&w.who, id).await {
+        for id in &ids {
+            match mailbox.title_in_bin(&w.who, *id).await {
                 Ok(title) => letters.push((id.to_string(), title)),
                 Err(e) => return service_error(c, &e),
             }
         }
-        let p = ConfirmDeletePage { c, letters };
-        return html_response(StatusCode::OK, p.render());
+        if action == "delete" {
+            // Deleting for good is asked for once more, naming the letters.
+            let p = ConfirmDeletePage { c, letters };
+            return html_response(StatusCode::OK, p.render());
+        }
     }
     for id in ids {
         let r = match action {

@@ -1028,8 +1028,25 @@ async fn a_letter_in_the_bin_is_deleted_for_good_after_a_confirmation() {
         .await;
     assert_eq!((status, bytes.as_slice()), (200, PDF));
 
-    // Deleting the last letter with it takes the bytes too.
+    // A confirmed deletion naming a letter outside the bin deletes none of them.
+    let mut form = bulk(&new, "delete_confirmed");
     post(bulk(&new, "bin")).await;
+    chain
+        .deliver(&Letter::to(&chain, &kari, "Ikke i papirkurven"))
+        .await;
+    let kept = letter_ids(&b.get("/postkasse/innboks").await.body);
+    assert_eq!(kept.len(), 1);
+    form.push(("id".to_owned(), kept[0].clone()));
+    assert_eq!(post(form).await.status, 400);
+    assert_eq!(
+        letter_ids(&b.get("/postkasse/innboks?mappe=bin").await.body),
+        vec![new.clone()],
+        "nothing deleted"
+    );
+    post(bulk(&kept[0], "bin")).await;
+    post(bulk(&kept[0], "delete_confirmed")).await;
+
+    // Deleting the last letter with it takes the bytes too.
     post(bulk(&new, "delete_confirmed")).await;
     assert!(
         store::testing::blob_gone_within(
