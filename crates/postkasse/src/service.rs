@@ -538,9 +538,10 @@ impl Mailbox {
     }
 
     /// Deletes one of the citizen's letters in the bin for good, with its documents (their
-    /// bytes go once no other letter at the provider has the same content).
+    /// bytes go once no other letter at the provider has the same content); `NotFound` when
+    /// the citizen has no such letter in the bin (check with [`Mailbox::title_in_bin`] first
+    /// to tell the two apart).
     pub async fn delete_for_good(&self, who: &CitizenRef, id: LetterId) -> ServiceResult<()> {
-        self.title_in_bin(who, id).await?;
         let citizen = self.citizen_id(who).await?;
         let now = OffsetDateTime::now_utc();
         if !repo::delete_from_bin(&self.db, &citizen, &id.to_string(), now).await? {
