@@ -87,6 +87,15 @@ async function login(page, acr) {
   await page.waitForLoadState();
 }
 
+// A button below a letter's HTML document: scrolled into view first, because headless
+// Chromium hit-tests a click against where the sandboxed document frame was before the
+// scroll, and the click would land in the frame.
+async function clickBelowFrame(button) {
+  await button.scrollIntoViewIfNeeded();
+  await button.page().waitForTimeout(300);
+  await button.click();
+}
+
 async function openLetter(page, title) {
   await page.goto(`${base}/innboks`);
   await page.getByRole('link', { name: new RegExp(title) }).first().click();
@@ -208,6 +217,22 @@ try {
   await axe(p3, 'letter locked at substantial [nb]');
   await openLetter(p3, 'Nytt receipt-brev');
   await axe(p3, 'letter waiting for receipt consent [nb]');
+  // The bin (which says when it is emptied) and deleting a letter for good after confirming.
+  await openLetter(p3, 'Vedtak om bostøtte');
+  await clickBelowFrame(p3.getByRole('button', { name: 'Flytt til papirkurv' }));
+  await p3.waitForURL(/mappe=bin/);
+  check(await p3.getByText('Brev slettes for godt når de har ligget i papirkurven i 30 dager.').isVisible(), 'the bin says when it is emptied');
+  await axe(p3, 'bin [nb]');
+  await p3.getByRole('link', { name: /Vedtak om bostøtte/ }).click();
+  await p3.waitForLoadState();
+  await clickBelowFrame(p3.getByRole('button', { name: 'Slett for godt' }));
+  await p3.getByRole('heading', { level: 1, name: 'Slette for godt?' }).waitFor();
+  check(await p3.getByRole('listitem').filter({ hasText: 'Vedtak om bostøtte' }).count() === 1, 'the confirmation names the letter');
+  await axe(p3, 'confirm deletion [nb]');
+  await p3.getByRole('button', { name: 'Slett for godt' }).click();
+  await p3.waitForURL(/mappe=bin/);
+  check(await p3.getByText('Brevene er slettet for godt.').isVisible(), 'deleted for good');
+  check(await p3.getByRole('link', { name: /Vedtak om bostøtte/ }).count() === 0, 'gone from the bin');
   await ctx2.close();
   await ctx.close();
 } catch (e) {

@@ -132,6 +132,8 @@ catalogue! {
     with_selected => "Med valgte brev", "Med valde brev", "With selected letters";
     do_archive => "Arkiver", "Arkiver", "Archive";
     do_bin => "Flytt til papirkurv", "Flytt til papirkorga", "Move to bin";
+    bin_retention => "Brev slettes for godt når de har ligget i papirkurven i", "Brev blir sletta for godt når dei har lege i papirkorga i", "Letters are deleted for good once they have been in the bin for";
+    days => "dager", "dagar", "days";
     do_restore => "Flytt til innboks", "Flytt til innboksen", "Move to inbox";
     do_mark_read => "Merk som lest", "Merk som lese", "Mark as read";
     do_mark_unread => "Merk som ulest", "Merk som ulese", "Mark as unread";

@@ -426,6 +426,8 @@ struct InboxPage<'a> {
     first_href: Option<String>,
     flash: Option<&'static str>,
     error: Option<&'static str>,
+    /// On the bin: after how many days its letters are deleted for good (0 = never).
+    bin_retention_days: u32,
 }
 
 fn parse_date(s: &str) -> Option<Date> {
@@ -574,6 +576,7 @@ pub async fn inbox(
         first_href,
         flash: flash_text(tr, q.melding.as_deref()),
         error,
+        bin_retention_days: st.inner().postkasse.bin_retention_days(),
         c,
     };
     // Rendered into one allocation of about the page's size (the list is most of it).

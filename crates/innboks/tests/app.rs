@@ -1073,3 +1073,119 @@ async fn a_letter_in_the_bin_is_deleted_for_good_after_a_confirmation() {
     assert_eq!((status, bytes.as_slice()), (200, PDF));
     chain.stop().await;
 }
+
+/// Letters that have lain in the bin the configured days (30 here, as by default) are deleted
+/// for good, and the bin page says so; a letter binned later, or restored, stays. Time is
+/// moved by giving the emptying a later "now".
+#[tokio::test]
+async fn the_bin_is_emptied_of_letters_that_have_lain_there_the_configured_days() {
+    let chain = start().await;
+    let kari = chain.pids.digipost.clone();
+    for title in [
+        "Lenge i papirkurven",
+        "Nylig i papirkurven",
+        "Hentet tilbake",
+    ] {
+        chain.deliver(&Letter::to(&chain, &kari, title)).await;
+    }
+    let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let inbox = b.get("/postkasse/innboks").await;
+    let ids = letter_ids(&inbox.body);
+    assert_eq!(ids.len(), 3);
+    // Newest first.
+    let (restored, recent, old) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    let token = csrf(&inbox.body);
+    let act = |id: &str, action: &str| {
+        let b = &b;
+        let form = [
+            ("csrf", token.clone()),
+            ("mappe", "inbox".to_owned()),
+            ("id", id.to_owned()),
+            ("action", action.to_owned()),
+        ];
+        async move {
+            let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            b.post("/postkasse/innboks/handling", &f).await
+        }
+    };
+    for id in [&old, &recent, &restored] {
+        assert_eq!(act(id, "bin").await.status, 200);
+    }
+    let mailbox = chain.postkasse.mailbox();
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    // The old letter went to the bin ten days before the others.
+    store::sqlx::query("UPDATE postkasse_letters SET binned_at = binned_at - $1 WHERE id = $2")
+        .bind(10 * 24 * 3600 * 1000i64)
+        .bind(&old)
+        .execute(chain.postkasse_db.db().pool())
+        .await
+        .unwrap();
+    // The bin says when its letters go.
+    let bin = b.get("/postkasse/innboks?mappe=bin").await;
+    assert!(
+        bin.body
+            .contains("Brev slettes for godt når de har ligget i papirkurven i 30 dager."),
+        "{}",
+        bin.body
+    );
+    assert!(
+        !b.get("/postkasse/innboks")
+            .await
+            .body
+            .contains("slettes for godt")
+    );
+    // Restoring forgets the time it went to the bin; binning again starts anew.
+    let form = [
+        ("csrf", token.as_str()),
+        ("mappe", "bin"),
+        ("id", restored.as_str()),
+        ("action", "inbox"),
+    ];
+    assert_eq!(
+        b.post("/postkasse/innboks/handling", &form).await.status,
+        200
+    );
+    let binned_at: Vec<(String, Option<i64>)> =
+        store::sqlx::query_as("SELECT id, binned_at FROM postkasse_letters ORDER BY id")
+            .fetch_all(chain.postkasse_db.db().pool())
+            .await
+            .unwrap();
+    for (id, at) in &binned_at {
+        assert_eq!(at.is_some(), *id != restored, "{id}: {at:?}");
+    }
+    // Disabled: nothing goes, however old.
+    assert_eq!(mailbox.empty_bins(0, now + day * 1000).await.unwrap(), 0);
+    // Day 29 of the old letter: kept.
+    assert_eq!(mailbox.empty_bins(30, now + day * 19).await.unwrap(), 0);
+    // Day 31 of the old letter, day 21 of the other: only the old one goes, for good.
+    assert_eq!(mailbox.empty_bins(30, now + day * 21).await.unwrap(), 1);
+    assert_eq!(
+        letter_ids(&b.get("/postkasse/innboks?mappe=bin").await.body),
+        vec![recent.clone()]
+    );
+    assert_eq!(
+        letter_ids(&b.get("/postkasse/innboks").await.body),
+        vec![restored.clone()]
+    );
+    assert_eq!(
+        b.get(&format!("/postkasse/innboks/brev/{old}"))
+            .await
+            .status,
+        404
+    );
+    let (status, _, _) = b
+        .get_bytes(&format!("/postkasse/innboks/brev/{old}/dokument/0"))
+        .await;
+    assert_eq!(status, 404);
+    // Day 31 of the other: the bin is empty; the restored letter stays, with its document.
+    assert_eq!(mailbox.empty_bins(30, now + day * 31).await.unwrap(), 1);
+    assert!(letter_ids(&b.get("/postkasse/innboks?mappe=bin").await.body).is_empty());
+    let (status, _, bytes) = b
+        .get_bytes(&format!(
+            "/postkasse/innboks/brev/{restored}/dokument/0?last_ned=1"
+        ))
+        .await;
+    assert_eq!((status, bytes.as_slice()), (200, PDF));
+    chain.stop().await;
+}

@@ -104,6 +104,9 @@ pub struct Config {
     pub max_retry_delay_secs: u64,
     /// A `virkningstidspunkt` further ahead than this many days is refused (`feil` KLIENT).
     pub max_virkning_ahead_days: i64,
+    /// Letters that have lain in a citizen's bin this many days are deleted for good (the bin
+    /// page says so); 0 keeps them until the citizen deletes them.
+    pub bin_retention_days: u32,
 }
 
 impl Default for Config {
@@ -142,6 +145,7 @@ impl Default for Config {
             receipt_timeout_secs: 30,
             max_retry_delay_secs: 60,
             max_virkning_ahead_days: 366,
+            bin_retention_days: 30,
         }
     }
 }
@@ -382,6 +386,12 @@ impl AppState {
     /// The mailbox service of this provider (all tenants).
     pub fn mailbox(&self) -> Mailbox {
         self.0.mailbox.clone()
+    }
+
+    /// Days a letter lies in a citizen's bin before it is deleted for good; 0 = until the
+    /// citizen deletes it.
+    pub fn bin_retention_days(&self) -> u32 {
+        self.0.cfg.bin_retention_days
     }
 
     pub fn tenants(&self) -> &[Tenant] {

@@ -27,6 +27,24 @@ pub const NOT_A_USER: &str = "Recipient is not a user";
 /// waits before another worker takes it over (it was 120 s; the crash test waited it out).
 const PROCESS_LEASE: Duration = Duration::from_secs(30);
 
+/// How often bins are looked through for letters that have lain there long enough.
+const EMPTY_BINS_EVERY: Duration = Duration::from_secs(600);
+
+/// [`crate::Mailbox::empty_bins`] with the configured retention; failures are logged and
+/// tried again at the next round.
+async fn empty_bins(state: &AppState, now: OffsetDateTime) {
+    let days = state.0.cfg.bin_retention_days;
+    match state.mailbox().empty_bins(days, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            letters = n,
+            retention_days = days,
+            "letters deleted from bins"
+        ),
+        Err(e) => tracing::warn!(error = %e, "emptying bins failed"),
+    }
+}
+
 pub fn spawn(
     state: AppState,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -42,14 +60,20 @@ pub fn spawn(
             .await;
         })
     };
-    // Documents of letters deleted from a bin: deleted once no letter refers to them.
+    // Letters that have lain in the bin the configured days are deleted for good, and the
+    // documents of deleted letters once no letter refers to them.
     let collector = {
         let state = state.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let mut next_emptying = std::time::Instant::now();
             loop {
                 let db = &state.0.deps.db;
                 let now = OffsetDateTime::now_utc();
+                if std::time::Instant::now() >= next_emptying {
+                    next_emptying = std::time::Instant::now() + EMPTY_BINS_EVERY;
+                    empty_bins(&state, now).await;
+                }
                 match repo::collect_released_blobs(db, &state.0.deps.blobs, now, 100).await {
                     Ok(n) if n > 0 => {
                         tracing::debug!(deleted = n, "documents of deleted letters deleted")

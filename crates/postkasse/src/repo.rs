@@ -176,14 +176,39 @@ pub async fn delete_from_bin(
     letter_id: &str,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
+    delete_in_bin(db, citizen_id, letter_id, None, now).await
+}
+
+/// [`delete_from_bin`], and only when the letter went to the bin before `binned_before` when
+/// that is given (a letter restored and binned again since it was chosen is not due).
+async fn delete_in_bin(
+    db: &Db,
+    citizen_id: &str,
+    letter_id: &str,
+    binned_before: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
     let mut tx = db.begin_write().await?;
-    let found: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM postkasse_letters WHERE id = $1 AND citizen_id = $2 AND folder = 'bin'",
-    )
-    .bind(letter_id)
-    .bind(citizen_id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let found: Option<String> = match binned_before {
+        None => sqlx::query_scalar(
+            "SELECT id FROM postkasse_letters WHERE id = $1 AND citizen_id = $2 AND folder = 'bin'",
+        )
+        .bind(letter_id)
+        .bind(citizen_id)
+        .fetch_optional(&mut *tx)
+        .await?,
+        Some(before) => {
+            sqlx::query_scalar(
+                "SELECT id FROM postkasse_letters WHERE id = $1 AND citizen_id = $2 \
+             AND folder = 'bin' AND binned_at < $3",
+            )
+            .bind(letter_id)
+            .bind(citizen_id)
+            .bind(ms(before))
+            .fetch_optional(&mut *tx)
+            .await?
+        }
+    };
     if found.is_none() {
         tx.rollback().await?;
         return Ok(false);
@@ -214,6 +239,31 @@ pub async fn delete_from_bin(
         .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Deletes for good up to `limit` letters that went to the bin before `binned_before`, as
+/// [`delete_from_bin`] does; how many.
+pub async fn empty_bins(
+    db: &Db,
+    binned_before: OffsetDateTime,
+    now: OffsetDateTime,
+    limit: i64,
+) -> StoreResult<usize> {
+    let due: Vec<(String, String)> = sqlx::query_as(
+        "SELECT citizen_id, id FROM postkasse_letters \
+         WHERE binned_at < $1 AND folder = 'bin' ORDER BY binned_at LIMIT $2",
+    )
+    .bind(ms(binned_before))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    let mut deleted = 0;
+    for (citizen_id, letter_id) in due {
+        if delete_in_bin(db, &citizen_id, &letter_id, Some(binned_before), now).await? {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 /// Deletes up to `limit` blobs of deleted letters that no letter refers to any more; how many.
@@ -984,20 +1034,28 @@ pub async fn set_opened(
     Ok(n == 1)
 }
 
+/// Moves the letter; a letter going to the bin keeps the time it first went there until it
+/// leaves it (the bin is emptied by that time), other folders have none.
 pub async fn set_folder(
     db: &Db,
     citizen_id: &str,
     letter_id: &str,
     folder: &str,
+    now: OffsetDateTime,
 ) -> StoreResult<bool> {
-    let n =
-        sqlx::query("UPDATE postkasse_letters SET folder = $3 WHERE id = $1 AND citizen_id = $2")
-            .bind(letter_id)
-            .bind(citizen_id)
-            .bind(folder)
-            .execute(db.pool())
-            .await?
-            .rows_affected();
+    let binned_at = (folder == "bin").then(|| ms(now));
+    let n = sqlx::query(
+        "UPDATE postkasse_letters SET folder = $3, \
+         binned_at = CASE WHEN folder = 'bin' AND $3 = 'bin' THEN binned_at ELSE $4 END \
+         WHERE id = $1 AND citizen_id = $2",
+    )
+    .bind(letter_id)
+    .bind(citizen_id)
+    .bind(folder)
+    .bind(binned_at)
+    .execute(db.pool())
+    .await?
+    .rows_affected();
     Ok(n == 1)
 }
 

@@ -550,6 +550,27 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Deletes for good, in every citizen's bin, the letters that went there more than
+    /// `retention_days` before `now` (none when 0), as [`Mailbox::delete_for_good`] does;
+    /// how many. Run periodically by the processing role.
+    pub async fn empty_bins(
+        &self,
+        retention_days: u32,
+        now: OffsetDateTime,
+    ) -> ServiceResult<usize> {
+        if retention_days == 0 {
+            return Ok(0);
+        }
+        let before = now - time::Duration::days(i64::from(retention_days));
+        let mut total = 0;
+        loop {
+            match repo::empty_bins(&self.db, before, now, 100).await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
     /// Moves the letter to a folder (archive, bin, or back to the inbox to restore it).
     pub async fn move_to(
         &self,
@@ -558,8 +579,9 @@ impl Mailbox {
         folder: Folder,
     ) -> ServiceResult<()> {
         let citizen = self.citizen_id(who).await?;
-        let row = self.letter(&citizen, id, OffsetDateTime::now_utc()).await?;
-        repo::set_folder(&self.db, &citizen, &row.list.id, folder.as_str()).await?;
+        let now = OffsetDateTime::now_utc();
+        let row = self.letter(&citizen, id, now).await?;
+        repo::set_folder(&self.db, &citizen, &row.list.id, folder.as_str(), now).await?;
         Ok(())
     }
 
