@@ -134,6 +134,7 @@ catalogue! {
     do_bin => "Flytt til papirkurv", "Flytt til papirkorga", "Move to bin";
     bin_retention => "Brev slettes for godt når de har ligget i papirkurven i", "Brev blir sletta for godt når dei har lege i papirkorga i", "Letters are deleted for good once they have been in the bin for";
     days => "dager", "dagar", "days";
+    deleted_for_good_on => "Slettes for godt", "Blir sletta for godt", "To be deleted for good on";
     do_restore => "Flytt til innboks", "Flytt til innboksen", "Move to inbox";
     do_mark_read => "Merk som lest", "Merk som lese", "Mark as read";
     do_mark_unread => "Merk som ulest", "Merk som ulese", "Mark as unread";

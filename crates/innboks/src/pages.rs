@@ -576,7 +576,7 @@ pub async fn inbox(
         first_href,
         flash: flash_text(tr, q.melding.as_deref()),
         error,
-        bin_retention_days: st.inner().postkasse.bin_retention_days(),
+        bin_retention_days: mailbox.bin_retention_days(),
         c,
     };
     // Rendered into one allocation of about the page's size (the list is most of it).
@@ -690,6 +690,8 @@ struct LetterPage {
     received_iso: String,
     folder: &'static str,
     folder_name: &'static str,
+    /// When a letter in the bin is deleted for good: `<time datetime>` and the text.
+    deleted: Option<(String, String)>,
     back_href: String,
     locked: bool,
     step_up_href: String,
@@ -812,6 +814,9 @@ pub async fn letter(
         received_iso: views::iso(s.received_at),
         folder: folder.as_str(),
         folder_name: folder_name(tr, folder),
+        deleted: detail
+            .deleted_at
+            .map(|t| (views::day(t), views::date(lang, t))),
         back_href: format!("{base}/innboks?mappe={}", folder.as_str()),
         locked,
         step_up_href: format!(

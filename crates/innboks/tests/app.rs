@@ -1155,11 +1155,25 @@ async fn the_bin_is_emptied_of_letters_that_have_lain_there_the_configured_days(
         assert_eq!(at.is_some(), *id != restored, "{id}: {at:?}");
     }
     // Disabled: nothing goes, however old.
-    assert_eq!(mailbox.empty_bins(0, now + day * 1000).await.unwrap(), 0);
+    let keeping = mailbox.clone().with_bin_retention(0);
+    assert_eq!(keeping.empty_bins(now + day * 1000).await.unwrap(), 0);
+    // A binned letter says when it goes (the old one 20 days from now), others do not.
+    let page = b.get(&format!("/postkasse/innboks/brev/{old}")).await;
+    let goes = now + time::Duration::days(20);
+    assert!(
+        page.body.contains(&format!(
+            "<dt>Slettes for godt</dt><dd><time datetime=\"{}\">",
+            innboks::views::day(goes)
+        )),
+        "{}",
+        page.body
+    );
+    let page = b.get(&format!("/postkasse/innboks/brev/{restored}")).await;
+    assert!(!page.body.contains("Slettes for godt"));
     // Day 29 of the old letter: kept.
-    assert_eq!(mailbox.empty_bins(30, now + day * 19).await.unwrap(), 0);
+    assert_eq!(mailbox.empty_bins(now + day * 19).await.unwrap(), 0);
     // Day 31 of the old letter, day 21 of the other: only the old one goes, for good.
-    assert_eq!(mailbox.empty_bins(30, now + day * 21).await.unwrap(), 1);
+    assert_eq!(mailbox.empty_bins(now + day * 21).await.unwrap(), 1);
     assert_eq!(
         letter_ids(&b.get("/postkasse/innboks?mappe=bin").await.body),
         vec![recent.clone()]
@@ -1179,7 +1193,7 @@ async fn the_bin_is_emptied_of_letters_that_have_lain_there_the_configured_days(
         .await;
     assert_eq!(status, 404);
     // Day 31 of the other: the bin is empty; the restored letter stays, with its document.
-    assert_eq!(mailbox.empty_bins(30, now + day * 31).await.unwrap(), 1);
+    assert_eq!(mailbox.empty_bins(now + day * 31).await.unwrap(), 1);
     assert!(letter_ids(&b.get("/postkasse/innboks?mappe=bin").await.body).is_empty());
     let (status, _, bytes) = b
         .get_bytes(&format!(

@@ -373,7 +373,8 @@ impl AppState {
             deps.blobs.clone(),
             jobs.clone(),
             deps.tenants.clone(),
-        );
+        )
+        .with_bin_retention(cfg.bin_retention_days);
         Ok(Self(Arc::new(Inner {
             cfg,
             deps,
@@ -386,12 +387,6 @@ impl AppState {
     /// The mailbox service of this provider (all tenants).
     pub fn mailbox(&self) -> Mailbox {
         self.0.mailbox.clone()
-    }
-
-    /// Days a letter lies in a citizen's bin before it is deleted for good; 0 = until the
-    /// citizen deletes it.
-    pub fn bin_retention_days(&self) -> u32 {
-        self.0.cfg.bin_retention_days
     }
 
     pub fn tenants(&self) -> &[Tenant] {

@@ -30,15 +30,14 @@ const PROCESS_LEASE: Duration = Duration::from_secs(30);
 /// How often bins are looked through for letters that have lain there long enough.
 const EMPTY_BINS_EVERY: Duration = Duration::from_secs(600);
 
-/// [`crate::Mailbox::empty_bins`] with the configured retention; failures are logged and
-/// tried again at the next round.
+/// [`crate::Mailbox::empty_bins`]; failures are logged and tried again at the next round.
 async fn empty_bins(state: &AppState, now: OffsetDateTime) {
-    let days = state.0.cfg.bin_retention_days;
-    match state.mailbox().empty_bins(days, now).await {
+    let mailbox = state.mailbox();
+    match mailbox.empty_bins(now).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
             letters = n,
-            retention_days = days,
+            retention_days = mailbox.bin_retention_days(),
             "letters deleted from bins"
         ),
         Err(e) => tracing::warn!(error = %e, "emptying bins failed"),

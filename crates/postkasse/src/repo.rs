@@ -720,6 +720,8 @@ pub struct LetterRow {
     pub spraak: String,
     pub lenke: Option<String>,
     pub received_at: i64,
+    /// When it went to the bin, while it is there.
+    pub binned_at: Option<i64>,
 }
 
 /// What a row of the inbox shows, and no more: the `Any` driver converts every selected
@@ -772,7 +774,8 @@ where
 
 const LETTER_COLUMNS: &str = "id, sender_orgnr, sender_name, ikkesensitivtittel, tittel, \
     sikkerhetsnivaa, aapningskvittering, folder, visible_from, opened_at, receipt_accepted_at, \
-    attachments, message_id, conversation_id, avsenderidentifikator, spraak, lenke, received_at";
+    attachments, message_id, conversation_id, avsenderidentifikator, spraak, lenke, received_at, \
+    binned_at";
 
 /// The number stored in `postkasse_letters.attachments`: the letter's `vedlegg` documents.
 fn attachment_count(documents: &[NewDocument]) -> i64 {
@@ -795,6 +798,7 @@ where
         spraak: r.try_get("spraak")?,
         lenke: r.try_get("lenke")?,
         received_at: r.try_get("received_at")?,
+        binned_at: r.try_get("binned_at")?,
     })
 }
 

@@ -197,6 +197,13 @@ pub struct LetterDetail {
     pub opened_at: Option<OffsetDateTime>,
     pub opening_receipt_requested: bool,
     pub opening_receipt_accepted: bool,
+    /// When the letter, lying in the bin, will be deleted for good; absent outside the bin
+    /// and where the bin is not emptied.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deleted_at: Option<OffsetDateTime>,
 }
 
 /// A stored letter as the notifier of its `varsler` sees it ([`Mailbox::letters_stored_since`]).
@@ -252,6 +259,8 @@ pub struct Mailbox {
     jobs: Jobs,
     tenants: Arc<[Tenant]>,
     citizen_ids: Arc<CitizenIds>,
+    /// Days a letter lies in the bin before it is deleted for good; 0 = never.
+    bin_retention_days: u32,
 }
 
 /// `(tenant, fnr)` → citizen row id. A citizen's id never changes and citizens are never
@@ -341,7 +350,20 @@ impl Mailbox {
             jobs,
             tenants: tenants.into(),
             citizen_ids: Arc::default(),
+            bin_retention_days: 0,
         }
+    }
+
+    /// Letters that have lain in a bin `days` are deleted for good by [`Mailbox::empty_bins`];
+    /// 0 keeps them until the citizen deletes them (the default).
+    pub fn with_bin_retention(mut self, days: u32) -> Self {
+        self.bin_retention_days = days;
+        self
+    }
+
+    /// See [`Mailbox::with_bin_retention`].
+    pub fn bin_retention_days(&self) -> u32 {
+        self.bin_retention_days
     }
 
     async fn citizen_id(&self, who: &CitizenRef) -> ServiceResult<String> {
@@ -460,6 +482,7 @@ impl Mailbox {
             lenke,
             documents,
             delivered_at: time_of(row.received_at),
+            deleted_at: self.deleted_at(row.binned_at),
         })
     }
 
@@ -550,14 +573,19 @@ impl Mailbox {
         Ok(())
     }
 
-    /// Deletes for good, in every citizen's bin, the letters that went there more than
-    /// `retention_days` before `now` (none when 0), as [`Mailbox::delete_for_good`] does;
-    /// how many. Run periodically by the processing role.
-    pub async fn empty_bins(
-        &self,
-        retention_days: u32,
-        now: OffsetDateTime,
-    ) -> ServiceResult<usize> {
+    /// When a letter that went to the bin at `binned_at` is deleted for good.
+    fn deleted_at(&self, binned_at: Option<i64>) -> Option<OffsetDateTime> {
+        let days = self.bin_retention_days;
+        binned_at
+            .filter(|_| days > 0)
+            .map(|t| time_of(t) + time::Duration::days(i64::from(days)))
+    }
+
+    /// Deletes for good, in every citizen's bin, the letters that went there more than the
+    /// retention's days before `now` (none when it is 0), as [`Mailbox::delete_for_good`]
+    /// does; how many. Run periodically by the processing role.
+    pub async fn empty_bins(&self, now: OffsetDateTime) -> ServiceResult<usize> {
+        let retention_days = self.bin_retention_days;
         if retention_days == 0 {
             return Ok(0);
         }
