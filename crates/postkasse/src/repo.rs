@@ -199,8 +199,8 @@ async fn delete_in_bin(
         .await?,
         Some(before) => {
             sqlx::query_scalar(
-                "SELECT id FROM postkasse_letters WHERE id = $1 AND citizen_id = $2 \
-             AND folder = 'bin' AND binned_at < $3",
+                "SELECT id FROM postkasse_letters \
+                 WHERE id = $1 AND citizen_id = $2 AND folder = 'bin' AND binned_at < $3",
             )
             .bind(letter_id)
             .bind(citizen_id)

@@ -578,7 +578,7 @@ impl Mailbox {
         let days = self.bin_retention_days;
         binned_at
             .filter(|_| days > 0)
-            .map(|t| time_of(t) + time::Duration::days(i64::from(days)))
+            .and_then(|t| time_of(t).checked_add(time::Duration::days(i64::from(days))))
     }
 
     /// Deletes for good, in every citizen's bin, the letters that went there more than the
@@ -589,7 +589,10 @@ impl Mailbox {
         if retention_days == 0 {
             return Ok(0);
         }
-        let before = now - time::Duration::days(i64::from(retention_days));
+        // A retention reaching before year -9999 has nothing due.
+        let Some(before) = now.checked_sub(time::Duration::days(i64::from(retention_days))) else {
+            return Ok(0);
+        };
         let mut total = 0;
         loop {
             match repo::empty_bins(&self.db, before, now, 100).await? {
