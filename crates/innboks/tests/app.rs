@@ -1004,20 +1004,7 @@ async fn a_letter_in_the_bin_is_deleted_for_good_after_a_confirmation() {
     assert_eq!(r.status, 200);
     assert!(r.url.contains("mappe=bin") && r.body.contains("Brevene er slettet for godt."));
     assert!(letter_ids(&r.body).is_empty());
-    for folder in ["inbox", "archive", "bin"] {
-        let l = b.get(&format!("/postkasse/innboks?mappe={folder}")).await;
-        assert!(!letter_ids(&l.body).contains(&old), "{folder}");
-    }
-    assert_eq!(
-        b.get(&format!("/postkasse/innboks/brev/{old}"))
-            .await
-            .status,
-        404
-    );
-    let (status, _, _) = b
-        .get_bytes(&format!("/postkasse/innboks/brev/{old}/dokument/0"))
-        .await;
-    assert_eq!(status, 404);
+    assert_deleted(&b, &old).await;
     // The other letter still has the shared document.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert!(chain.postkasse_blobs.exists(&pdf).await.unwrap());
@@ -1072,6 +1059,20 @@ async fn a_letter_in_the_bin_is_deleted_for_good_after_a_confirmation() {
         .await;
     assert_eq!((status, bytes.as_slice()), (200, PDF));
     chain.stop().await;
+}
+
+/// The letter is in no folder, and neither it nor its document can be opened.
+async fn assert_deleted(b: &Browser, id: &str) {
+    for folder in ["inbox", "archive", "bin"] {
+        let l = b.get(&format!("/postkasse/innboks?mappe={folder}")).await;
+        assert!(!letter_ids(&l.body).iter().any(|l| l == id), "{folder}");
+    }
+    let letter = b.get(&format!("/postkasse/innboks/brev/{id}")).await;
+    assert_eq!(letter.status, 404);
+    let (status, _, _) = b
+        .get_bytes(&format!("/postkasse/innboks/brev/{id}/dokument/0"))
+        .await;
+    assert_eq!(status, 404);
 }
 
 /// Letters that have lain in the bin the configured days (30 here, as by default) are deleted
@@ -1182,16 +1183,7 @@ async fn the_bin_is_emptied_of_letters_that_have_lain_there_the_configured_days(
         letter_ids(&b.get("/postkasse/innboks").await.body),
         vec![restored.clone()]
     );
-    assert_eq!(
-        b.get(&format!("/postkasse/innboks/brev/{old}"))
-            .await
-            .status,
-        404
-    );
-    let (status, _, _) = b
-        .get_bytes(&format!("/postkasse/innboks/brev/{old}/dokument/0"))
-        .await;
-    assert_eq!(status, 404);
+    assert_deleted(&b, &old).await;
     // Day 31 of the other: the bin is empty; the restored letter stays, with its document.
     assert_eq!(mailbox.empty_bins(now + day * 31).await.unwrap(), 1);
     assert!(letter_ids(&b.get("/postkasse/innboks?mappe=bin").await.body).is_empty());
