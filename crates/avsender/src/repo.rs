@@ -127,7 +127,7 @@ pub async fn insert_letter(
         )
         .bind(&b.sha256)
         .bind(&l.letter_id)
-        .bind(i64::try_from(b.size).unwrap_or(i64::MAX))
+        .bind(b.row_size())
         .execute(&mut *tx)
         .await?;
     }
@@ -263,10 +263,10 @@ impl LetterRow {
     /// Where a version that kept sealed letters in the blob store put this one's dokumentpakke
     /// (`None` for letters sealed since: theirs is in `avsender_payloads`).
     pub fn sealed_blob(&self) -> Option<store::BlobRef> {
-        Some(store::BlobRef {
-            sha256: self.dokumentpakke_sha256.clone()?,
-            size: u64::try_from(self.dokumentpakke_size?).unwrap_or_default(),
-        })
+        Some(store::BlobRef::from_row(
+            self.dokumentpakke_sha256.clone()?,
+            self.dokumentpakke_size?,
+        ))
     }
 }
 

@@ -163,7 +163,7 @@ pub async fn post_message(
         kanal,
         forretningsmelding: jws.clone(),
         dokumentpakke_sha256: blob.sha256.clone(),
-        dokumentpakke_size: i64::try_from(blob.size).unwrap_or(i64::MAX),
+        dokumentpakke_size: blob.row_size(),
         dokumentpakke: cms.clone(),
         deliver_by: now
             + time::Duration::seconds(

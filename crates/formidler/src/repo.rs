@@ -53,10 +53,10 @@ impl MessageRow {
 
     /// The dokumentpakke's content address, while the message still has one (until finished).
     pub fn payload_ref(&self) -> Option<store::BlobRef> {
-        Some(store::BlobRef {
-            sha256: self.dokumentpakke_sha256.clone()?,
-            size: u64::try_from(self.dokumentpakke_size?).unwrap_or_default(),
-        })
+        Some(store::BlobRef::from_row(
+            self.dokumentpakke_sha256.clone()?,
+            self.dokumentpakke_size?,
+        ))
     }
 }
 

@@ -59,7 +59,7 @@ pub async fn inbound(
             message_id: &message_id,
             forretningsmelding: &jws,
             sha256: &blob.sha256,
-            size: i64::try_from(blob.size).unwrap_or(i64::MAX),
+            size: blob.row_size(),
             dokumentpakke: &cms,
         },
         OffsetDateTime::now_utc(),

@@ -155,10 +155,7 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
     if row.state != repo::RECEIVED {
         return Ok(());
     }
-    let legacy_blob = BlobRef {
-        sha256: row.sha256.clone(),
-        size: u64::try_from(row.size).unwrap_or_default(),
-    };
+    let legacy_blob = BlobRef::from_row(row.sha256.clone(), row.size);
     let payload_in_blobs = row.dokumentpakke.is_none();
     let cms = match row.dokumentpakke {
         Some(data) => bytes::Bytes::from(data),
@@ -459,8 +456,8 @@ async fn store_documents(
                 DocumentRole::Hoveddokument => "hoveddokument",
                 DocumentRole::Vedlegg => "vedlegg",
             },
+            size: blob.row_size(),
             sha256: blob.sha256,
-            size: i64::try_from(blob.size).unwrap_or(i64::MAX),
             extension: d
                 .data
                 .as_ref()

@@ -189,26 +189,20 @@ async fn delete_in_bin(
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
     let mut tx = db.begin_write().await?;
-    let found: Option<String> = match binned_before {
-        None => sqlx::query_scalar(
-            "SELECT id FROM postkasse_letters WHERE id = $1 AND citizen_id = $2 AND folder = 'bin'",
-        )
+    // Only constant fragments are concatenated; every value is a bind parameter.
+    let mut sql = String::from(
+        "SELECT id FROM postkasse_letters WHERE id = $1 AND citizen_id = $2 AND folder = 'bin'",
+    );
+    if binned_before.is_some() {
+        sql.push_str(" AND binned_at < $3");
+    }
+    let mut found = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
         .bind(letter_id)
-        .bind(citizen_id)
-        .fetch_optional(&mut *tx)
-        .await?,
-        Some(before) => {
-            sqlx::query_scalar(
-                "SELECT id FROM postkasse_letters \
-                 WHERE id = $1 AND citizen_id = $2 AND folder = 'bin' AND binned_at < $3",
-            )
-            .bind(letter_id)
-            .bind(citizen_id)
-            .bind(ms(before))
-            .fetch_optional(&mut *tx)
-            .await?
-        }
-    };
+        .bind(citizen_id);
+    if let Some(before) = binned_before {
+        found = found.bind(ms(before));
+    }
+    let found = found.fetch_optional(&mut *tx).await?;
     if found.is_none() {
         tx.rollback().await?;
         return Ok(false);
@@ -222,10 +216,7 @@ async fn delete_in_bin(
     .fetch_all(&mut *tx)
     .await?;
     for (sha256, size) in blobs {
-        let blob = BlobRef {
-            sha256,
-            size: u64::try_from(size).unwrap_or_default(),
-        };
+        let blob = BlobRef::from_row(sha256, size);
         blob_release::release_in(&mut tx, &BLOB_TABLES, &blob, now).await?;
     }
     sqlx::query("DELETE FROM postkasse_documents WHERE letter_id = $1")
@@ -411,10 +402,7 @@ pub struct NewDocument {
 impl NewDocument {
     /// The document's blob.
     pub fn blob(&self) -> BlobRef {
-        BlobRef {
-            sha256: self.sha256.clone(),
-            size: u64::try_from(self.size).unwrap_or_default(),
-        }
+        BlobRef::from_row(self.sha256.clone(), self.size)
     }
 }
 

@@ -516,10 +516,7 @@ impl Mailbox {
             .ok_or(ServiceError::NotFound)?;
         let bytes = self
             .blobs
-            .get(&BlobRef {
-                sha256: doc.sha256,
-                size: u64::try_from(doc.size).unwrap_or_default(),
-            })
+            .get(&BlobRef::from_row(doc.sha256, doc.size))
             .await?;
         repo::set_opened(&self.db, &citizen, &row.list.id, Some(now)).await?;
         Ok(DocumentBytes {

@@ -41,6 +41,20 @@ impl BlobRef {
         }
     }
 
+    /// The reference as a database row keeps it: hash and BIGINT size (a negative size,
+    /// which no row written through [`BlobRef::row_size`] holds, reads as 0).
+    pub fn from_row(sha256: String, size: i64) -> BlobRef {
+        BlobRef {
+            sha256,
+            size: u64::try_from(size).unwrap_or_default(),
+        }
+    }
+
+    /// The size for a BIGINT column (saturating; no blob comes near it).
+    pub fn row_size(&self) -> i64 {
+        i64::try_from(self.size).unwrap_or(i64::MAX)
+    }
+
     /// The storage key, `sha256/<hex>`.
     pub fn key(&self) -> String {
         format!("sha256/{}", self.sha256)

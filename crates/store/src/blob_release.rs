@@ -51,7 +51,7 @@ pub async fn release_in(
         t.release
     )))
     .bind(&blob.sha256)
-    .bind(i64::try_from(blob.size).unwrap_or(i64::MAX))
+    .bind(blob.row_size())
     .bind(to_ms(now))
     .execute(&mut *conn)
     .await?;
@@ -131,11 +131,7 @@ pub async fn collect_released(
         if referenced.contains(&sha256) {
             continue;
         }
-        let blob = BlobRef {
-            sha256,
-            size: u64::try_from(size).unwrap_or_default(),
-        };
-        blobs.delete(&blob).await?;
+        blobs.delete(&BlobRef::from_row(sha256, size)).await?;
         deleted += 1;
     }
     tx.commit().await?;

@@ -86,7 +86,7 @@ pub async fn inbound(
             sender_orgnr: sender.as_deref(),
             forretningsmelding: &jws,
             dokumentpakke_sha256: &blob.sha256,
-            dokumentpakke_size: i64::try_from(blob.size).unwrap_or(i64::MAX),
+            dokumentpakke_size: blob.row_size(),
         },
         OffsetDateTime::now_utc(),
     )

@@ -277,10 +277,7 @@ async fn process(state: AppState, job: Job) -> Result<(), IntakeError> {
     ) else {
         return Ok(());
     };
-    let blob = BlobRef {
-        sha256: sha,
-        size: u64::try_from(size).unwrap_or_default(),
-    };
+    let blob = BlobRef::from_row(sha, size);
     let stored = deps.blobs.get(&blob).await?;
     let Some(cms) = stored
         .strip_prefix(crate::INBOX_BLOB_PREFIX)
