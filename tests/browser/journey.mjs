@@ -40,13 +40,14 @@ function check(cond, msg) {
   }
 }
 
-// Clicks `link` and waits for `event` on `target` (a new page, a download). Under a loaded CI
-// machine such a click was lost twice (nothing within 30 s; passing alone): one more click is
-// what a citizen would do too, and the note line shows when it was needed.
+// Clicks `link` and waits for `event` on `target` (a new page, a download). The link is
+// scrolled into view first (see `clickBelowFrame`: the .ics link sits below a PDF frame, and
+// both of its clicks were lost once in CI). One more click is what a citizen would do too, and
+// the note line shows when it was needed.
 async function clickFor(target, event, link, predicate) {
   const attempt = (timeout) => Promise.all([
     target.waitForEvent(event, predicate ? { timeout, predicate } : { timeout }),
-    link.click(),
+    clickBelowFrame(link),
   ]);
   const [got] = await attempt(15000).catch(async (e) => {
     console.log(`note no ${event} after the click (${e.message.split('\n')[0]}); clicking again`);
@@ -87,8 +88,8 @@ async function login(page, acr) {
   await page.waitForLoadState();
 }
 
-// A button below a letter's HTML document: scrolled into view first, because headless
-// Chromium hit-tests a click against where the sandboxed document frame was before the
+// A button or link below a letter's document frame: scrolled into view first, because
+// headless Chromium hit-tests a click against where the document frame was before the
 // scroll, and the click would land in the frame.
 async function clickBelowFrame(button) {
   await button.scrollIntoViewIfNeeded();
