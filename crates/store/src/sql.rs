@@ -15,8 +15,9 @@ macro_rules! job_columns {
 
 /// A claim: the first job of `$1` matching `$where` (which ends in its `ORDER BY`), marked
 /// running for worker `$4` until `$3`. Each claim statement covers one state, so that it walks
-/// the `(queue, state, run_at)` index; a single statement with `OR` over both states made
-/// SQLite scan every job of the queue, done ones included, at every claim.
+/// the `jobs_claimable` index `(queue, state, run_at, created_at)`; a single statement with
+/// `OR` over both states made SQLite scan every job of the queue, done ones included, at every
+/// claim.
 macro_rules! claim {
     ($where:literal, $lock:literal) => {
         concat!(
@@ -93,7 +94,7 @@ const DEAD: &str = concat!(
 );
 const COUNTS: &str = "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state";
 /// A done job ran at or after `run_at`, so `run_at < $2` holds for every job it deletes; it
-/// bounds the walk of the `(queue, state, run_at)` index to the old ones.
+/// bounds the walk of the `jobs_claimable` index to the old ones.
 const PURGE_DONE: &str = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
      WHERE queue = $1 AND state = 'done' AND run_at < $2 AND updated_at < $2 LIMIT $3)";
 
