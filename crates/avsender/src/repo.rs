@@ -131,7 +131,7 @@ pub async fn insert_letter(
         .execute(&mut *tx)
         .await?;
     }
-    // Waits for a collector deleting one of these blobs right now.
+    // Held against a collector of the same content until the commit.
     blob_release::claim_in(&mut tx, &BLOB_TABLES, blobs).await?;
     jobs.enqueue_in(&mut tx, job).await?;
     tx.commit().await?;
@@ -494,15 +494,15 @@ async fn apply_in(
             .execute(&mut *conn)
             .await?;
         // Its documents may go, unless another unsent letter shares them.
-        sqlx::query(
-            "INSERT INTO avsender_blob_release (sha256, size, released_at) \
-             SELECT sha256, size, $2 FROM avsender_letter_blobs WHERE letter_id = $1 \
-             ON CONFLICT (sha256) DO UPDATE SET released_at = excluded.released_at",
+        let blobs: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT sha256, size FROM avsender_letter_blobs WHERE letter_id = $1 ORDER BY sha256",
         )
         .bind(letter_id)
-        .bind(ms(now))
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
+        for (sha256, size) in blobs {
+            release_in(conn, &BlobRef::from_row(sha256, size), now).await?;
+        }
         sqlx::query("DELETE FROM avsender_letter_blobs WHERE letter_id = $1")
             .bind(letter_id)
             .execute(&mut *conn)

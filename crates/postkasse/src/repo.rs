@@ -483,7 +483,7 @@ pub async fn finish_inbound(
         .execute(&mut *tx)
         .await?;
     if let Some(l) = letter {
-        // A deletion releasing the same content waits, or finds it claimed.
+        // Held against a collector of the same content until the commit.
         let blobs: Vec<BlobRef> = l.documents.iter().map(NewDocument::blob).collect();
         blob_release::claim_in(&mut tx, &BLOB_TABLES, &blobs).await?;
         sqlx::query(

@@ -19,6 +19,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use libtest_mimic::{Arguments, Failed, Trial};
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
+use store::blob_release::{self, ReleaseTables};
 use store::testing::{TestDb, fresh_blobs, fresh_db_on, postgres_available, test_backend};
 use store::{
     Backend, BlobBackendKind, BlobConfig, BlobRef, BlobStore, DatabaseConfig, Db, FailOutcome,
@@ -44,6 +45,7 @@ macro_rules! suite {
 
 fn db_tests() -> Vec<(&'static str, DbTest)> {
     suite![TestDb;
+        a_shared_blob_goes_with_its_last_reference,
         migrations_are_idempotent,
         ping_answers,
         enqueue_dedup_key_is_idempotent,
@@ -83,6 +85,8 @@ fn postgres_only_tests() -> Vec<(&'static str, DbTest)> {
         each_announced_job_wakes_an_idle_worker_and_none_is_lost,
         only_job_bookkeeping_commits_without_waiting_for_the_flush,
         prepared_statements_are_planned_once_per_connection,
+        holders_of_one_blob_do_not_wait_for_each_other,
+        a_collector_leaves_a_blob_to_an_open_writer,
     ]
 }
 
@@ -1757,5 +1761,194 @@ async fn blob_tampered_file_on_disk_is_refused(blobs: &BlobStore) -> Result<()> 
     // Putting the content again repairs the store.
     blobs.put(&b"vedtak om barnehageplass"[..]).await?;
     ensure!(blobs.get(&r).await?.as_ref() == b"vedtak om barnehageplass");
+    Ok(())
+}
+
+/// A service's two blob tables, shaped as `store::blob_release` expects.
+const TEST_BLOBS: ReleaseTables = ReleaseTables {
+    release: "test_blob_release",
+    references: "test_blob_refs",
+};
+
+async fn create_blob_tables(db: &Db) -> Result<()> {
+    for sql in [
+        "CREATE TABLE test_blob_release (sha256 TEXT PRIMARY KEY, size BIGINT NOT NULL, \
+         released_at BIGINT NOT NULL)",
+        "CREATE TABLE test_blob_refs (owner TEXT NOT NULL, sha256 TEXT NOT NULL, \
+         PRIMARY KEY (owner, sha256))",
+        "CREATE INDEX test_blob_refs_sha256 ON test_blob_refs (sha256)",
+    ] {
+        store::sqlx::query(sql).execute(db.pool()).await?;
+    }
+    Ok(())
+}
+
+/// A writer's part: `owner` refers to `blob` (uncommitted until the caller commits).
+async fn refer_in(
+    conn: &mut store::sqlx::AnyConnection,
+    owner: &str,
+    blob: &BlobRef,
+) -> Result<()> {
+    store::sqlx::query("INSERT INTO test_blob_refs (owner, sha256) VALUES ($1, $2)")
+        .bind(owner)
+        .bind(&blob.sha256)
+        .execute(&mut *conn)
+        .await?;
+    blob_release::claim_in(conn, &TEST_BLOBS, std::slice::from_ref(blob)).await?;
+    Ok(())
+}
+
+/// A releaser's part: `owner` no longer refers to `blob`.
+async fn unrefer_in(
+    conn: &mut store::sqlx::AnyConnection,
+    owner: &str,
+    blob: &BlobRef,
+) -> Result<()> {
+    blob_release::release_in(conn, &TEST_BLOBS, blob, OffsetDateTime::now_utc()).await?;
+    store::sqlx::query("DELETE FROM test_blob_refs WHERE owner = $1 AND sha256 = $2")
+        .bind(owner)
+        .bind(&blob.sha256)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn committed(db: &Db, owner: &str, blob: &BlobRef, refer: bool) -> Result<()> {
+    let mut tx = db.begin_write().await?;
+    if refer {
+        refer_in(&mut tx, owner, blob).await?;
+    } else {
+        unrefer_in(&mut tx, owner, blob).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn collect(db: &Db, blobs: &BlobStore) -> Result<usize> {
+    Ok(
+        blob_release::collect_released(db, blobs, &TEST_BLOBS, OffsetDateTime::now_utc(), 100)
+            .await?,
+    )
+}
+
+async fn released_rows(db: &Db) -> Result<i64> {
+    Ok(
+        store::sqlx::query_scalar("SELECT COUNT(*) FROM test_blob_release")
+            .fetch_one(db.pool())
+            .await?,
+    )
+}
+
+/// The protocol on its own: a blob two owners share stays while either refers to it, goes
+/// with the last, and a release recorded twice is one row.
+async fn a_shared_blob_goes_with_its_last_reference(db: &TestDb) -> Result<()> {
+    create_blob_tables(db).await?;
+    let blobs = BlobStore::memory();
+    let shared = blobs.put(&b"shared"[..]).await?;
+    let own = blobs.put(&b"own"[..]).await?;
+    committed(db, "a", &shared, true).await?;
+    committed(db, "a", &own, true).await?;
+    committed(db, "b", &shared, true).await?;
+    ensure!(collect(db, &blobs).await? == 0, "nothing released yet");
+    committed(db, "a", &shared, false).await?;
+    committed(db, "a", &own, false).await?;
+    ensure!(released_rows(db).await? == 2);
+    ensure!(collect(db, &blobs).await? == 1, "only a's own blob goes");
+    ensure!(!blobs.exists(&own).await? && blobs.exists(&shared).await?);
+    ensure!(
+        released_rows(db).await? == 0,
+        "both release rows are done with"
+    );
+    // b releases it; a release of the same content by a stray request says the same again.
+    committed(db, "b", &shared, false).await?;
+    let mut tx = db.begin_write().await?;
+    blob_release::release_in(&mut tx, &TEST_BLOBS, &shared, OffsetDateTime::now_utc()).await?;
+    tx.commit().await?;
+    ensure!(released_rows(db).await? == 1);
+    ensure!(collect(db, &blobs).await? == 1);
+    ensure!(!blobs.exists(&shared).await?);
+    Ok(())
+}
+
+/// Many letters of a mass mailing share one document: the transactions that send them
+/// (release) and those that submit more (refer) run side by side on PostgreSQL, where each
+/// once queued for the document's release row until the one before it committed. A
+/// collector meanwhile leaves the document alone and takes it after the last release.
+async fn holders_of_one_blob_do_not_wait_for_each_other(db: &TestDb) -> Result<()> {
+    create_blob_tables(db).await?;
+    let blobs = BlobStore::memory();
+    let doc = blobs.put(&b"%PDF-1.7 mass mailing"[..]).await?;
+    for owner in ["a", "b", "c"] {
+        committed(db, owner, &doc, true).await?;
+    }
+    committed(db, "c", &doc, false).await?;
+    ensure!(collect(db, &blobs).await? == 0, "a and b refer to it");
+    committed(db, "c", &doc, true).await?;
+    committed(db, "c", &doc, false).await?;
+    ensure!(released_rows(db).await? == 1, "c's release is recorded");
+
+    // A waiting statement fails after lock_timeout instead of hanging the test.
+    let open = || async {
+        let mut tx = db.begin_write().await?;
+        store::sqlx::query("SET LOCAL lock_timeout = '5s'")
+            .execute(&mut *tx)
+            .await?;
+        anyhow::Ok(tx)
+    };
+    let mut send_a = open().await?;
+    unrefer_in(&mut send_a, "a", &doc).await?;
+    let mut send_b = open().await?;
+    unrefer_in(&mut send_b, "b", &doc)
+        .await
+        .context("a second sender of the document waited for the first")?;
+    let mut submit_d = open().await?;
+    refer_in(&mut submit_d, "d", &doc)
+        .await
+        .context("a submission of the document waited for the senders")?;
+    ensure!(
+        collect(db, &blobs).await? == 0 && blobs.exists(&doc).await?,
+        "the collector took a document open transactions hold"
+    );
+    ensure!(
+        released_rows(db).await? == 1,
+        "the release stays for the next pass"
+    );
+    send_a.commit().await?;
+    send_b.commit().await?;
+    submit_d.commit().await?;
+    ensure!(
+        collect(db, &blobs).await? == 0 && blobs.exists(&doc).await?,
+        "d refers to it"
+    );
+    committed(db, "d", &doc, false).await?;
+    ensure!(collect(db, &blobs).await? == 1 && !blobs.exists(&doc).await?);
+    Ok(())
+}
+
+/// The race the holds close: a sender records the document's first release while a
+/// submission of the same document is open, and the sender commits first. A collector then
+/// reads the committed references, which do not have the submission's yet; it must not take
+/// the file, because the submission checked the file already or is about to.
+async fn a_collector_leaves_a_blob_to_an_open_writer(db: &TestDb) -> Result<()> {
+    create_blob_tables(db).await?;
+    let blobs = BlobStore::memory();
+    let doc = blobs.put(&b"%PDF-1.7 shared"[..]).await?;
+    committed(db, "a", &doc, true).await?;
+    let mut send_a = db.begin_write().await?;
+    unrefer_in(&mut send_a, "a", &doc).await?;
+    let mut submit_b = db.begin_write().await?;
+    refer_in(&mut submit_b, "b", &doc).await?;
+    send_a.commit().await?;
+    ensure!(
+        collect(db, &blobs).await? == 0 && blobs.exists(&doc).await?,
+        "the collector took the document of an open submission"
+    );
+    submit_b.commit().await?;
+    ensure!(
+        collect(db, &blobs).await? == 0 && blobs.exists(&doc).await?,
+        "b refers to it"
+    );
+    committed(db, "b", &doc, false).await?;
+    ensure!(collect(db, &blobs).await? == 1 && !blobs.exists(&doc).await?);
     Ok(())
 }
