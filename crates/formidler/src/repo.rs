@@ -393,6 +393,18 @@ pub struct IncomingRow {
     pub forretningsmelding: String,
 }
 
+// A sender's unread receipts, oldest first (the partial index `formidler_incoming_unread`).
+const LIST_UNREAD: &str = "SELECT id, forretningsmelding FROM formidler_incoming \
+     WHERE recipient_orgnr = $1 AND read_at IS NULL \
+     AND ($2 IS NULL OR avsenderidentifikator = $2) AND ($3 IS NULL OR kanal = $3) \
+     AND COALESCE(supplier_orgnr, '') = $6 \
+     ORDER BY received_at, id LIMIT $4 OFFSET $5";
+// One receipt by id, for its recipient only (the primary key).
+const GET_INCOMING: &str = "SELECT id, forretningsmelding FROM formidler_incoming WHERE id = $1 \
+     AND recipient_orgnr = $2 AND COALESCE(supplier_orgnr, '') = $3";
+const MARK_READ: &str = "UPDATE formidler_incoming SET read_at = COALESCE(read_at, $3) \
+     WHERE id = $1 AND recipient_orgnr = $2 AND COALESCE(supplier_orgnr, '') = $4";
+
 /// Unread incoming messages of `recipient` sent through `supplier` (`""`: sent by the
 /// recipient itself), oldest first, optionally narrowed by avsenderidentifikator and kanal.
 pub async fn list_incoming(
@@ -404,21 +416,15 @@ pub async fn list_incoming(
     limit: i64,
     offset: i64,
 ) -> StoreResult<Vec<IncomingRow>> {
-    let rows = sqlx::query(
-        "SELECT id, forretningsmelding FROM formidler_incoming \
-         WHERE recipient_orgnr = $1 AND read_at IS NULL \
-         AND ($2 IS NULL OR avsenderidentifikator = $2) AND ($3 IS NULL OR kanal = $3) \
-         AND COALESCE(supplier_orgnr, '') = $6 \
-         ORDER BY received_at, id LIMIT $4 OFFSET $5",
-    )
-    .bind(recipient)
-    .bind(avsenderidentifikator)
-    .bind(kanal)
-    .bind(limit)
-    .bind(offset)
-    .bind(supplier)
-    .fetch_all(db.pool())
-    .await?;
+    let rows = sqlx::query(LIST_UNREAD)
+        .bind(recipient)
+        .bind(avsenderidentifikator)
+        .bind(kanal)
+        .bind(limit)
+        .bind(offset)
+        .bind(supplier)
+        .fetch_all(db.pool())
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(IncomingRow {
@@ -435,15 +441,12 @@ pub async fn get_incoming(
     supplier: &str,
     id: &str,
 ) -> StoreResult<Option<IncomingRow>> {
-    let row = sqlx::query(
-        "SELECT id, forretningsmelding FROM formidler_incoming WHERE id = $1 \
-         AND recipient_orgnr = $2 AND COALESCE(supplier_orgnr, '') = $3",
-    )
-    .bind(id)
-    .bind(recipient)
-    .bind(supplier)
-    .fetch_optional(db.pool())
-    .await?;
+    let row = sqlx::query(GET_INCOMING)
+        .bind(id)
+        .bind(recipient)
+        .bind(supplier)
+        .fetch_optional(db.pool())
+        .await?;
     row.map(|r| -> StoreResult<IncomingRow> {
         Ok(IncomingRow {
             id: r.try_get("id")?,
@@ -461,17 +464,14 @@ pub async fn mark_read(
     id: &str,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
-    let n = sqlx::query(
-        "UPDATE formidler_incoming SET read_at = COALESCE(read_at, $3) \
-         WHERE id = $1 AND recipient_orgnr = $2 AND COALESCE(supplier_orgnr, '') = $4",
-    )
-    .bind(id)
-    .bind(recipient)
-    .bind(ms(now))
-    .bind(supplier)
-    .execute(db.pool())
-    .await?
-    .rows_affected();
+    let n = sqlx::query(MARK_READ)
+        .bind(id)
+        .bind(recipient)
+        .bind(ms(now))
+        .bind(supplier)
+        .execute(db.pool())
+        .await?
+        .rows_affected();
     Ok(n == 1)
 }
 
@@ -500,6 +500,50 @@ pub async fn purge_receipts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The statements on receipts walk the index made for them, in a database as fresh as a
+    /// new installation's: PostgreSQL plans a pooled connection's statement once, with the
+    /// statistics of that moment, and keeps the plan while the connection lives.
+    #[tokio::test]
+    async fn receipt_statements_walk_their_index_from_the_first_receipt() {
+        let t = store::testing::fresh_db().await;
+        let db = t.db();
+        let walks = |plan: &[String], index: &str| plan.iter().any(|l| l.contains(index));
+        const TEXT_ID: (&str, &str) = ("text", "'r1'");
+        const ORGNR: (&str, &str) = ("text", "'910000001'");
+        const SUPPLIER: (&str, &str) = ("text", "''");
+        let pk = match db.backend() {
+            store::Backend::Postgres => "formidler_incoming_pkey",
+            store::Backend::Sqlite => "sqlite_autoindex_formidler_incoming_1",
+        };
+        for (sql, args) in [
+            (GET_INCOMING, &[TEXT_ID, ORGNR, SUPPLIER][..]),
+            (MARK_READ, &[TEXT_ID, ORGNR, ("bigint", "1"), SUPPLIER][..]),
+        ] {
+            let plan = store::testing::plan_of(db, sql, args).await;
+            assert!(walks(&plan, pk), "{sql}\n{plan:#?}");
+        }
+        let plan = store::testing::plan_of(
+            db,
+            LIST_UNREAD,
+            &[
+                ORGNR,
+                ("text", "NULL"),
+                ("text", "NULL"),
+                ("bigint", "100"),
+                ("bigint", "0"),
+                SUPPLIER,
+            ],
+        )
+        .await;
+        assert!(walks(&plan, "formidler_incoming_unread"), "{plan:#?}");
+        assert!(
+            !plan
+                .iter()
+                .any(|l| l.contains("TEMP B-TREE") || l.contains("Sort")),
+            "{plan:#?}"
+        );
+    }
 
     /// Read receipts go after the read keep time, unread ones after the longer one; the
     /// rest stay, and a purge takes at most its limit.

@@ -336,6 +336,57 @@ pub async fn blob_gone_within(
     .await
 }
 
+/// The plan the database makes for `sql` with its `$n` parameters set to `args` (each a
+/// PostgreSQL type and an SQL literal, in order), one line per plan node. On PostgreSQL it is the plan a pooled
+/// connection caches for the prepared statement (generic: see `SET_GENERIC_PLANS` in
+/// `store::db`); on SQLite, `EXPLAIN QUERY PLAN`'s details. For tests that pin which index a
+/// statement walks.
+pub async fn plan_of(db: &Db, sql: &str, args: &[(&str, &str)]) -> Vec<String> {
+    use sqlx::{AssertSqlSafe, Row};
+    let mut conn = db.pool().acquire().await.expect("a connection");
+    match db.backend() {
+        Backend::Postgres => {
+            let types: Vec<&str> = args.iter().map(|(t, _)| *t).collect();
+            let values: Vec<&str> = args.iter().map(|(_, v)| *v).collect();
+            sqlx::query(AssertSqlSafe(format!(
+                "PREPARE samspill_plan_of({}) AS {sql}",
+                types.join(", ")
+            )))
+            .execute(&mut *conn)
+            .await
+            .expect("PREPARE");
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "EXPLAIN EXECUTE samspill_plan_of({})",
+                values.join(", ")
+            )))
+            .fetch_all(&mut *conn)
+            .await
+            .expect("EXPLAIN EXECUTE");
+            sqlx::query("DEALLOCATE samspill_plan_of")
+                .execute(&mut *conn)
+                .await
+                .expect("DEALLOCATE");
+            rows.iter()
+                .map(|r| r.try_get::<String, _>(0).expect("plan line"))
+                .collect()
+        }
+        Backend::Sqlite => {
+            let mut sql = sql.to_owned();
+            // From the last, so `$1` does not eat the start of `$10`.
+            for (i, (_, arg)) in args.iter().enumerate().rev() {
+                sql = sql.replace(&format!("${}", i + 1), arg);
+            }
+            let rows = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(&mut *conn)
+                .await
+                .expect("EXPLAIN QUERY PLAN");
+            rows.iter()
+                .map(|r| r.try_get::<String, _>("detail").expect("plan detail"))
+                .collect()
+        }
+    }
+}
+
 /// CPU seconds the whole machine has been busy (every process and the kernel: the server
 /// under test, the database server, the benchmark's client), from `/proc/stat`; `None` where
 /// there is no such file. Benchmarks divide its growth by the work done: on a saturated
