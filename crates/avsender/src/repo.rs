@@ -168,11 +168,10 @@ pub async fn release_unreferenced(
         let sql = format!(
             "SELECT sha256 FROM avsender_letter_blobs WHERE sha256 IN ({list}) \
              UNION SELECT dokumentpakke_sha256 FROM avsender_letters \
-             WHERE status = $1 AND dokumentpakke_sha256 IN ({list})",
-            list = placeholders(2, chunk.len())
+             WHERE status = 'created' AND dokumentpakke_sha256 IN ({list})",
+            list = placeholders(1, chunk.len())
         );
-        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
-            .bind(Status::Created.as_str());
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
         for b in chunk {
             q = q.bind(b.sha256.clone());
         }
@@ -189,9 +188,9 @@ pub async fn release_unreferenced(
 }
 
 /// Deletes from `blobs` up to `limit` released documents that no unsent letter refers to;
-/// returns how many it deleted. A letter being submitted with the same content deletes its
-/// release row in its transaction ([`insert_letter`]) and checks its blobs after its commit
-/// (the protocol of [`store::blob_release`]).
+/// returns how many it deleted. A letter being submitted with the same content holds it
+/// against the collector in its transaction ([`insert_letter`]) and checks its blobs after
+/// its commit (the protocol of [`store::blob_release`]).
 pub async fn collect_released_blobs(
     db: &Db,
     blobs: &store::BlobStore,
@@ -205,10 +204,9 @@ pub async fn collect_released_blobs(
 /// unsent: their content may be shared with later letters, whose release must not take it.
 pub async fn record_blobs_of_unsent(db: &Db) -> StoreResult<usize> {
     let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT l.letter_id, l.request_json FROM avsender_letters l WHERE l.status = $1 \
+        "SELECT l.letter_id, l.request_json FROM avsender_letters l WHERE l.status = 'created' \
          AND NOT EXISTS (SELECT 1 FROM avsender_letter_blobs b WHERE b.letter_id = l.letter_id)",
     )
-    .bind(Status::Created.as_str())
     .fetch_all(db.pool())
     .await?;
     let mut n = 0;
@@ -340,9 +338,10 @@ pub async fn letter_by_conversation(
 
 /// Letters not yet sent (for the start-up sweep that queues their jobs again).
 pub async fn unsent_ids(db: &Db) -> StoreResult<Vec<String>> {
+    // The state is written out, here and in the other sweeps of unsent letters: the partial
+    // index `avsender_letters_unsent` covers it.
     Ok(
-        sqlx::query_scalar("SELECT letter_id FROM avsender_letters WHERE status = $1")
-            .bind(Status::Created.as_str())
+        sqlx::query_scalar("SELECT letter_id FROM avsender_letters WHERE status = 'created'")
             .fetch_all(db.pool())
             .await?,
     )

@@ -313,10 +313,11 @@ pub async fn statuses(db: &Db, message_id: &str) -> StoreResult<Vec<StatusRow>> 
 
 /// Messages still waiting for delivery (for the start-up sweep that re-enqueues them).
 pub async fn pending_ids(db: &Db) -> StoreResult<Vec<String>> {
-    let ids = sqlx::query_scalar("SELECT message_id FROM formidler_messages WHERE status = $1")
-        .bind(OPPRETTET)
-        .fetch_all(db.pool())
-        .await?;
+    // The state is written out: the partial index `formidler_messages_pending` covers it.
+    let ids =
+        sqlx::query_scalar("SELECT message_id FROM formidler_messages WHERE status = 'OPPRETTET'")
+            .fetch_all(db.pool())
+            .await?;
     Ok(ids)
 }
 

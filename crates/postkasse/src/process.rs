@@ -233,7 +233,7 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
     .await?;
     if done && let (Some(l), Some(package)) = (letter, &opened.package) {
         // A collector may have deleted the same content (a letter deleted from a bin) after
-        // this letter stored it and before its commit claimed it: store it again.
+        // this letter stored it and before its transaction held it: store it again.
         for (d, doc) in l.documents.iter().zip(&package.documents) {
             if !state.0.deps.blobs.exists(&d.blob()).await? {
                 state.0.deps.blobs.put(doc.bytes.clone()).await?;

@@ -20,7 +20,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use store::blob_release::{self, ReleaseTables};
-use store::testing::{TestDb, fresh_blobs, fresh_db_on, postgres_available, test_backend};
+use store::testing::{TestDb, fresh_blobs, fresh_db_on, plan_of, postgres_available, test_backend};
 use store::{
     Backend, BlobBackendKind, BlobConfig, BlobRef, BlobStore, DatabaseConfig, Db, FailOutcome,
     JobState, Jobs, NewJob, RetryPolicy, WorkerOptions, run_worker,
@@ -46,6 +46,7 @@ macro_rules! suite {
 fn db_tests() -> Vec<(&'static str, DbTest)> {
     suite![TestDb;
         a_shared_blob_goes_with_its_last_reference,
+        keyed_updates_walk_the_primary_key_from_an_empty_table,
         migrations_are_idempotent,
         ping_answers,
         enqueue_dedup_key_is_idempotent,
@@ -1950,5 +1951,80 @@ async fn a_collector_leaves_a_blob_to_an_open_writer(db: &TestDb) -> Result<()> 
     );
     committed(db, "b", &doc, false).await?;
     ensure!(collect(db, &blobs).await? == 1 && !blobs.exists(&doc).await?);
+    Ok(())
+}
+
+/// Compare-and-set updates select one row by its key and check its state or owner. No other
+/// index may match them: PostgreSQL plans a pooled connection's statement once, with the
+/// statistics of that moment, and on an empty table it took a state index (or the receipts'
+/// recipient index) over the primary key, so each update walked every row in that state for
+/// as long as the connection lived. The sweeps that do look rows up by state walk indexes
+/// of only the rows in that state.
+async fn keyed_updates_walk_the_primary_key_from_an_empty_table(db: &TestDb) -> Result<()> {
+    const TEXT: (&str, &str) = ("text", "'x'");
+    const NUMBER: (&str, &str) = ("bigint", "1");
+    type Arg = (&'static str, &'static str);
+    let updates: [(&str, &str, &[Arg]); 5] = [
+        (
+            "avsender_letters",
+            "UPDATE avsender_letters SET updated_at = $3 WHERE letter_id = $1 AND status = $2",
+            &[TEXT, TEXT, NUMBER],
+        ),
+        (
+            "formidler_messages",
+            "UPDATE formidler_messages SET updated_at = $3 WHERE message_id = $1 AND status = $2",
+            &[TEXT, TEXT, NUMBER],
+        ),
+        (
+            "formidler_incoming",
+            "UPDATE formidler_incoming SET read_at = $3 WHERE id = $1 AND recipient_orgnr = $2",
+            &[TEXT, TEXT, NUMBER],
+        ),
+        (
+            "postkasse_inbound",
+            "UPDATE postkasse_inbound SET processed_at = $4 \
+             WHERE tenant = $1 AND message_id = $2 AND state = $3",
+            &[TEXT, TEXT, TEXT, NUMBER],
+        ),
+        (
+            "utskrift_letters",
+            "UPDATE utskrift_letters SET updated_at = $3 WHERE message_id = $1 AND status = $2",
+            &[TEXT, TEXT, NUMBER],
+        ),
+    ];
+    for (table, sql, args) in updates {
+        let key = match db.backend() {
+            Backend::Postgres => format!("{table}_pkey"),
+            Backend::Sqlite => format!("sqlite_autoindex_{table}_1"),
+        };
+        let plan = plan_of(db.db(), sql, args).await;
+        ensure!(plan.iter().any(|l| l.contains(&key)), "{sql}\n{plan:#?}");
+    }
+    // PostgreSQL may rightly scan an empty table instead; SQLite's choice is fixed.
+    if db.backend() == Backend::Sqlite {
+        let sweeps: [(&str, &str); 3] = [
+            (
+                "avsender_letters_unsent",
+                "SELECT letter_id FROM avsender_letters WHERE status = 'created'",
+            ),
+            (
+                "formidler_messages_pending",
+                "SELECT message_id FROM formidler_messages WHERE status = 'OPPRETTET'",
+            ),
+            (
+                "utskrift_letters_spooled",
+                "SELECT message_id FROM utskrift_letters WHERE status = 'spooled' \
+                 AND batch_due_at <= 1 ORDER BY batch_due_at, message_id",
+            ),
+        ];
+        for (index, sql) in sweeps {
+            let plan = plan_of(db.db(), sql, &[]).await;
+            ensure!(
+                plan.iter().any(|l| l.contains(index))
+                    && !plan.iter().any(|l| l.contains("TEMP B-TREE")),
+                "{sql}\n{plan:#?}"
+            );
+        }
+    }
     Ok(())
 }

@@ -273,11 +273,11 @@ pub async fn blob_still_needed(db: &Db, sha256: &str) -> StoreResult<bool> {
 
 /// Spooled letters whose planned batch is due at `due_before` (all of them when `None`).
 pub async fn spooled_ids(db: &Db, due_before: Option<OffsetDateTime>) -> StoreResult<Vec<String>> {
+    // The state is written out: the partial index `utskrift_letters_spooled` covers it.
     let ids = sqlx::query_scalar(
-        "SELECT message_id FROM utskrift_letters WHERE status = $1 \
-         AND ($2 IS NULL OR batch_due_at <= $2) ORDER BY batch_due_at, message_id",
+        "SELECT message_id FROM utskrift_letters WHERE status = 'spooled' \
+         AND ($1 IS NULL OR batch_due_at <= $1) ORDER BY batch_due_at, message_id",
     )
-    .bind(SPOOLED)
     .bind(due_before.map(ms))
     .fetch_all(db.pool())
     .await?;
