@@ -144,9 +144,10 @@ pub async fn collect_released(
     }
     let mut tx = db.begin_write().await?;
     // Only the blobs no open transaction holds: the others stay released for the next pass.
+    let postgres = db.backend() == crate::Backend::Postgres;
     let mut candidates_held = Vec::with_capacity(candidates.len());
     for sha256 in candidates {
-        if is_postgres(&tx) {
+        if postgres {
             let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
                 .bind(lock_key(t, &sha256))
                 .fetch_one(&mut *tx)

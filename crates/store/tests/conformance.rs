@@ -1956,15 +1956,15 @@ async fn a_collector_leaves_a_blob_to_an_open_writer(db: &TestDb) -> Result<()> 
 
 /// Compare-and-set updates select one row by its key and check its state or owner. No other
 /// index may match them: PostgreSQL plans a pooled connection's statement once, with the
-/// statistics of that moment, and on an empty table it took a state index (or the receipts'
-/// recipient index) over the primary key, so each update walked every row in that state for
-/// as long as the connection lived. The sweeps that do look rows up by state walk indexes
-/// of only the rows in that state.
+/// statistics of that moment, and on an empty table it took a state index over the primary
+/// key, so each update walked every row in that state for as long as the connection lived.
+/// The sweeps that do look rows up by state walk indexes of only the rows in that state.
+/// (The receipts' statements, the formidler's own, are pinned by its repo tests.)
 async fn keyed_updates_walk_the_primary_key_from_an_empty_table(db: &TestDb) -> Result<()> {
     const TEXT: (&str, &str) = ("text", "'x'");
     const NUMBER: (&str, &str) = ("bigint", "1");
     type Arg = (&'static str, &'static str);
-    let updates: [(&str, &str, &[Arg]); 5] = [
+    let updates: [(&str, &str, &[Arg]); 4] = [
         (
             "avsender_letters",
             "UPDATE avsender_letters SET updated_at = $3 WHERE letter_id = $1 AND status = $2",
@@ -1973,11 +1973,6 @@ async fn keyed_updates_walk_the_primary_key_from_an_empty_table(db: &TestDb) -> 
         (
             "formidler_messages",
             "UPDATE formidler_messages SET updated_at = $3 WHERE message_id = $1 AND status = $2",
-            &[TEXT, TEXT, NUMBER],
-        ),
-        (
-            "formidler_incoming",
-            "UPDATE formidler_incoming SET read_at = $3 WHERE id = $1 AND recipient_orgnr = $2",
             &[TEXT, TEXT, NUMBER],
         ),
         (
