@@ -4,7 +4,8 @@
 //! Run it with `scripts/bench-chain` (release build, SQLite and PostgreSQL).
 //!
 //! Settings (environment): `BENCH_LETTERS` (default 1000), `BENCH_CONCURRENCY` (default 32),
-//! `BENCH_DOC_BYTES` (default 100000), `SAMSPILL_TEST_BACKEND` (sqlite | postgres).
+//! `BENCH_DOC_BYTES` (default 100000), `BENCH_DB_CONNECTIONS` (each role's pool size; default
+//! the product's), `SAMSPILL_TEST_BACKEND` (sqlite | postgres).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -56,9 +57,10 @@ async fn run() {
     let doc_bytes = env_usize("BENCH_DOC_BYTES", 100_000);
     let backend = store::testing::test_backend();
     // Workers sized for throughput; the access point and mailbox poll their queues fast.
-    let extra = r#"
+    let extra = format!(
+        r#"
 [database]
-max_connections = 10
+max_connections = {}
 [formidler]
 delivery_workers = 8
 [postkasse]
@@ -68,8 +70,17 @@ receipt_workers = 4
 send_workers = 8
 poll_interval_ms = 100
 poll_page_size = 500
-"#;
-    let c = Cluster::start(extra).await;
+"#,
+        // The product's default unless asked otherwise (the test cluster's is smaller).
+        env_usize(
+            "BENCH_DB_CONNECTIONS",
+            match backend {
+                store::Backend::Sqlite => store::config::DEFAULT_SQLITE_CONNECTIONS,
+                store::Backend::Postgres => store::config::DEFAULT_POSTGRES_CONNECTIONS,
+            } as usize
+        )
+    );
+    let c = Cluster::start(&extra).await;
     let data = c.data_dir();
     let citizens = [
         krr_person(&data, "hos Digipost"),

@@ -224,7 +224,7 @@ fn database_table(d: &store::DatabaseConfig) -> toml::Value {
     }
     t.insert(
         "max_connections".into(),
-        i64::from(d.max_connections).into(),
+        i64::from(d.max_connections()).into(),
     );
     t.insert(
         "min_connections".into(),

@@ -100,7 +100,7 @@ impl Db {
         let backend = config.backend()?;
         let mut url = config.connect_url()?;
         let mut options = AnyPoolOptions::new()
-            .max_connections(config.max_connections)
+            .max_connections(config.max_connections())
             .min_connections(config.min_connections)
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
             // sqlx pings every connection it hands out by default: one more round trip per
@@ -136,14 +136,14 @@ impl Db {
         }
         // Bookkeeping statements are short and commit without a flush: a few connections
         // serve every worker, and the server sees at most 4 more connections per pool.
-        let job_connections = config.max_connections.clamp(1, 4);
+        let job_connections = config.max_connections().clamp(1, 4);
         let job_options = options
             .clone()
             .max_connections(job_connections)
             .min_connections(0);
         let pool = options.connect(&url).await?;
         // Every connection may be kept between statements: all takers take kept ones first.
-        let keep = config.max_connections as usize;
+        let keep = config.max_connections() as usize;
         let pool = Arc::new(Pool::new(pool, keep));
         let job_pool = match backend {
             Backend::Sqlite => pool.clone(),
@@ -303,7 +303,7 @@ impl Db {
 /// The pool behind [`Db::native_reads`], opened lazily on the URL the main pool opened (for
 /// SQLite after [`prepare_sqlite_file`], so the file exists).
 fn native_pool(config: &DatabaseConfig, backend: Backend, url: &str) -> StoreResult<NativePool> {
-    let max = config.max_connections;
+    let max = config.max_connections();
     let acquire = Duration::from_millis(config.acquire_timeout_ms);
     let keep = max as usize;
     Ok(match backend {

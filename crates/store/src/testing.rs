@@ -27,9 +27,10 @@ pub const PG_URL_ENV: &str = "SAMSPILL_TEST_PG_URL";
 /// Admin URL when [`PG_URL_ENV`] is unset.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// Pool size of test databases: enough for real concurrency, small enough that many test
-/// databases fit under PostgreSQL's default `max_connections = 100`.
-const TEST_POOL_SIZE: u32 = 6;
+/// Pool size of PostgreSQL test databases: enough for real concurrency, small enough that
+/// many test databases fit under the server's default `max_connections = 100`. SQLite test
+/// databases get the product's default, so the tests run on the pool size users get.
+const TEST_PG_POOL_SIZE: u32 = 6;
 
 /// The backend named by `SAMSPILL_TEST_BACKEND` (default SQLite). Panics on an unknown name.
 pub fn test_backend() -> Backend {
@@ -151,7 +152,7 @@ pub async fn fresh_db_on(backend: Backend) -> TestDb {
         }
     };
     let config = DatabaseConfig {
-        max_connections: TEST_POOL_SIZE,
+        max_connections: (backend == Backend::Postgres).then_some(TEST_PG_POOL_SIZE),
         ..DatabaseConfig::with_url(url.clone())
     };
     let db = Db::connect(&config)

@@ -598,7 +598,7 @@ async fn concurrent_read_then_write_transactions_all_commit(db: &TestDb) -> Resu
 /// keeps is then the only connection there is.
 async fn one_connection_db(db: &TestDb, acquire_timeout_ms: u64) -> Result<Db> {
     let mut config = DatabaseConfig::with_url(db.url());
-    config.max_connections = 1;
+    config.max_connections = Some(1);
     config.acquire_timeout_ms = acquire_timeout_ms;
     Ok(Db::connect(&config).await?)
 }

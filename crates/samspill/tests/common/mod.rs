@@ -72,8 +72,7 @@ public_url = "{me}"
 filter = "info,sqlx=warn"
 [database]
 url = "{db}"
-# Five processes per cluster and tests in parallel share one PostgreSQL server.
-max_connections = 4
+{pool}
 [blobs]
 backend = "local"
 path = "{blobs}"
@@ -103,6 +102,12 @@ max_retry_delay_secs = 1
                 port = ports[name],
                 me = url(name),
                 db = db.url(),
+                // Five processes per cluster and tests in parallel share one PostgreSQL
+                // server; SQLite runs on the product's default.
+                pool = match db.backend() {
+                    store::Backend::Postgres => "max_connections = 4",
+                    store::Backend::Sqlite => "",
+                },
                 blobs = dir.path().join(format!("blobs-{name}")).display(),
                 nat = url("national"),
                 fmd = url("formidler"),
