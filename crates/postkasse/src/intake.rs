@@ -1,6 +1,13 @@
 //! `POST /<slug>/dpi/inbound` (docs/CHAIN.md hop 3): authenticate the access point, read the
-//! two multipart parts, store them durably with their processing job, answer `202` — or
-//! `200` for a message id this tenant has seen before. Validation happens in the worker.
+//! two multipart parts, process the letter (corner-4 checks, decryption, documents, the
+//! signed receipt) and record the outcome in one transaction, then answer `202` — or `200`
+//! for a message id this tenant has seen before with the same letter.
+//!
+//! Processing inside the request means the ciphertext is never stored: until the commit
+//! the access point has no answer and keeps the letter for another attempt (a crash, or
+//! `503` when a service processing depends on is unavailable), and after it the letter is
+//! settled. Storing the ciphertext first and processing it in a worker wrote, read and
+//! deleted each ~100 KB payload in the database once more per letter.
 
 use axum::{
     extract::{Multipart, State},
@@ -12,7 +19,7 @@ use store::BlobRef;
 use time::OffsetDateTime;
 use web::{Problem, auth::Org};
 
-use crate::{SCOPE_FORMIDLING, TenantState, repo};
+use crate::{SCOPE_FORMIDLING, TenantState, process, repo};
 
 pub async fn inbound(
     State(st): State<TenantState>,
@@ -49,50 +56,104 @@ pub async fn inbound(
         })?;
     let message_id = sbd.message_id().to_string();
     let tenant = st.tenant.orgnr.to_string();
+    let db = &st.app.0.deps.db;
     // The hash identifies the payload when the same message id comes again.
     let blob = BlobRef::of(&cms);
-    let inserted = repo::insert_inbound(
-        &st.app.0.deps.db,
+    // A repeat is answered before anything is processed (nor any document stored) again.
+    if let Some(row) = repo::get_inbound(db, &tenant, &message_id)
+        .await
+        .map_err(Problem::internal)?
+    {
+        return repeat(&row, &blob, &jws, &message_id);
+    }
+    let decided = {
+        // At most `process_workers` letters are processed at once; more deliveries wait.
+        let _permit = st
+            .app
+            .0
+            .processing
+            .acquire()
+            .await
+            .map_err(Problem::internal)?;
+        let now = OffsetDateTime::now_utc();
+        process::decide(&st.app, &st.tenant, &jws, cms, now).await
+    };
+    let decided = match decided {
+        Ok(Some(d)) => d,
+        // decode_unverified parsed it above; open_letter found it parseable too or not at all.
+        Ok(None) => {
+            return Err(Problem::bad_request(
+                "invalid_forretningsmelding",
+                "the forretningsmelding is not a JWS over a DPI business message",
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(message_id, error = %e, "letter not processed; the access point tries again");
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "processing_unavailable",
+                "The letter could not be processed now",
+            )
+            .with_detail(e.to_string()));
+        }
+    };
+    let inbound = repo::NewInbound {
+        tenant: &tenant,
+        message_id: &message_id,
+        forretningsmelding: &jws,
+        sha256: &blob.sha256,
+        size: blob.row_size(),
+    };
+    let stored = repo::store_processed(
+        db,
         &st.app.0.jobs,
-        &repo::NewInbound {
-            tenant: &tenant,
-            message_id: &message_id,
-            forretningsmelding: &jws,
-            sha256: &blob.sha256,
-            size: blob.row_size(),
-            dokumentpakke: &cms,
-        },
+        &inbound,
+        &decided.outcome(),
         OffsetDateTime::now_utc(),
     )
     .await
     .map_err(Problem::internal)?;
-    if inserted {
+    if stored {
         metrics::counter!("postkasse_letters_received_total").increment(1);
-        tracing::info!(message_id, tenant = %st.tenant.slug, "letter received");
+        process::recorded(&st.app, &st.tenant, &message_id, &decided)
+            .await
+            .map_err(Problem::internal)?;
         return Ok(StatusCode::ACCEPTED.into_response());
     }
-    let existing = repo::get_inbound(&st.app.0.deps.db, &tenant, &message_id)
+    // The same message id was recorded while this one was processed.
+    match repo::get_inbound(db, &tenant, &message_id)
         .await
-        .map_err(Problem::internal)?;
-    match existing {
-        Some(row)
-            if row.sha256 == blob.sha256
-                && dpi::jws::is_same_message(
-                    &row.forretningsmelding,
-                    row.forretningsmelding_sha256.as_deref(),
-                    &jws,
-                ) =>
-        {
-            tracing::info!(message_id, "letter delivered again; acknowledged");
-            Ok(StatusCode::OK.into_response())
-        }
-        _ => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "duplicate_message_id",
-            "Message id already used",
-        )
-        .with_detail(format!(
-            "another letter with the message id {message_id} was received before"
-        ))),
+        .map_err(Problem::internal)?
+    {
+        Some(row) => repeat(&row, &blob, &jws, &message_id),
+        None => Err(Problem::internal("the inbound row vanished")),
     }
+}
+
+/// The answer to a message id the tenant has recorded before: `200` when it is the same
+/// letter again (its answer was lost), `409` when another letter uses the id.
+fn repeat(
+    row: &repo::InboundRow,
+    blob: &BlobRef,
+    jws: &str,
+    message_id: &str,
+) -> Result<Response, Problem> {
+    if row.sha256 == blob.sha256
+        && dpi::jws::is_same_message(
+            &row.forretningsmelding,
+            row.forretningsmelding_sha256.as_deref(),
+            jws,
+        )
+    {
+        tracing::info!(message_id, "letter delivered again; acknowledged");
+        return Ok(StatusCode::OK.into_response());
+    }
+    Err(Problem::new(
+        StatusCode::CONFLICT,
+        "duplicate_message_id",
+        "Message id already used",
+    )
+    .with_detail(format!(
+        "another letter with the message id {message_id} was received before"
+    )))
 }

@@ -94,7 +94,8 @@ pub struct Config {
     pub krr_fixtures: PathBuf,
     /// Largest accepted `dokumentpakke`, in bytes (DPI allows 30 MB).
     pub max_dokumentpakke_bytes: usize,
-    /// Workers validating and storing received letters.
+    /// Letters processed at once (validated, decrypted and stored, each in the request that
+    /// delivers it); further deliveries wait their turn.
     pub process_workers: usize,
     /// Workers sending receipts.
     pub receipt_workers: usize,
@@ -342,6 +343,8 @@ struct Inner {
     http: reqwest::Client,
     /// Built once: it holds the citizen-id cache every request shares.
     mailbox: Mailbox,
+    /// `process_workers` permits: the letters being processed at once.
+    processing: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -375,12 +378,14 @@ impl AppState {
             deps.tenants.clone(),
         )
         .with_bin_retention(cfg.bin_retention_days);
+        let processing = tokio::sync::Semaphore::new(cfg.process_workers.max(1));
         Ok(Self(Arc::new(Inner {
             cfg,
             deps,
             jobs,
             http,
             mailbox,
+            processing,
         })))
     }
 

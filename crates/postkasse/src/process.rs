@@ -1,6 +1,9 @@
-//! The processing worker: corner-4 validation of a received letter, decryption, storage for
-//! the citizen, and the signed receipt (`leveringskvittering` or `feil` KLIENT) — committed
+//! Processing of a received letter: corner-4 validation, decryption, storage for the
+//! citizen, and the signed receipt (`leveringskvittering` or `feil` KLIENT) — committed
 //! together, so a letter is stored exactly once and answered exactly once, whatever crashes.
+//! The intake runs it inside the delivering request ([`decide`], then
+//! [`crate::repo::store_processed`]); the worker here takes the letters an earlier version
+//! received and stored for processing later.
 
 use std::time::Duration;
 
@@ -89,7 +92,8 @@ pub fn spawn(
             }
         })
     };
-    (0..state.0.cfg.process_workers.max(1))
+    // Letters an earlier version received and left for its workers: one worker takes them.
+    (0..1)
         .map(|n| {
             let state = state.clone();
             let mut shutdown = shutdown.clone();
@@ -129,6 +133,8 @@ enum Verdict {
     Reject(String),
 }
 
+/// A letter an earlier version received and stored for this worker: processed as the intake
+/// processes letters now, then its stored ciphertext is deleted.
 async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
     let payload: repo::ProcessJob = job.payload_as()?;
     let Some(tenant) = state
@@ -162,31 +168,91 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
         None => state.0.deps.blobs.get(&legacy_blob).await?,
     };
     let now = OffsetDateTime::now_utc();
-    let jws = row.forretningsmelding.clone();
-    let key = tenant.key.clone();
-    let anchors = state.0.deps.anchors.clone();
-    let opened = tokio::task::spawn_blocking(move || {
-        open_letter(&jws, &cms, &key, &anchors, now, &Limits::default())
-    })
-    .await
-    .map_err(|e| ProcessError::Retry(format!("open_letter: {e}")))?;
-
-    let Some(sbd) = opened.sbd.clone().or_else(|| {
-        dpi::jws::decode_unverified(&row.forretningsmelding)
-            .ok()
-            .and_then(|(_, p)| Sbd::parse(&p).ok())
-    }) else {
-        // The intake only stores parseable messages; nothing to answer to otherwise.
+    let Some(decided) = decide(&state, &tenant, &row.forretningsmelding, cms, now).await? else {
+        // The intake only stored parseable messages; nothing to answer to otherwise.
         tracing::error!(
             message_id = payload.message_id,
             "stored letter no longer parses"
         );
         return Ok(());
     };
+    let done = repo::finish_inbound(
+        db,
+        &state.0.jobs,
+        &payload.tenant,
+        &payload.message_id,
+        &row.forretningsmelding,
+        &decided.outcome(),
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    if !done {
+        return Ok(());
+    }
+    recorded(&state, &tenant, &payload.message_id, &decided).await?;
+    if payload_in_blobs {
+        // Received before payloads moved into the database; the next attempt would not find
+        // the row in `received`, so a failed delete only leaves a file behind.
+        if let Err(e) = state.0.deps.blobs.delete(&legacy_blob).await {
+            tracing::warn!(message_id = payload.message_id, error = %e, "deleting a processed dokumentpakke failed");
+        }
+    }
+    Ok(())
+}
 
-    let verdict = judge(&state, &tenant, &opened, &sbd, now).await?;
+/// What corner-4 processing decided for one letter, ready to be recorded.
+pub(crate) struct Decided {
+    letter: Option<repo::NewLetter>,
+    receipt: Option<repo::NewReceipt>,
+    /// Why the letter is refused; `None` when it is stored.
+    reason: Option<String>,
+    /// Kept for after the commit (see [`recorded`]).
+    opened: OpenedLetter,
+}
+
+impl Decided {
+    pub(crate) fn outcome(&self) -> repo::Outcome<'_> {
+        repo::Outcome {
+            letter: self.letter.as_ref(),
+            receipt: self.receipt.as_ref(),
+            reason: self.reason.as_deref(),
+        }
+    }
+}
+
+/// Corner-4 processing of one received letter (§3.6): signatures, decryption, the checks of
+/// [`judge`], the documents of an accepted letter put in the blob store (content-addressed:
+/// a retry writes the same keys), and the signed receipt answering it — `leveringskvittering`,
+/// or `feil` KLIENT with the reason. Writes nothing to the database. `Ok(None)` when the
+/// business message does not even parse, so that no receipt can answer it; `Err` when a
+/// retry may decide otherwise (a service this depends on is unavailable).
+pub(crate) async fn decide(
+    state: &AppState,
+    tenant: &Tenant,
+    jws: &str,
+    cms: bytes::Bytes,
+    now: OffsetDateTime,
+) -> Result<Option<Decided>, ProcessError> {
+    let key = tenant.key.clone();
+    let anchors = state.0.deps.anchors.clone();
+    let owned_jws = jws.to_owned();
+    let opened = tokio::task::spawn_blocking(move || {
+        open_letter(&owned_jws, &cms, &key, &anchors, now, &Limits::default())
+    })
+    .await
+    .map_err(|e| ProcessError::Retry(format!("open_letter: {e}")))?;
+
+    let Some(sbd) = opened.sbd.clone().or_else(|| {
+        dpi::jws::decode_unverified(jws)
+            .ok()
+            .and_then(|(_, p)| Sbd::parse(&p).ok())
+    }) else {
+        return Ok(None);
+    };
+
+    let verdict = judge(state, tenant, &opened, &sbd, now).await?;
     let verdict = match verdict {
-        Verdict::Accept(letter) => match store_documents(&state, &opened, *letter).await? {
+        Verdict::Accept(letter) => match store_documents(state, &opened, *letter).await? {
             Ok(letter) => Verdict::Accept(Box::new(letter)),
             Err(reason) => Verdict::Reject(reason),
         },
@@ -205,33 +271,37 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
             )
         }
     };
-    let receipt = match sign_receipt(&tenant, &sbd, kind, now).await {
+    let receipt = match sign_receipt(tenant, &sbd, kind, now).await {
         Ok(r) => Some(r),
         // A message no receipt can answer (itself a receipt, no usable conversation or
         // sender): refused without one.
         Err(ReceiptFailure::Build(e)) => {
-            tracing::warn!(message_id = payload.message_id, error = %e, "no receipt possible");
+            tracing::warn!(message_id = %sbd.message_id(), error = %e, "no receipt possible");
             None
         }
         Err(ReceiptFailure::Other(e)) => return Err(e),
     };
-    let letter = match &verdict {
-        Verdict::Accept(l) => Some(l.as_ref()),
+    let letter = match verdict {
+        Verdict::Accept(l) => Some(*l),
         Verdict::Reject(_) => None,
     };
-    let done = repo::finish_inbound(
-        db,
-        &state.0.jobs,
-        &payload.tenant,
-        &payload.message_id,
-        &row.forretningsmelding,
+    Ok(Some(Decided {
         letter,
-        receipt.as_ref(),
-        reason.as_deref(),
-        OffsetDateTime::now_utc(),
-    )
-    .await?;
-    if done && let (Some(l), Some(package)) = (letter, &opened.package) {
+        receipt,
+        reason,
+        opened,
+    }))
+}
+
+/// After the commit that recorded `decided`: puts back documents a collector took in the
+/// meantime, and counts and logs the outcome.
+pub(crate) async fn recorded(
+    state: &AppState,
+    tenant: &Tenant,
+    message_id: &str,
+    decided: &Decided,
+) -> Result<(), ProcessError> {
+    if let (Some(l), Some(package)) = (&decided.letter, &decided.opened.package) {
         // A collector may have deleted the same content (a letter deleted from a bin) after
         // this letter stored it and before its transaction held it: store it again.
         for (d, doc) in l.documents.iter().zip(&package.documents) {
@@ -240,23 +310,14 @@ async fn process_one(state: AppState, job: Job) -> Result<(), ProcessError> {
             }
         }
     }
-    if done && payload_in_blobs {
-        // Received before payloads moved into the database; the next attempt would not find
-        // the row in `received`, so a failed delete only leaves a file behind.
-        if let Err(e) = state.0.deps.blobs.delete(&legacy_blob).await {
-            tracing::warn!(message_id = payload.message_id, error = %e, "deleting a processed dokumentpakke failed");
+    match &decided.reason {
+        None => {
+            metrics::counter!("postkasse_letters_stored_total").increment(1);
+            tracing::info!(message_id, tenant = %tenant.slug, "letter stored");
         }
-    }
-    if done {
-        match &reason {
-            None => {
-                metrics::counter!("postkasse_letters_stored_total").increment(1);
-                tracing::info!(message_id = payload.message_id, tenant = %tenant.slug, "letter stored");
-            }
-            Some(r) => {
-                metrics::counter!("postkasse_letters_rejected_total").increment(1);
-                tracing::warn!(message_id = payload.message_id, tenant = %tenant.slug, reason = %r, "letter rejected");
-            }
+        Some(r) => {
+            metrics::counter!("postkasse_letters_rejected_total").increment(1);
+            tracing::warn!(message_id, tenant = %tenant.slug, reason = %r, "letter rejected");
         }
     }
     Ok(())

@@ -5,7 +5,6 @@ use store::blob_release::{self, ReleaseTables};
 use store::{BlobRef, Db, Jobs, NewJob, StoreResult, sqlx, sqlx::Row, sqlx::any::AnyRow};
 use time::OffsetDateTime;
 
-use crate::process::PROCESS_QUEUE;
 use crate::receipts::RECEIPT_QUEUE;
 
 pub const RECEIVED: &str = "received";
@@ -25,69 +24,79 @@ fn ms(t: OffsetDateTime) -> i64 {
 // ---------------------------------------------------------------------------------------------
 // Inbound
 
+/// A received letter as the intake saw it.
 pub struct NewInbound<'a> {
     pub tenant: &'a str,
     pub message_id: &'a str,
     pub forretningsmelding: &'a str,
+    /// Digest and size of the encrypted dokumentpakke: they tell a repeat of the same
+    /// letter from another letter under a used message id.
     pub sha256: &'a str,
     pub size: i64,
-    /// The encrypted dokumentpakke, kept in `postkasse_payloads` until processed.
-    pub dokumentpakke: &'a [u8],
 }
 
+/// The job of a letter received by an earlier version, which stored the ciphertext and
+/// processed it in a worker (see [`crate::process`]).
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct ProcessJob {
     pub tenant: String,
     pub message_id: String,
 }
 
-/// Stores a received letter and its processing job in one transaction; `false` when the
-/// tenant has seen the message id before (nothing written).
-pub async fn insert_inbound(
+/// What processing a letter decided: the letter to store (or the reason it is refused) and
+/// the signed receipt answering it.
+pub struct Outcome<'a> {
+    pub letter: Option<&'a NewLetter>,
+    pub receipt: Option<&'a NewReceipt>,
+    pub reason: Option<&'a str>,
+}
+
+/// Records a letter the intake has just processed, with its outcome, in one transaction;
+/// `false` when the tenant has seen the message id before (nothing written). Nothing of the
+/// ciphertext is kept: the row holds its digest, and the business message's digest (the
+/// stored letter keeps the message itself).
+pub async fn store_processed(
     db: &Db,
     jobs: &Jobs,
     m: &NewInbound<'_>,
+    outcome: &Outcome<'_>,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
     let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO postkasse_inbound (tenant, message_id, forretningsmelding, \
-         dokumentpakke_sha256, dokumentpakke_size, state, received_at, forretningsmelding_sha256) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, message_id) DO NOTHING",
+         dokumentpakke_sha256, dokumentpakke_size, state, received_at, forretningsmelding_sha256, \
+         reason, processed_at) \
+         VALUES ($1, $2, '', $3, $4, $5, $6, $7, $8, $6) ON CONFLICT (tenant, message_id) DO NOTHING",
     )
     .bind(m.tenant)
     .bind(m.message_id)
-    .bind(m.forretningsmelding)
     .bind(m.sha256)
     .bind(m.size)
-    .bind(RECEIVED)
+    .bind(if outcome.letter.is_some() { STORED } else { REJECTED })
     .bind(ms(now))
     .bind(dpi::jws::digest(m.forretningsmelding))
+    .bind(outcome.reason)
     .execute(&mut *tx)
     .await?
     .rows_affected()
         == 1;
-    if inserted {
-        sqlx::query(
-            "INSERT INTO postkasse_payloads (tenant, message_id, data) VALUES ($1, $2, $3)",
-        )
-        .bind(m.tenant)
-        .bind(m.message_id)
-        .bind(m.dokumentpakke)
-        .execute(&mut *tx)
-        .await?;
-        let job = NewJob::new(
-            PROCESS_QUEUE,
-            &ProcessJob {
-                tenant: m.tenant.to_owned(),
-                message_id: m.message_id.to_owned(),
-            },
-        )?
-        .dedup_key(format!("{}:{}", m.tenant, m.message_id));
-        jobs.enqueue_in(&mut tx, job).await?;
+    if !inserted {
+        tx.rollback().await?;
+        return Ok(false);
     }
+    record_outcome_in(
+        &mut tx,
+        jobs,
+        m.tenant,
+        m.message_id,
+        m.forretningsmelding,
+        outcome,
+        now,
+    )
+    .await?;
     tx.commit().await?;
-    Ok(inserted)
+    Ok(true)
 }
 
 pub struct InboundRow {
@@ -437,24 +446,22 @@ pub struct ReceiptJob {
     pub receipt_id: String,
 }
 
-/// The whole result of processing one inbound letter, in one transaction: the inbound row
-/// leaves `received` (only once: `false` when another worker got there first, nothing
-/// written) keeping only the digest of its business message `forretningsmelding` (a row
-/// without one keeps the message until [`digest_old_inbound`] has made one) and its
-/// encrypted payload is deleted, the letter and its documents are stored
-/// when accepted, and the receipt and its delivery job are queued.
-#[allow(clippy::too_many_arguments)]
+/// The whole result of processing a letter an earlier version received and left `received`
+/// for its worker, in one transaction: the inbound row leaves `received` (only once: `false`
+/// when another worker got there first, nothing written) keeping only the digest of its
+/// business message `forretningsmelding` (a row without one keeps the message until
+/// [`digest_old_inbound`] has made one) and its encrypted payload is deleted, the letter and
+/// its documents are stored when accepted, and the receipt and its delivery job are queued.
 pub async fn finish_inbound(
     db: &Db,
     jobs: &Jobs,
     tenant: &str,
     message_id: &str,
     forretningsmelding: &str,
-    letter: Option<&NewLetter>,
-    receipt: Option<&NewReceipt>,
-    reason: Option<&str>,
+    outcome: &Outcome<'_>,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
+    let Outcome { letter, reason, .. } = *outcome;
     let mut tx = db.begin_write().await?;
     let moved = sqlx::query(
         "UPDATE postkasse_inbound SET state = $3, reason = $4, processed_at = $5, \
@@ -482,10 +489,34 @@ pub async fn finish_inbound(
         .bind(message_id)
         .execute(&mut *tx)
         .await?;
-    if let Some(l) = letter {
-        // Held against a collector of the same content until the commit.
+    record_outcome_in(
+        &mut tx,
+        jobs,
+        tenant,
+        message_id,
+        forretningsmelding,
+        outcome,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The letter with its documents (held against a collector until the commit) and the
+/// receipt with its delivery job, on the transaction that settles the inbound row.
+async fn record_outcome_in(
+    tx: &mut sqlx::AnyConnection,
+    jobs: &Jobs,
+    tenant: &str,
+    message_id: &str,
+    forretningsmelding: &str,
+    outcome: &Outcome<'_>,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    if let Some(l) = outcome.letter {
         let blobs: Vec<BlobRef> = l.documents.iter().map(NewDocument::blob).collect();
-        blob_release::claim_in(&mut tx, &BLOB_TABLES, &blobs).await?;
+        blob_release::claim_in(&mut *tx, &BLOB_TABLES, &blobs).await?;
         sqlx::query(
             "INSERT INTO postkasse_letters (id, tenant, citizen_id, message_id, conversation_id, \
              sender_orgnr, sender_name, avsenderidentifikator, ikkesensitivtittel, tittel, \
@@ -533,11 +564,10 @@ pub async fn finish_inbound(
             .await?;
         }
     }
-    if let Some(receipt) = receipt {
-        queue_receipt_in(&mut tx, jobs, tenant, message_id, receipt, now).await?;
+    if let Some(receipt) = outcome.receipt {
+        queue_receipt_in(&mut *tx, jobs, tenant, message_id, receipt, now).await?;
     }
-    tx.commit().await?;
-    Ok(true)
+    Ok(())
 }
 
 /// Inserts a receipt (once per letter and kind) and its delivery job on an open transaction.
@@ -1144,18 +1174,76 @@ mod tests {
         .unwrap()
     }
 
+    /// A letter as a version before in-request processing received it: the inbound row in
+    /// `received` (with its digest when `digested`), its ciphertext and its processing job.
+    pub(crate) async fn received_by_an_earlier_version(
+        db: &Db,
+        jobs: &Jobs,
+        m: &NewInbound<'_>,
+        digested: bool,
+        dokumentpakke: &[u8],
+    ) {
+        let mut tx = db.begin_write().await.unwrap();
+        sqlx::query(
+            "INSERT INTO postkasse_inbound (tenant, message_id, forretningsmelding, \
+             dokumentpakke_sha256, dokumentpakke_size, state, received_at, \
+             forretningsmelding_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(m.tenant)
+        .bind(m.message_id)
+        .bind(m.forretningsmelding)
+        .bind(m.sha256)
+        .bind(m.size)
+        .bind(RECEIVED)
+        .bind(ms(OffsetDateTime::now_utc()))
+        .bind(digested.then(|| dpi::jws::digest(m.forretningsmelding)))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO postkasse_payloads (tenant, message_id, data) VALUES ($1, $2, $3)",
+        )
+        .bind(m.tenant)
+        .bind(m.message_id)
+        .bind(dokumentpakke)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let job = NewJob::new(
+            crate::process::PROCESS_QUEUE,
+            &ProcessJob {
+                tenant: m.tenant.to_owned(),
+                message_id: m.message_id.to_owned(),
+            },
+        )
+        .unwrap();
+        jobs.enqueue_in(&mut tx, job).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
     /// Letters received before digests were kept: one processed by that version, one still
     /// waiting, and one processed after the upgrade but before the task ran (which keeps its
     /// message, having no digest). The task digests them in batches, empties the processed
-    /// ones and leaves the waiting one its message for processing; a letter received now is
-    /// emptied when processed.
+    /// ones and leaves the waiting one its message for processing; a letter processed now
+    /// keeps only the digest, and so does a letter an earlier version received with one.
     #[tokio::test]
     async fn inbound_letters_from_before_digests_are_digested() {
         let t = store::testing::fresh_db().await;
         let db = t.db();
         let jobs = Jobs::new(db.clone());
         let now = OffsetDateTime::now_utc();
-        for id in ["old-stored", "old-waiting", "old-rejected-now", "new"] {
+        let refused = Outcome {
+            letter: None,
+            receipt: None,
+            reason: Some("no"),
+        };
+        for id in [
+            "old-stored",
+            "old-waiting",
+            "old-rejected-now",
+            "digested",
+            "new",
+        ] {
             let jws = format!("jws-{id}");
             let m = NewInbound {
                 tenant: "t",
@@ -1163,29 +1251,43 @@ mod tests {
                 forretningsmelding: &jws,
                 sha256: "00",
                 size: 3,
-                dokumentpakke: b"cms",
             };
-            assert!(insert_inbound(db, &jobs, &m, now).await.unwrap());
+            if id == "new" {
+                assert!(store_processed(db, &jobs, &m, &refused, now).await.unwrap());
+                // Once only.
+                assert!(!store_processed(db, &jobs, &m, &refused, now).await.unwrap());
+            } else {
+                received_by_an_earlier_version(db, &jobs, &m, id == "digested", b"cms").await;
+            }
         }
         assert_eq!(
             kept(db, "new").await,
-            ("jws-new".into(), Some(dpi::jws::digest("jws-new")))
+            (String::new(), Some(dpi::jws::digest("jws-new")))
         );
-        sqlx::query("UPDATE postkasse_inbound SET forretningsmelding_sha256 = NULL WHERE message_id <> 'new'")
-            .execute(db.pool())
-            .await
-            .unwrap();
+        assert_eq!(
+            kept(db, "digested").await,
+            (
+                "jws-digested".into(),
+                Some(dpi::jws::digest("jws-digested"))
+            )
+        );
         sqlx::query("UPDATE postkasse_inbound SET state = $1 WHERE message_id = 'old-stored'")
             .bind(STORED)
             .execute(db.pool())
             .await
             .unwrap();
-        for id in ["old-rejected-now", "new"] {
+        for id in ["old-rejected-now", "digested"] {
             let jws = format!("jws-{id}");
             assert!(
-                finish_inbound(db, &jobs, "t", id, &jws, None, None, Some("no"), now)
+                finish_inbound(db, &jobs, "t", id, &jws, &refused, now)
                     .await
                     .unwrap()
+            );
+            assert!(
+                !finish_inbound(db, &jobs, "t", id, &jws, &refused, now)
+                    .await
+                    .unwrap(),
+                "once only"
             );
         }
         assert_eq!(
@@ -1193,9 +1295,14 @@ mod tests {
             ("jws-old-rejected-now".into(), None)
         );
         assert_eq!(
-            kept(db, "new").await,
-            (String::new(), Some(dpi::jws::digest("jws-new")))
+            kept(db, "digested").await,
+            (String::new(), Some(dpi::jws::digest("jws-digested")))
         );
+        let payloads: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM postkasse_payloads")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(payloads, 2, "the ciphertexts of the two still waiting");
 
         assert_eq!(digest_old_inbound(db, 2).await.unwrap(), 2);
         assert_eq!(digest_old_inbound(db, 2).await.unwrap(), 1);

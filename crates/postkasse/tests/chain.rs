@@ -345,28 +345,104 @@ async fn intake_requires_an_access_point_token_and_both_parts() {
     c.stop().await;
 }
 
+/// The intake answers 202 only once the letter is processed and recorded: the letter is
+/// there for the citizen and its receipt queued with no worker running, and nothing of the
+/// ciphertext is kept, neither in the database nor as a file. The same letter again is
+/// acknowledged with 200 and stored once.
 #[tokio::test]
-async fn a_letter_received_before_a_crash_is_processed_once_after_restart() {
-    // Intake without workers (the process "dies" right after answering 202).
+async fn the_intake_records_a_processed_letter_and_keeps_no_ciphertext() {
     let c = start_with(|_| {}, false).await;
     let tenant = pki::demo::digipost();
-    let o = LetterOpts::to(tenant, &c.kari_address(), "Etter omstart");
+    let o = LetterOpts::to(tenant, &c.kari_address(), "Behandlet ved mottak");
     let (sealed, sbd) = c.seal(&spec(&o), &c.tenant_cert(&tenant)).await;
     let token = c.formidler_token().await;
+    let r = c.post_inbound("digipost", Some(&token), &sealed).await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(c.postkasse.letter_count(&tenant).await.unwrap(), 1);
+    let id = sbd.message_id().to_string();
     assert_eq!(
-        c.post_inbound("digipost", Some(&token), &sealed)
-            .await
-            .status(),
-        202
+        c.postkasse.inbound_status(&tenant, &id).await.unwrap(),
+        Some(("stored".into(), None))
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(c.postkasse.letter_count(&tenant).await.unwrap(), 0);
-    // The 202 came after the ciphertext was committed with the inbound row, not as a file.
+    let receipts = c.postkasse.receipts(&tenant, &id).await.unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0].0, "leveringskvittering");
+    assert!(!receipts[0].2, "no receipt worker runs");
+    assert_eq!(payload_rows(&c).await, 0);
+    assert!(
+        !c.postkasse_blobs
+            .exists(&store::BlobRef::of(&sealed.cms))
+            .await
+            .unwrap()
+    );
+    let again = c.post_inbound("digipost", Some(&token), &sealed).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(c.postkasse.letter_count(&tenant).await.unwrap(), 1);
+    assert_eq!(c.postkasse.receipts(&tenant, &id).await.unwrap().len(), 1);
+    c.stop().await;
+}
+
+/// What a version that processed letters in a worker left on the way: the inbound row in
+/// `received`, the ciphertext (in `postkasse_payloads`, or by an older version in the blob
+/// store) and the processing job, whose payload is pinned here as that version wrote it.
+async fn received_by_an_earlier_version(
+    c: &Chain,
+    tenant: domain::Organisasjonsnummer,
+    sealed: &dpi::letter::SealedLetter,
+    sbd: &Sbd,
+    ciphertext_in_database: bool,
+) {
+    let db = c.postkasse.db();
+    let message_id = sbd.message_id().to_string();
+    let blob = store::BlobRef::of(&sealed.cms);
+    let mut tx = db.begin_write().await.unwrap();
+    store::sqlx::query(
+        "INSERT INTO postkasse_inbound (tenant, message_id, forretningsmelding, \
+         dokumentpakke_sha256, dokumentpakke_size, state, received_at) \
+         VALUES ($1, $2, $3, $4, $5, 'received', $6)",
+    )
+    .bind(tenant.to_string())
+    .bind(&message_id)
+    .bind(&sealed.jwt)
+    .bind(&blob.sha256)
+    .bind(blob.row_size())
+    .bind(store::to_ms(time::OffsetDateTime::now_utc()))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    if ciphertext_in_database {
+        store::sqlx::query(
+            "INSERT INTO postkasse_payloads (tenant, message_id, data) VALUES ($1, $2, $3)",
+        )
+        .bind(tenant.to_string())
+        .bind(&message_id)
+        .bind(&sealed.cms)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    let job = store::NewJob::new(
+        postkasse::PROCESS_QUEUE,
+        &serde_json::json!({ "tenant": tenant.to_string(), "message_id": message_id }),
+    )
+    .unwrap();
+    store::Jobs::new(db.clone())
+        .enqueue_in(&mut tx, job)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// A letter an earlier version received and left for its processing worker is processed
+/// once after the upgrade, by two sets of workers racing for it, and its ciphertext goes.
+#[tokio::test]
+async fn a_letter_an_earlier_version_received_is_processed_once_after_the_upgrade() {
+    let c = start_with(|_| {}, false).await;
+    let tenant = pki::demo::digipost();
+    let o = LetterOpts::to(tenant, &c.kari_address(), "Etter oppgradering");
+    let (sealed, sbd) = c.seal(&spec(&o), &c.tenant_cert(&tenant)).await;
+    received_by_an_earlier_version(&c, tenant, &sealed, &sbd, true).await;
     assert_eq!(payload_rows(&c).await, 1);
-    let cms_blob = store::BlobRef::of(&sealed.cms);
-    assert!(!c.postkasse_blobs.exists(&cms_blob).await.unwrap());
-    // "Restart": a new provider instance over the same database (and blob store) starts two
-    // sets of workers that race for the job.
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut handles = postkasse::spawn_workers(c.postkasse.clone(), rx.clone());
     handles.extend(postkasse::spawn_workers(c.postkasse.clone(), rx));
@@ -382,6 +458,11 @@ async fn a_letter_received_before_a_crash_is_processed_once_after_restart() {
         0,
         "the ciphertext goes once processed"
     );
+    // The access point delivering it again is acknowledged, not stored twice.
+    let token = c.formidler_token().await;
+    let again = c.post_inbound("digipost", Some(&token), &sealed).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(c.postkasse.letter_count(&tenant).await.unwrap(), 1);
     let _ = tx.send(true);
     for h in handles {
         let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
@@ -413,16 +494,10 @@ async fn a_payload_left_in_the_blob_store_by_an_earlier_version_is_processed_the
     let c = start_with(|_| {}, false).await;
     let tenant = pki::demo::digipost();
     let o = LetterOpts::to(tenant, &c.kari_address(), "Fra forrige versjon");
-    let (sealed, _) = c.seal(&spec(&o), &c.tenant_cert(&tenant)).await;
-    let token = c.formidler_token().await;
-    let r = c.post_inbound("digipost", Some(&token), &sealed).await;
-    assert_eq!(r.status(), 202);
+    let (sealed, sbd) = c.seal(&spec(&o), &c.tenant_cert(&tenant)).await;
     // Where the earlier version kept it.
     let blob = c.postkasse_blobs.put(sealed.cms.clone()).await.unwrap();
-    store::sqlx::query("DELETE FROM postkasse_payloads")
-        .execute(c.postkasse.db().pool())
-        .await
-        .unwrap();
+    received_by_an_earlier_version(&c, tenant, &sealed, &sbd, false).await;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let handles = postkasse::spawn_workers(c.postkasse.clone(), rx);
     wait_for_a_letter(&c, tenant).await;
