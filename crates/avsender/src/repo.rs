@@ -259,7 +259,7 @@ pub struct LetterRow {
 
 impl LetterRow {
     /// Where a version that kept sealed letters in the blob store put this one's dokumentpakke
-    /// (`None` for letters sealed since: theirs is in `avsender_payloads`).
+    /// (`None` for letters sealed since).
     pub fn sealed_blob(&self) -> Option<store::BlobRef> {
         Some(store::BlobRef::from_row(
             self.dokumentpakke_sha256.clone()?,
@@ -347,25 +347,27 @@ pub async fn unsent_ids(db: &Db) -> StoreResult<Vec<String>> {
     )
 }
 
-/// The sealed wire form of a letter, kept so that a retry sends the very same bytes.
+/// What sealing decided, recorded before the letter is posted: the receipts that come back
+/// are checked against the provider it went to.
 pub struct Sealed<'a> {
     pub channel: &'a str,
     pub provider_orgnr: &'a str,
     pub forretningsmelding: &'a str,
-    /// The encrypted dokumentpakke, kept in `avsender_payloads` while the letter is `created`.
-    pub dokumentpakke: &'a [u8],
+    /// Size of the encrypted dokumentpakke (the bytes themselves are not kept).
+    pub dokumentpakke_size: usize,
     pub token_expires_at: i64,
 }
 
-pub async fn store_sealed(
+/// Records the route and the business message of a letter about to be posted (one statement;
+/// nothing if the letter has left `created`).
+pub async fn record_sealed(
     db: &Db,
     letter_id: &str,
     s: &Sealed<'_>,
     now: OffsetDateTime,
 ) -> StoreResult<()> {
-    let mut tx = db.begin_write().await?;
     // The hash column names a payload in the blob store, which sealed letters no longer use.
-    let updated = sqlx::query(
+    sqlx::query(
         "UPDATE avsender_letters SET channel = $2, provider_orgnr = $3, forretningsmelding = $4, \
          dokumentpakke_sha256 = NULL, dokumentpakke_size = $5, token_expires_at = $6, \
          updated_at = $7 WHERE letter_id = $1 AND status = $8",
@@ -374,30 +376,18 @@ pub async fn store_sealed(
     .bind(s.channel)
     .bind(s.provider_orgnr)
     .bind(s.forretningsmelding)
-    .bind(i64::try_from(s.dokumentpakke.len()).unwrap_or(i64::MAX))
+    .bind(i64::try_from(s.dokumentpakke_size).unwrap_or(i64::MAX))
     .bind(s.token_expires_at)
     .bind(ms(now))
     .bind(Status::Created.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if updated {
-        sqlx::query(
-            "INSERT INTO avsender_payloads (letter_id, data) VALUES ($1, $2) \
-             ON CONFLICT (letter_id) DO UPDATE SET data = excluded.data",
-        )
-        .bind(letter_id)
-        .bind(s.dokumentpakke)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
+    .execute(db.pool())
+    .await?;
     Ok(())
 }
 
-/// The sealed dokumentpakke stored with [`store_sealed`]; `None` when there is none (or it
-/// is in the blob store, for a letter sealed before payloads moved into the database).
+/// The sealed dokumentpakke an earlier version stored for a letter it had not sent yet;
+/// `None` when there is none (or it is in the blob store, for a letter sealed by a version
+/// before payloads moved into the database).
 pub async fn sealed_payload(db: &Db, letter_id: &str) -> StoreResult<Option<Vec<u8>>> {
     Ok(
         sqlx::query_scalar("SELECT data FROM avsender_payloads WHERE letter_id = $1")
@@ -487,7 +477,8 @@ async fn apply_in(
         return Err(bad_row("the letter changed concurrently; retry"));
     }
     if current == Status::Created && last != Status::Created {
-        // Sent or failed: the letter is never sealed or posted again.
+        // Sent or failed: the letter is never sealed or posted again (a sealed letter an
+        // earlier version kept goes).
         sqlx::query("DELETE FROM avsender_payloads WHERE letter_id = $1")
             .bind(letter_id)
             .execute(&mut *conn)

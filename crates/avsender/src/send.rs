@@ -2,11 +2,14 @@
 //! /messages/out`. One job per letter (dedup key = the letter id), retried with backoff while
 //! KRR, Maskinporten or the access point are unreachable.
 //!
-//! The sealed letter is stored before it is posted, so a retry sends the very same bytes
-//! (the access point accepts an identical repeat). Only when its embedded token is about to
-//! expire is the letter sealed again, under the same message id; if the access point then
-//! answers `409 duplicate_message_id`, an earlier attempt got through and the letter counts
-//! as sent (the message id is random and only ever used for this letter).
+//! The sealed letter is not kept: each attempt seals the letter again under its one message
+//! id. When the access point answers `409 duplicate_message_id`, an earlier attempt got
+//! through (its answer lost in a crash or a timeout) and the letter counts as sent: the
+//! message id is random and only ever used for this letter. Only the route and the business
+//! message are recorded before posting, since receipts are checked against the provider.
+//! Keeping the sealed bytes for a retry wrote, and later deleted, a ~100 KB row per letter
+//! for the rare letter that needs a second attempt. A letter an earlier version sealed and
+//! kept is sent with the bytes it kept while its embedded token is valid.
 
 use std::time::Duration;
 
@@ -232,6 +235,7 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
         .await;
     };
 
+    // Only a letter an earlier version sealed and kept has bytes to send again.
     let reusable = match (&l.forretningsmelding, l.token_expires_at) {
         (Some(jws), Some(exp)) if exp > store::to_ms(now).saturating_add(TOKEN_MARGIN_MS) => {
             sealed_payload(&state, &l)
@@ -283,7 +287,8 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
     }
 }
 
-/// The stored sealed dokumentpakke of a letter, if it can be sent again as it is.
+/// The sealed dokumentpakke an earlier version kept for a letter, if it can be sent again as
+/// it is.
 async fn sealed_payload(state: &AppState, l: &repo::LetterRow) -> Option<Vec<u8>> {
     let stored = match repo::sealed_payload(&state.0.deps.db, &l.letter_id).await {
         Ok(None) => match l.sealed_blob() {
@@ -304,7 +309,7 @@ async fn sealed_payload(state: &AppState, l: &repo::LetterRow) -> Option<Vec<u8>
     })
 }
 
-/// Time spent in one step of sending (KRR, sealing, storing, posting, marking sent).
+/// Time spent in one step of sending (KRR, sealing, recording, posting, marking sent).
 fn step(name: &'static str, since: std::time::Instant) {
     metrics::histogram!("avsender_send_step_seconds", "step" => name)
         .record(since.elapsed().as_secs_f64());
@@ -443,7 +448,7 @@ async fn print_certificate(
     Ok(c)
 }
 
-/// Routes, seals and stores the sealed letter; returns its two wire parts.
+/// Routes and seals the letter and records its route; returns its two wire parts.
 async fn seal(
     state: &AppState,
     consumer: &Consumer,
@@ -538,20 +543,20 @@ async fn seal(
         }
     };
     let provider = route.receiver.orgnr().to_string();
-    repo::store_sealed(
+    repo::record_sealed(
         &state.0.deps.db,
         &l.letter_id,
         &repo::Sealed {
             channel: route.kind.channel(),
             provider_orgnr: &provider,
             forretningsmelding: &sealed.jwt,
-            dokumentpakke: &sealed.cms,
+            dokumentpakke_size: sealed.cms.len(),
             token_expires_at: token_exp_ms,
         },
         OffsetDateTime::now_utc(),
     )
     .await?;
-    step("store", t);
+    step("record", t);
     Ok(Step::Go((sealed.jwt, sealed.cms)))
 }
 

@@ -11,7 +11,7 @@ use common::{letter, start_down};
 use dpi::receipt::ReceiptKind;
 use maskinporten::defaults;
 use serde_json::Value;
-use store::{sqlx, sqlx::Row};
+use store::sqlx;
 
 fn statuses(v: &Value) -> Vec<String> {
     v["history"]
@@ -22,29 +22,38 @@ fn statuses(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The sealed letter the sender stored before posting it.
-async fn sealed(w: &common::World, id: &str) -> Option<(String, Vec<u8>)> {
-    let row = sqlx::query(
-        "SELECT l.forretningsmelding, p.data FROM avsender_letters l \
-         LEFT JOIN avsender_payloads p ON p.letter_id = l.letter_id WHERE l.letter_id = $1",
-    )
-    .bind(id)
-    .fetch_one(w.db.db().pool())
-    .await
-    .unwrap();
-    let jws: Option<String> = row.try_get("forretningsmelding").unwrap();
-    let cms: Option<Vec<u8>> = row.try_get("data").unwrap();
-    Some((jws?, cms?))
-}
-
-async fn wait_sealed(w: &common::World, id: &str) -> (String, Vec<u8>) {
+/// Waits (20 s at most) until the sender has posted `n` letters to the unanswering access
+/// point and returns them.
+async fn wait_posted(posted: &common::Posted, n: usize) -> Vec<(String, Vec<u8>)> {
     for _ in 0..400 {
-        if let Some(s) = sealed(w, id).await {
-            return s;
+        let p = posted.lock().unwrap().clone();
+        if p.len() >= n {
+            return p;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("letter {id} was never sealed");
+    panic!("the sender did not post {n} letters");
+}
+
+/// The first posting of the letter with message id `id` (waiting 20 s at most for it).
+async fn first_posting(posted: &common::Posted, id: &str) -> (String, Vec<u8>) {
+    for _ in 0..400 {
+        let p = posted.lock().unwrap().clone();
+        if let Some(x) = p.into_iter().find(|(jws, _)| message_id_of(jws) == id) {
+            return x;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("letter {id} was never posted");
+}
+
+/// The message id of a posted forretningsmelding.
+fn message_id_of(jws: &str) -> String {
+    let (_, payload) = dpi::jws::decode_unverified(jws).unwrap();
+    dpi::message::Sbd::parse(&payload)
+        .unwrap()
+        .message_id()
+        .to_string()
 }
 
 /// What the killed process's request would have done: the sealed letter posted to the
@@ -80,9 +89,15 @@ async fn post_to_formidler(w: &common::World, jws: &str, cms: Vec<u8>) -> u16 {
 #[tokio::test]
 async fn a_letter_waits_for_an_access_point_that_is_down() {
     let w = start_down(|_| {}).await.with_sender().await;
+    let (w, posted) = w.with_unanswering_formidler().await;
     let l = letter(&krr::default_pids().eboks);
     assert!(w.avsender.submit(&l).await.unwrap().created);
-    wait_sealed(&w, &l.id).await;
+    // Tried twice, each time sealed again under the letter's one message id.
+    let tries = wait_posted(&posted, 2).await;
+    assert_eq!(message_id_of(&tries[0].0), message_id_of(&tries[1].0));
+    assert_ne!(tries[0].1, tries[1].1, "sealed again");
+    let mut w = w;
+    w.formidler.take().unwrap().stop().await;
     // Still trying: created, nothing else.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let v = w.avsender.status(&l.id).await.unwrap();
@@ -92,6 +107,10 @@ async fn a_letter_waits_for_an_access_point_that_is_down() {
     let v = w.wait_status(&l.id, "sent").await;
     assert_eq!(statuses(&v), ["created", "sent"]);
     assert_eq!(w.formidler_count().await, 1);
+    assert_eq!(
+        v["message_id"].as_str().unwrap(),
+        message_id_of(&tries[0].0)
+    );
     w.stop().await;
 }
 
@@ -99,27 +118,26 @@ async fn a_letter_waits_for_an_access_point_that_is_down() {
 /// with those very bytes after the upgrade, and the blob is deleted afterwards.
 #[tokio::test]
 async fn a_letter_sealed_by_an_earlier_version_is_sent_with_the_bytes_it_kept() {
-    let mut w = start_down(|_| {}).await.with_sender().await;
+    let (w, posted) = start_down(|_| {}).await.with_unanswering_formidler().await;
+    let mut w = w.with_sender().await;
     let l = letter(&krr::default_pids().eboks);
     assert!(w.avsender.submit(&l).await.unwrap().created);
-    let (_, cms) = wait_sealed(&w, &l.id).await;
-    // The earlier version stops; where it kept the sealed letter:
+    // The earlier version sealed it, and stops; where it kept the sealed letter:
+    let (jws, cms) = wait_posted(&posted, 1).await.remove(0);
     w.sender.take().unwrap().kill().await;
+    w.formidler.take().unwrap().stop().await;
     let blob = w.avsender_blobs.put(cms.clone()).await.unwrap();
     sqlx::query(
-        "UPDATE avsender_letters SET dokumentpakke_sha256 = $2, dokumentpakke_size = $3 \
-         WHERE letter_id = $1",
+        "UPDATE avsender_letters SET forretningsmelding = $2, dokumentpakke_sha256 = $3, \
+         dokumentpakke_size = $4 WHERE letter_id = $1",
     )
     .bind(&l.id)
+    .bind(&jws)
     .bind(&blob.sha256)
     .bind(blob.size as i64)
     .execute(w.db.db().pool())
     .await
     .unwrap();
-    sqlx::query("DELETE FROM avsender_payloads")
-        .execute(w.db.db().pool())
-        .await
-        .unwrap();
     let w = w.with_formidler().await.with_sender().await;
     let v = w.wait_status(&l.id, "sent").await;
     let (_, _, _, held) = w
@@ -138,66 +156,56 @@ async fn a_letter_sealed_by_an_earlier_version_is_sent_with_the_bytes_it_kept() 
 #[tokio::test]
 async fn a_sender_killed_after_the_access_point_took_its_letters_sends_each_exactly_once() {
     // A short lease (3 × the HTTP timeout): the killed worker's job is taken over sooner.
-    let mut w = start_down(|c| c.http_timeout_secs = 2)
+    let (w, posted) = start_down(|c| c.http_timeout_secs = 2)
         .await
-        .with_sender()
+        .with_unanswering_formidler()
         .await;
+    let mut w = w.with_sender().await;
     let pid = krr::default_pids().digipost;
     let a = letter(&pid);
     let b = letter(&pid);
     w.avsender.submit(&a).await.unwrap();
     w.avsender.submit(&b).await.unwrap();
-    let (jws_a, cms_a) = wait_sealed(&w, &a.id).await;
-    let (jws_b, cms_b) = wait_sealed(&w, &b.id).await;
+    let id_a = w.avsender.status(&a.id).await.unwrap()["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id_b = w.avsender.status(&b.id).await.unwrap()["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The first posting of each letter.
+    let (jws_a, cms_a) = first_posting(&posted, &id_a).await;
+    let (jws_b, cms_b) = first_posting(&posted, &id_b).await;
 
-    // The sender dies; its last requests had reached the access point.
+    // The sender dies; its requests had reached the access point, whose answers were lost.
     w.sender.take().unwrap().kill().await;
+    w.formidler.take().unwrap().stop().await;
     let mut w = w.with_formidler().await;
     assert_eq!(post_to_formidler(&w, &jws_a, cms_a).await, 201);
     assert_eq!(post_to_formidler(&w, &jws_b, cms_b).await, 201);
-    // B's token is taken as expired on restart: it is sealed again (new bytes, same message
-    // id) and the access point answers 409 duplicate_message_id.
-    sqlx::query("UPDATE avsender_letters SET token_expires_at = 0 WHERE letter_id = $1")
-        .bind(&b.id)
-        .execute(w.db.db().pool())
-        .await
-        .unwrap();
 
+    // After the restart each is sealed again (new bytes, same message id) and the access
+    // point answers 409 duplicate_message_id: sent, by the earlier attempt.
     w = w.with_sender().await;
-    let va = w.wait_status(&a.id, "sent").await;
-    let vb = w.wait_status(&b.id, "sent").await;
-    assert_eq!(statuses(&va), ["created", "sent"]);
-    assert_eq!(statuses(&vb), ["created", "sent"]);
-    assert!(
-        vb["history"][1]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("earlier attempt"),
-        "{vb:#}"
-    );
-    let jws_b2: String =
-        sqlx::query_scalar("SELECT forretningsmelding FROM avsender_letters WHERE letter_id = $1")
-            .bind(&b.id)
-            .fetch_one(w.db.db().pool())
+    for (l, jws) in [(&a, &jws_a), (&b, &jws_b)] {
+        let v = w.wait_status(&l.id, "sent").await;
+        assert_eq!(statuses(&v), ["created", "sent"]);
+        assert!(
+            v["history"][1]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("earlier attempt"),
+            "{v:#}"
+        );
+        // The access point holds the version that reached it first.
+        let (_, _, held, _) = w
+            .at_formidler(v["message_id"].as_str().unwrap())
             .await
             .unwrap();
-    assert_ne!(jws_b, jws_b2, "B was not sealed again");
-    assert!(
-        sealed(&w, &b.id).await.is_none(),
-        "sent: the payload is gone"
-    );
+        assert_eq!(&held, jws);
+    }
     assert_eq!(w.formidler_count().await, 2);
-    // The access point holds the first version of each.
-    let (_, _, held_a, _) = w
-        .at_formidler(va["message_id"].as_str().unwrap())
-        .await
-        .unwrap();
-    let (_, _, held_b, _) = w
-        .at_formidler(vb["message_id"].as_str().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(held_a, jws_a);
-    assert_eq!(held_b, jws_b);
     w.stop().await;
 }
 

@@ -97,7 +97,7 @@ async fn digital_letters_reach_the_access_point_sealed_for_the_citizens_provider
                 .as_deref(),
             Some(pid.as_str())
         );
-        // The sealed form was kept only until the access point had it, and never as a file.
+        // The sealed form was never kept, neither in the database nor as a file.
         let kept: i64 = store::sqlx::query_scalar(
             "SELECT COUNT(*) FROM avsender_payloads WHERE letter_id = $1",
         )

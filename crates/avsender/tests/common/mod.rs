@@ -73,6 +73,9 @@ impl Part {
     }
 }
 
+/// What [`World::with_unanswering_formidler`] was sent.
+pub type Posted = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
 pub struct World {
     pub dir: tempfile::TempDir,
     pub base: String,
@@ -275,6 +278,32 @@ impl World {
     }
 
     /// Starts (or restarts) the sender service on its fixed address.
+    /// A stand-in for the access point at its address that takes every `POST /messages/out`
+    /// and answers `503`, as if the access point failed or its answer was lost: what the
+    /// sender posted, `(forretningsmelding, dokumentpakke)` in arrival order, shows in the
+    /// returned list. Stop it (`formidler.take()`) before [`World::with_formidler`].
+    pub async fn with_unanswering_formidler(mut self) -> (World, Posted) {
+        let posted = Posted::default();
+        let seen = posted.clone();
+        let app = axum::Router::new().route(
+            "/messages/out",
+            axum::routing::post(move |multipart: axum::extract::Multipart| {
+                let seen = seen.clone();
+                async move {
+                    let (jws, cms) =
+                        web::letter_parts::read_letter_parts(multipart, 1 << 20, 1 << 26)
+                            .await
+                            .unwrap();
+                    seen.lock().unwrap().push((jws, cms.to_vec()));
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            }),
+        );
+        let listener = bind(&self.formidler_base).await;
+        self.formidler = Some(Part::serve(listener, app, |_| Vec::new()).await);
+        (self, posted)
+    }
+
     pub async fn with_sender(mut self) -> World {
         let issuer = self.issuer();
         let (orgnr, name, client_id) = if self.databehandler {
