@@ -413,6 +413,32 @@ mod tests {
     }
 
     #[test]
+    fn pool_size_defaults_by_backend_and_is_used_as_given() {
+        let sqlite = DatabaseConfig::default();
+        assert_eq!(sqlite.max_connections(), DEFAULT_SQLITE_CONNECTIONS);
+        let pg = DatabaseConfig::with_url("postgres://app@db/samspill");
+        assert_eq!(pg.max_connections(), DEFAULT_POSTGRES_CONNECTIONS);
+        for c in [sqlite, pg] {
+            let given = DatabaseConfig {
+                max_connections: Some(7),
+                ..c
+            };
+            assert_eq!(given.max_connections(), 7);
+        }
+        // min_connections is checked against the backend's default when unset.
+        let err = DatabaseConfig {
+            min_connections: DEFAULT_SQLITE_CONNECTIONS + 1,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("database.min_connections"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn validate_names_the_key() {
         let cases: Vec<(StoreError, &str)> =
             vec![
