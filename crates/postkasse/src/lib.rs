@@ -3,13 +3,14 @@
 //! number, enterprise certificate and Maskinporten client.
 //!
 //! - Intake (`POST /<slug>/dpi/inbound`, docs/CHAIN.md hop 3): the access point's multipart
-//!   letter is stored raw (blob + row + processing job, one transaction) and answered `202`;
-//!   a message id seen before is answered `200` and never stored twice.
-//! - Processing (worker): corner-4 validation (§3.6 a–e via [`dpi::letter::open_letter`], the
-//!   embedded Maskinporten token verified with the [`TokenVerifier`]), decryption, the letter
-//!   and its documents stored for the citizen behind `postkasseadresse`, and a signed
-//!   `leveringskvittering` or `feil` (KLIENT) queued — all in one transaction, so a crash at
-//!   any point stores the letter exactly once and queues its receipt exactly once.
+//!   letter is processed in the request — corner-4 validation (§3.6 a–e via
+//!   [`dpi::letter::open_letter`], the embedded Maskinporten token verified with the
+//!   [`TokenVerifier`]), decryption, the documents stored — and the letter for the citizen
+//!   behind `postkasseadresse` and a signed `leveringskvittering` or `feil` (KLIENT) with its
+//!   delivery job are recorded in one transaction before `202`; a crash before the commit
+//!   leaves nothing, and the access point delivers again. A message id seen before is
+//!   answered `200` (the same letter) or `409` and never stored twice. A worker processes
+//!   letters an earlier version received and left for processing.
 //! - Receipts (worker): each receipt is POSTed to the access point's `/dpi/receipts` (hop 4)
 //!   with the tenant's own Maskinporten token, retried with backoff until it is taken.
 //! - [`service`]: the citizen's mailbox (list, read, documents, folders, opening receipts),
@@ -416,7 +417,8 @@ impl AppState {
         repo::receipts_of(&self.0.deps.db, &tenant.to_string(), message_id).await
     }
 
-    /// Where a received message is: `(state, reason)` with state `received` (waiting for
+    /// Where a received message is: `(state, reason)` with state `received` (left by an
+    /// earlier version, waiting for
     /// processing), `stored` or `rejected`. For operators and tests.
     pub async fn inbound_status(
         &self,

@@ -93,30 +93,27 @@ pub fn spawn(
         })
     };
     // Letters an earlier version received and left for its workers: one worker takes them.
-    (0..1)
-        .map(|n| {
-            let state = state.clone();
-            let mut shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let options = crate::worker_options("process", n, PROCESS_LEASE);
-                let jobs = state.0.jobs.clone();
-                let result = store::run_worker(
-                    jobs,
-                    PROCESS_QUEUE,
-                    options,
-                    |job| process_one(state.clone(), job),
-                    async move {
-                        let _ = shutdown.wait_for(|stop| *stop).await;
-                    },
-                )
-                .await;
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "processing worker stopped");
-                }
-            })
+    let worker = {
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let options = crate::worker_options("process", 0, PROCESS_LEASE);
+            let jobs = state.0.jobs.clone();
+            let result = store::run_worker(
+                jobs,
+                PROCESS_QUEUE,
+                options,
+                |job| process_one(state.clone(), job),
+                async move {
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                },
+            )
+            .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "processing worker stopped");
+            }
         })
-        .chain([digests, collector])
-        .collect()
+    };
+    vec![worker, digests, collector]
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1176,7 +1176,7 @@ mod tests {
 
     /// A letter as a version before in-request processing received it: the inbound row in
     /// `received` (with its digest when `digested`), its ciphertext and its processing job.
-    pub(crate) async fn received_by_an_earlier_version(
+    async fn received_by_an_earlier_version(
         db: &Db,
         jobs: &Jobs,
         m: &NewInbound<'_>,

@@ -277,7 +277,6 @@ impl World {
         self
     }
 
-    /// Starts (or restarts) the sender service on its fixed address.
     /// A stand-in for the access point at its address that takes every `POST /messages/out`
     /// and answers `503`, as if the access point failed or its answer was lost: what the
     /// sender posted, `(forretningsmelding, dokumentpakke)` in arrival order, shows in the
@@ -304,6 +303,7 @@ impl World {
         (self, posted)
     }
 
+    /// Starts (or restarts) the sender service on its fixed address.
     pub async fn with_sender(mut self) -> World {
         let issuer = self.issuer();
         let (orgnr, name, client_id) = if self.databehandler {
