@@ -91,9 +91,34 @@ async fn a_letter_waits_for_an_access_point_that_is_down() {
     let w = start_down(|_| {}).await.with_sender().await;
     let (w, posted) = w.with_unanswering_formidler().await;
     let l = letter(&krr::default_pids().eboks);
-    assert!(w.avsender.submit(&l).await.unwrap().created);
+    let sub = w.avsender.submit(&l).await.unwrap();
+    assert!(sub.created);
     // Tried twice, each time sealed again under the letter's one message id.
     let tries = wait_posted(&posted, 2).await;
+    // The 201 is built from what was inserted, not read back: it must say what a read says
+    // of the letter as accepted (the route is recorded since, by the tries).
+    let read = w.avsender.status(&l.id).await.unwrap();
+    let accepted = &sub.letter;
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(accepted), keys(&read));
+    for field in [
+        "id",
+        "avsender",
+        "message_id",
+        "conversation_id",
+        "created_at",
+        "error",
+    ] {
+        assert_eq!(accepted[field], read[field], "{field}");
+    }
+    assert_eq!(accepted["status"], "created");
+    assert_eq!(accepted["updated_at"], read["created_at"]);
+    assert_eq!(accepted["history"], read["history"]);
+    assert_eq!(accepted["receipts"], serde_json::json!([]));
+    assert_eq!(
+        (&accepted["channel"], &accepted["provider"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null)
+    );
     assert_eq!(message_id_of(&tries[0].0), message_id_of(&tries[1].0));
     assert_ne!(tries[0].1, tries[1].1, "sealed again");
     let mut w = w;
