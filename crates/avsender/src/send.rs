@@ -238,13 +238,15 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
     // Only a letter an earlier version sealed and kept has bytes to send again.
     let reusable = match (&l.forretningsmelding, l.token_expires_at) {
         (Some(jws), Some(exp)) if exp > store::to_ms(now).saturating_add(TOKEN_MARGIN_MS) => {
-            sealed_payload(&state, &l)
-                .await
-                .map(|cms| (jws.clone(), cms))
+            sealed_payload(&state, &l).await.map(|cms| Sealed {
+                token: embedded_token(jws),
+                jws: jws.clone(),
+                cms,
+            })
         }
         _ => None,
     };
-    let (jws, cms) = match reusable {
+    let sealed = match reusable {
         Some(x) => x,
         None => match seal(&state, consumer, &l, &stored).await? {
             Step::Go(x) => x,
@@ -252,7 +254,7 @@ async fn send_one(state: AppState, job: Job) -> Result<(), SendError> {
         },
     };
     let t = std::time::Instant::now();
-    let posted = post(&state, &jws, cms).await;
+    let posted = post(&state, sealed).await;
     step("post", t);
     match posted? {
         Step::Go(detail) => {
@@ -454,7 +456,7 @@ async fn seal(
     consumer: &Consumer,
     l: &repo::LetterRow,
     stored: &StoredLetter,
-) -> Result<Step<(String, Vec<u8>)>, SendError> {
+) -> Result<Step<Sealed>, SendError> {
     let t = std::time::Instant::now();
     let routed = route(state, consumer, stored).await;
     step("krr", t);
@@ -557,7 +559,20 @@ async fn seal(
     )
     .await?;
     step("record", t);
-    Ok(Step::Go((sealed.jwt, sealed.cms)))
+    Ok(Step::Go(Sealed {
+        jws: sealed.jwt,
+        cms: sealed.cms,
+        token: Some(token),
+    }))
+}
+
+/// A letter ready to post: the business message, the dokumentpakke, and the token embedded in
+/// the business message, which is also the bearer token (§3.3).
+struct Sealed {
+    jws: String,
+    cms: Vec<u8>,
+    /// `None` when a kept business message carries none.
+    token: Option<String>,
 }
 
 /// The bearer token is the token embedded in the business message (§3.3).
@@ -568,8 +583,9 @@ fn embedded_token(jws: &str) -> Option<String> {
 }
 
 /// `POST /messages/out`; `Go(detail)` when the access point has the letter.
-async fn post(state: &AppState, jws: &str, cms: Vec<u8>) -> Result<Step<String>, SendError> {
-    let Some(token) = embedded_token(jws) else {
+async fn post(state: &AppState, sealed: Sealed) -> Result<Step<String>, SendError> {
+    let Sealed { jws, cms, token } = sealed;
+    let Some(token) = token else {
         return Ok(Step::Refused(refuse(
             "token_refused",
             "the stored business message carries no token",
@@ -578,7 +594,7 @@ async fn post(state: &AppState, jws: &str, cms: Vec<u8>) -> Result<Step<String>,
     let form = reqwest::multipart::Form::new()
         .part(
             "forretningsmelding",
-            reqwest::multipart::Part::text(jws.to_owned())
+            reqwest::multipart::Part::text(jws)
                 .file_name("sbd.jwt")
                 .mime_str("application/jwt")
                 .map_err(|e| SendError::Retry(e.to_string()))?,
