@@ -197,7 +197,8 @@ pub(crate) fn read(bytes: &[u8], limits: &Limits) -> Result<Vec<Entry>, Containe
     Ok(out)
 }
 
-/// Writes a zip: `mimetype` first and stored, then the given entries deflated, in order.
+/// Writes a zip: `mimetype` first and stored, then the given entries in order, each deflated
+/// only where that pays ([`worth_deflating`]).
 pub(crate) fn write(entries: &[(&str, &[u8])]) -> Result<Vec<u8>, ContainerError> {
     let mut seen = HashSet::new();
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
