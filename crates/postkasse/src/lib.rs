@@ -418,8 +418,8 @@ impl AppState {
     }
 
     /// Where a received message is: `(state, reason)` with state `received` (left by an
-    /// earlier version, waiting for
-    /// processing), `stored` or `rejected`. For operators and tests.
+    /// earlier version, waiting for processing), `stored` or `rejected`. For operators and
+    /// tests.
     pub async fn inbound_status(
         &self,
         tenant: &Organisasjonsnummer,
