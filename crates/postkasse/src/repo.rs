@@ -1161,6 +1161,34 @@ mod tests {
         assert!(super::LETTER_COLUMNS.starts_with(super::LIST_COLUMNS));
     }
 
+    /// The inbox page reads only what `postkasse_letters_box` holds (migration
+    /// 202612010100): a column added to `LIST_COLUMNS` must go into the index too, or every
+    /// row of every page costs a table lookup again. SQLite's plan says so deterministically;
+    /// PostgreSQL's depends on its visibility map.
+    #[tokio::test]
+    async fn the_inbox_page_is_read_from_the_index_alone() {
+        let t = store::testing::fresh_db().await;
+        if t.db().backend() != store::Backend::Sqlite {
+            return;
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN SELECT {LIST_COLUMNS} FROM postkasse_letters \
+             WHERE citizen_id = 'c' AND folder = 'inbox' AND visible_from <= 1 \
+             ORDER BY visible_from DESC, id DESC LIMIT 21"
+        )))
+        .fetch_all(t.db().pool())
+        .await
+        .unwrap();
+        let plan: Vec<String> = rows.iter().map(|r| r.try_get("detail").unwrap()).collect();
+        assert_eq!(
+            plan,
+            [
+                "SEARCH postkasse_letters USING COVERING INDEX postkasse_letters_box \
+              (citizen_id=? AND folder=? AND visible_from<?)"
+            ]
+        );
+    }
+
     use super::*;
 
     async fn kept(db: &Db, id: &str) -> (String, Option<String>) {
