@@ -784,10 +784,7 @@ pub(crate) fn secret_eq(a: &str, b: &str) -> bool {
 
 pub(crate) fn session_key(cookie_secret: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(cookie_secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(cookie_secret.as_bytes()))
 }
 
 pub(crate) fn now() -> i64 {

@@ -390,9 +390,10 @@ impl AppState {
         })))
     }
 
-    /// The mailbox service of this provider (all tenants).
-    pub fn mailbox(&self) -> Mailbox {
-        self.0.mailbox.clone()
+    /// The mailbox service of this provider (all tenants). Borrowed: a clone per request
+    /// (its pools and caches) showed in the inbox page's profile.
+    pub fn mailbox(&self) -> &Mailbox {
+        &self.0.mailbox
     }
 
     pub fn tenants(&self) -> &[Tenant] {
@@ -536,18 +537,4 @@ pub fn spawn_workers(
     let mut handles = process::spawn(state.clone(), shutdown.clone());
     handles.extend(receipts::spawn(state, shutdown));
     handles
-}
-
-/// Worker options shared by both queues.
-fn worker_options(name: &str, n: usize, lease: Duration) -> store::WorkerOptions {
-    store::WorkerOptions {
-        worker_id: format!(
-            "postkasse-{name}-{}-{n}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4()
-        ),
-        lease,
-        poll_min: Duration::from_millis(20),
-        poll_max: Duration::from_millis(500),
-    }
 }
