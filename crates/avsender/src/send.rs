@@ -17,7 +17,7 @@ use clients::krr::{Person, Route as KrrRoute};
 use domain::{ConversationId, MessageId};
 use dpi::{letter::LetterSpec, message::Timestamp, token::SCOPE_SEND};
 use serde::{Deserialize, Serialize};
-use store::{BlobRef, Job, NewJob, WorkerOptions};
+use store::{BlobRef, Job, NewJob};
 use time::OffsetDateTime;
 
 use crate::{
@@ -116,36 +116,17 @@ pub fn spawn(
             }
         }));
     }
-    for n in 0..state.0.cfg.send_workers.max(1) {
-        let state = state.clone();
-        let mut shutdown = shutdown.clone();
-        handles.push(tokio::spawn(async move {
-            let options = WorkerOptions {
-                worker_id: format!(
-                    "avsender-{}-{n}-{}",
-                    std::process::id(),
-                    uuid::Uuid::new_v4()
-                ),
-                lease: Duration::from_secs(state.0.cfg.http_timeout_secs.max(1) * 3),
-                poll_min: Duration::from_millis(20),
-                poll_max: Duration::from_millis(500),
-            };
-            let jobs = state.0.jobs.clone();
-            let result = store::run_worker(
-                jobs,
-                SEND_QUEUE,
-                options,
-                |job| send_one(state.clone(), job),
-                async move {
-                    let _ = shutdown.wait_for(|stop| *stop).await;
-                },
-            )
-            .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "send worker stopped");
-            }
-        }));
-    }
+    let (jobs, count) = (state.0.jobs.clone(), state.0.cfg.send_workers);
+    let lease = Duration::from_secs(state.0.cfg.http_timeout_secs.max(1) * 3);
+    handles.extend(store::spawn_workers(
+        &jobs,
+        SEND_QUEUE,
+        "avsender-send",
+        count,
+        lease,
+        move |job| send_one(state.clone(), job),
+        &shutdown,
+    ));
     handles
 }
 

@@ -10,7 +10,7 @@ use dpi::{
     receipt::{ReceiptKind, build_receipt, sign_sbd},
 };
 use serde::{Deserialize, Serialize};
-use store::{BlobRef, Job, WorkerOptions};
+use store::{BlobRef, Job};
 use time::OffsetDateTime;
 
 use crate::{AppState, SCOPE_FORMIDLING, repo};
@@ -84,39 +84,19 @@ pub fn spawn(
             }
         }));
     }
-    for n in 0..state.0.cfg.delivery_workers.max(1) {
-        let state = state.clone();
-        let mut shutdown = shutdown.clone();
-        handles.push(tokio::spawn(async move {
-            let options = WorkerOptions {
-                worker_id: format!(
-                    "formidler-{}-{n}-{}",
-                    std::process::id(),
-                    uuid::Uuid::new_v4()
-                ),
-                // Renewed every third of it while a delivery runs (which may take the whole
-                // delivery timeout), so it only bounds how long a delivery whose worker was
-                // killed waits before another worker takes it over.
-                lease: Duration::from_secs(30),
-                poll_min: Duration::from_millis(20),
-                poll_max: Duration::from_millis(500),
-            };
-            let jobs = state.0.jobs.clone();
-            let result = store::run_worker(
-                jobs,
-                DELIVER_QUEUE,
-                options,
-                |job| deliver_one(state.clone(), job),
-                async move {
-                    let _ = shutdown.wait_for(|stop| *stop).await;
-                },
-            )
-            .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "delivery worker stopped");
-            }
-        }));
-    }
+    let (jobs, count) = (state.0.jobs.clone(), state.0.cfg.delivery_workers);
+    handles.extend(store::spawn_workers(
+        &jobs,
+        DELIVER_QUEUE,
+        "formidler-deliver",
+        count,
+        // Renewed every third of it while a delivery runs (which may take the whole delivery
+        // timeout), so it only bounds how long a delivery whose worker was killed waits
+        // before another worker takes it over.
+        Duration::from_secs(30),
+        move |job| deliver_one(state.clone(), job),
+        &shutdown,
+    ));
     handles
 }
 

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use domain::{FnrPolicy, Fodselsnummer, LetterId, Organisasjonsnummer};
 use postkasse::{CitizenRef, Loa, ServiceError};
-use store::{Jobs, WorkerOptions};
+use store::Jobs;
 use time::OffsetDateTime;
 
 use crate::{
@@ -236,25 +236,19 @@ pub fn spawn_workers(
         }
     });
     let jobs = state.jobs();
-    let mut stop = shutdown;
-    let worker = tokio::spawn(async move {
-        let st = Arc::new(state);
-        let r = store::run_worker(
-            jobs,
-            NOTIFY_QUEUE,
-            WorkerOptions::default(),
-            |job| {
-                let st = st.clone();
-                async move { st.send_notification(&job).await }
-            },
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
-        )
-        .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "notification worker stopped");
-        }
-    });
-    vec![scanner, worker]
+    let st = Arc::new(state);
+    let mut handles = store::spawn_workers(
+        &jobs,
+        NOTIFY_QUEUE,
+        "innboks-notify",
+        1,
+        Duration::from_secs(60),
+        move |job| {
+            let st = st.clone();
+            async move { st.send_notification(&job).await }
+        },
+        &shutdown,
+    );
+    handles.push(scanner);
+    handles
 }

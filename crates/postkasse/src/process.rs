@@ -93,27 +93,18 @@ pub fn spawn(
         })
     };
     // Letters an earlier version received and left for its workers: one worker takes them.
-    let worker = {
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let options = crate::worker_options("process", 0, PROCESS_LEASE);
-            let jobs = state.0.jobs.clone();
-            let result = store::run_worker(
-                jobs,
-                PROCESS_QUEUE,
-                options,
-                |job| process_one(state.clone(), job),
-                async move {
-                    let _ = shutdown.wait_for(|stop| *stop).await;
-                },
-            )
-            .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "processing worker stopped");
-            }
-        })
-    };
-    vec![worker, digests, collector]
+    let jobs = state.0.jobs.clone();
+    let mut handles = store::spawn_workers(
+        &jobs,
+        PROCESS_QUEUE,
+        "postkasse-process",
+        1,
+        PROCESS_LEASE,
+        move |job| process_one(state.clone(), job),
+        &shutdown,
+    );
+    handles.extend([digests, collector]);
+    handles
 }
 
 #[derive(Debug, thiserror::Error)]

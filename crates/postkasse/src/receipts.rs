@@ -17,30 +17,17 @@ pub fn spawn(
     state: AppState,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..state.0.cfg.receipt_workers.max(1))
-        .map(|n| {
-            let state = state.clone();
-            let mut shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let lease = Duration::from_secs(state.0.cfg.receipt_timeout_secs.max(1) * 2 + 10);
-                let options = crate::worker_options("receipt", n, lease);
-                let jobs = state.0.jobs.clone();
-                let result = store::run_worker(
-                    jobs,
-                    RECEIPT_QUEUE,
-                    options,
-                    |job| send_one(state.clone(), job),
-                    async move {
-                        let _ = shutdown.wait_for(|stop| *stop).await;
-                    },
-                )
-                .await;
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "receipt worker stopped");
-                }
-            })
-        })
-        .collect()
+    let (jobs, count) = (state.0.jobs.clone(), state.0.cfg.receipt_workers);
+    let lease = Duration::from_secs(state.0.cfg.receipt_timeout_secs.max(1) * 2 + 10);
+    store::spawn_workers(
+        &jobs,
+        RECEIPT_QUEUE,
+        "postkasse-receipt",
+        count,
+        lease,
+        move |job| send_one(state.clone(), job),
+        &shutdown,
+    )
 }
 
 #[derive(Debug, thiserror::Error)]

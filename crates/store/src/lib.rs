@@ -78,7 +78,7 @@ pub use jobs::{
     Enqueued, FailOutcome, Job, JobState, Jobs, NewJob, RetryPolicy, StateCounts, from_ms, to_ms,
 };
 pub use pool::Pool;
-pub use worker::{WorkerOptions, WorkerStats, run_batches_once, run_worker};
+pub use worker::{WorkerOptions, WorkerStats, run_batches_once, run_worker, spawn_workers};
 
 /// Re-exported so other crates use the same `sqlx` (the `Any` driver, `query`, `Row`).
 pub use sqlx;

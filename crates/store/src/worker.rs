@@ -35,6 +35,55 @@ impl Default for WorkerOptions {
     }
 }
 
+impl WorkerOptions {
+    /// Options for loop `n` of the workers called `name` in this process: a worker id no
+    /// other process or loop shares (`name-pid-n-uuid`), `lease`, and polls from 20 ms
+    /// doubling to 500 ms while the queue stays empty.
+    pub fn for_loop(name: &str, n: usize, lease: Duration) -> Self {
+        WorkerOptions {
+            worker_id: format!("{name}-{}-{n}-{}", std::process::id(), uuid::Uuid::new_v4()),
+            lease,
+            poll_min: Duration::from_millis(20),
+            poll_max: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Spawns `count` (at least one) [`run_worker`] loops called `name` on `queue`, which stop
+/// when `shutdown` turns `true`; a loop that ends with an error logs it. Each loop gets its
+/// own clone of `handler` and [`WorkerOptions::for_loop`] options.
+pub fn spawn_workers<F, Fut, E>(
+    jobs: &Jobs,
+    queue: &'static str,
+    name: &'static str,
+    count: usize,
+    lease: Duration,
+    handler: F,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>>
+where
+    F: FnMut(Job) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+    E: Display + Send,
+{
+    (0..count.max(1))
+        .map(|n| {
+            let jobs = jobs.clone();
+            let handler = handler.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let options = WorkerOptions::for_loop(name, n, lease);
+                let stopped = async move {
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                };
+                if let Err(e) = run_worker(jobs, queue, options, handler, stopped).await {
+                    tracing::error!(error = %e, worker = name, "worker stopped");
+                }
+            })
+        })
+        .collect()
+}
+
 /// What a worker loop did before it stopped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerStats {

@@ -69,6 +69,7 @@ fn db_tests() -> Vec<(&'static str, DbTest)> {
         lease_expired_on_last_attempt_goes_dead,
         killed_claimer_process_job_is_retried,
         worker_loop_processes_and_retries,
+        spawned_worker_loops_work_side_by_side_and_stop_together,
         worker_renews_lease_and_survives_a_panicking_handler,
     ]
 }
@@ -1329,6 +1330,57 @@ async fn worker_loop_processes_and_retries(db: &TestDb) -> Result<()> {
     for id in ids {
         ensure!(jobs.get(id).await?.map(|j| j.state) == Some(JobState::Done));
     }
+    Ok(())
+}
+
+/// `spawn_workers` starts the number of loops asked for, each under its own worker id, which
+/// hold jobs at the same time; all of them end when shutdown turns true.
+async fn spawned_worker_loops_work_side_by_side_and_stop_together(db: &TestDb) -> Result<()> {
+    let jobs = Jobs::new(db.db().clone());
+    let now = OffsetDateTime::now_utc();
+    for i in 0..6u32 {
+        jobs.enqueue("side", &i, None, now).await?;
+    }
+    // Three jobs wait at the gate together before any finishes: only three loops get there.
+    let at_gate = Arc::new(tokio::sync::Barrier::new(3));
+    let holders = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (gate, seen) = (at_gate.clone(), holders.clone());
+    let loops = store::spawn_workers(
+        &jobs,
+        "side",
+        "conformance-side",
+        3,
+        secs(30),
+        move |job| {
+            let (gate, seen) = (gate.clone(), seen.clone());
+            async move {
+                if let Ok(mut s) = seen.lock() {
+                    s.insert(job.locked_by.clone().unwrap_or_default());
+                }
+                let n: u32 = job.payload_as()?;
+                if n < 3 {
+                    gate.wait().await;
+                }
+                Ok::<(), anyhow::Error>(())
+            }
+        },
+        &stop_rx,
+    );
+    ensure!(loops.len() == 3, "{} loops started", loops.len());
+    let done = done_within(&jobs, "side", 6, secs(30)).await?;
+    let _ = stop_tx.send(true);
+    for l in loops {
+        tokio::time::timeout(secs(10), l)
+            .await
+            .context("a loop did not stop on shutdown")??;
+    }
+    ensure!(done == 6, "only {done} of 6 jobs done");
+    let holders = holders.lock().map_err(|_| anyhow!("poisoned"))?.clone();
+    ensure!(
+        holders.len() == 3 && holders.iter().all(|h| h.starts_with("conformance-side-")),
+        "{holders:?}"
+    );
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use dpi::{
     letter::open_letter_as,
     message::{Body, MessageType, Posttype, Returposthaandtering, Utskriftstype},
 };
-use store::{BlobRef, Job, WorkerOptions};
+use store::{BlobRef, Job};
 use time::OffsetDateTime;
 
 use crate::{
@@ -25,38 +25,16 @@ pub fn spawn(
     state: AppState,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..state.0.cfg.intake_workers.max(1))
-        .map(|n| {
-            let state = state.clone();
-            let mut shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let options = WorkerOptions {
-                    worker_id: format!(
-                        "utskrift-intake-{}-{n}-{}",
-                        std::process::id(),
-                        uuid::Uuid::new_v4()
-                    ),
-                    lease: Duration::from_secs(120),
-                    poll_min: Duration::from_millis(20),
-                    poll_max: Duration::from_millis(500),
-                };
-                let jobs = state.0.jobs.clone();
-                let result = store::run_worker(
-                    jobs,
-                    repo::INTAKE_QUEUE,
-                    options,
-                    |job| process(state.clone(), job),
-                    async move {
-                        let _ = shutdown.wait_for(|stop| *stop).await;
-                    },
-                )
-                .await;
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "intake worker stopped");
-                }
-            })
-        })
-        .collect()
+    let (jobs, count) = (state.0.jobs.clone(), state.0.cfg.intake_workers);
+    store::spawn_workers(
+        &jobs,
+        repo::INTAKE_QUEUE,
+        "utskrift-intake",
+        count,
+        Duration::from_secs(120),
+        move |job| process(state.clone(), job),
+        &shutdown,
+    )
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use dpi::{
     message::{Feiltype, Sbd, Timestamp},
     receipt::{ReceiptKind, build_receipt, sign_sbd},
 };
-use store::{Job, WorkerOptions};
+use store::Job;
 use time::OffsetDateTime;
 
 use crate::{AppState, SCOPE_FORMIDLING, repo};
@@ -26,38 +26,17 @@ pub fn spawn(
     state: AppState,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..state.0.cfg.receipt_workers.max(1))
-        .map(|n| {
-            let state = state.clone();
-            let mut shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let options = WorkerOptions {
-                    worker_id: format!(
-                        "utskrift-receipt-{}-{n}-{}",
-                        std::process::id(),
-                        uuid::Uuid::new_v4()
-                    ),
-                    lease: Duration::from_secs(state.0.cfg.receipt_timeout_secs.max(1) * 2),
-                    poll_min: Duration::from_millis(20),
-                    poll_max: Duration::from_millis(500),
-                };
-                let jobs = state.0.jobs.clone();
-                let result = store::run_worker(
-                    jobs,
-                    repo::RECEIPT_QUEUE,
-                    options,
-                    |job| send(state.clone(), job),
-                    async move {
-                        let _ = shutdown.wait_for(|stop| *stop).await;
-                    },
-                )
-                .await;
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "receipt worker stopped");
-                }
-            })
-        })
-        .collect()
+    let (jobs, count) = (state.0.jobs.clone(), state.0.cfg.receipt_workers);
+    let lease = Duration::from_secs(state.0.cfg.receipt_timeout_secs.max(1) * 2);
+    store::spawn_workers(
+        &jobs,
+        repo::RECEIPT_QUEUE,
+        "utskrift-receipt",
+        count,
+        lease,
+        move |job| send(state.clone(), job),
+        &shutdown,
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
