@@ -167,17 +167,21 @@ try {
   check(await page.getByRole('heading', { level: 1, name: /sensitiv diagnose/ }).isVisible(), 'sensitive title shown at high');
 
   // Archive a letter and restore it.
+  // Both buttons sit below the letter's document frame (see `clickBelowFrame`), and the
+  // move answers with a redirect to the folder: waited for by its URL, because
+  // `waitForLoadState` returns at once on the letter page that is still loaded (the move was
+  // lost that way once in CI, under load).
   await openLetter(page, 'Skattemelding 2026');
-  await page.getByRole('button', { name: 'Arkiver' }).click();
-  await page.waitForLoadState();
+  await clickBelowFrame(page.getByRole('button', { name: 'Arkiver' }));
+  await page.waitForURL(/melding=flyttet/).catch(() => {});
   check(page.url().includes('mappe=archive'), 'moved to the archive');
   await page.goto(`${base}/innboks`);
   check(await page.getByRole('link', { name: /Skattemelding 2026/ }).count() === 0, 'gone from the inbox');
   await page.goto(`${base}/innboks?mappe=archive`);
   await page.getByRole('link', { name: /Skattemelding 2026/ }).click();
   await page.waitForLoadState();
-  await page.getByRole('button', { name: 'Flytt til innboks' }).click();
-  await page.waitForLoadState();
+  await clickBelowFrame(page.getByRole('button', { name: 'Flytt til innboks' }));
+  await page.waitForURL(/melding=flyttet/).catch(() => {});
   await page.goto(`${base}/innboks`);
   check(await page.getByRole('link', { name: /Skattemelding 2026/ }).count() === 1, 'restored to the inbox');
 
