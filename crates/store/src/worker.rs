@@ -14,7 +14,7 @@ use crate::jobs::{FailOutcome, Job, Jobs};
 /// How a worker loop claims and polls.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// Identifies this worker in `jobs.locked_by` (e.g. `host:pid:n`).
+    /// Identifies this worker in `jobs.locked_by` (see [`WorkerOptions::for_loop`]).
     pub worker_id: String,
     /// Lease per claim; renewed every third of it while the handler runs.
     pub lease: Duration,
@@ -22,17 +22,6 @@ pub struct WorkerOptions {
     pub poll_min: Duration,
     /// Longest sleep between polls (the sleep doubles up to this while the queue stays empty).
     pub poll_max: Duration,
-}
-
-impl Default for WorkerOptions {
-    fn default() -> Self {
-        WorkerOptions {
-            worker_id: format!("worker-{}-{}", std::process::id(), uuid::Uuid::new_v4()),
-            lease: Duration::from_secs(60),
-            poll_min: Duration::from_millis(50),
-            poll_max: Duration::from_secs(2),
-        }
-    }
 }
 
 impl WorkerOptions {
