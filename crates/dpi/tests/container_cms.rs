@@ -37,6 +37,82 @@ fn roundtrip_our_der() {
     );
 }
 
+/// Walks `der` as DER: every length definite and in its shortest form, every constructed
+/// value exactly filled by its children, nothing after the outermost value. Returns how many
+/// values it saw.
+fn assert_der(der: &[u8]) -> usize {
+    fn walk(mut rest: &[u8], depth: usize) -> usize {
+        let mut seen = 0;
+        while !rest.is_empty() {
+            let identifier = rest[0];
+            assert_ne!(identifier & 0x1F, 0x1F, "only low tag numbers are written");
+            let first = rest[1] as usize;
+            let (len, header) = if first < 0x80 {
+                (first, 2)
+            } else {
+                let n = first & 0x7F;
+                assert!((1..=8).contains(&n), "indefinite or oversized length");
+                let bytes = &rest[2..2 + n];
+                assert_ne!(bytes[0], 0, "length with a leading zero byte");
+                let len = bytes.iter().fold(0usize, |a, b| a << 8 | *b as usize);
+                assert!(len >= 0x80, "long form for a length under 128");
+                (len, 2 + n)
+            };
+            let contents = &rest[header..header + len];
+            // Constructed: the children fill the contents. (The ciphertext is [0] IMPLICIT
+            // OCTET STRING, primitive: 0x80.)
+            seen += 1 + if identifier & 0x20 != 0 {
+                walk(contents, depth + 1)
+            } else {
+                0
+            };
+            rest = &rest[header + len..];
+            if depth == 0 {
+                assert!(rest.is_empty(), "bytes after the outermost value");
+            }
+        }
+        seen
+    }
+    walk(der, 0)
+}
+
+#[test]
+fn our_output_is_der_at_every_length_boundary() {
+    let (cert, key) = self_signed("mottaker", 2048);
+    // Ciphertext lengths cross the one-, two- and three-byte length forms, and so do the
+    // lengths of the values around it.
+    for len in [
+        0,
+        1,
+        15,
+        16,
+        17,
+        100,
+        111,
+        112,
+        127,
+        128,
+        200,
+        255,
+        256,
+        65_000,
+        65_519,
+        65_520,
+        65_536,
+        100_000,
+        1 << 20,
+    ] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let c = cms::encrypt(&data, &cert).unwrap();
+        assert!(assert_der(&c) > 20, "{len}: too few values");
+        assert_eq!(
+            cms::decrypt(&c, &key, &Limits::default()).unwrap(),
+            data,
+            "{len} bytes"
+        );
+    }
+}
+
 #[test]
 fn truncated_and_garbage_refused() {
     let (cert, key) = self_signed("mottaker", 2048);

@@ -276,9 +276,18 @@ fn der_len(len: usize, out: &mut Vec<u8>) {
     }
 }
 
+/// The identifier and length octets of a TLV with a low tag number (`identifier` is the whole
+/// first byte) whose contents are `len` bytes long: for writing large contents in place.
+pub(crate) fn der_header(identifier: u8, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10);
+    out.push(identifier);
+    der_len(len, &mut out);
+    out
+}
+
 /// Encodes one TLV with a low tag number (`identifier` is the whole first byte).
 pub(crate) fn der(identifier: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
+    let mut out = Vec::with_capacity(content.len() + 10);
     out.push(identifier);
     der_len(content.len(), &mut out);
     out.extend_from_slice(content);

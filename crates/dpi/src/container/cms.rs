@@ -11,13 +11,13 @@ use openssl::encrypt::{Decrypter, Encrypter};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Padding;
-use openssl::symm::Cipher;
+use openssl::symm::{Cipher, Crypter, Mode};
 use openssl::x509::X509Ref;
 
 use super::Limits;
 use super::ber::{
     self, BerLimits, CLASS_CONTEXT, CLASS_UNIVERSAL, TAG_NULL, TAG_SEQUENCE, TAG_SET, Tlv, der,
-    der_seq, der_uint,
+    der_header, der_seq, der_uint,
 };
 use super::error::{ContainerError, write_err};
 
@@ -70,9 +70,6 @@ pub fn encrypt(content: &[u8], recipient_cert: &X509Ref) -> Result<Vec<u8>, Cont
     let n = enc.encrypt(&cek, &mut ek).map_err(write_err)?;
     ek.truncate(n);
 
-    let ciphertext = openssl::symm::encrypt(Cipher::aes_256_cbc(), &cek, Some(&iv), content)
-        .map_err(write_err)?;
-
     let issuer = recipient_cert.issuer_name().to_der().map_err(write_err)?;
     let serial = recipient_cert
         .serial_number()
@@ -95,16 +92,66 @@ pub fn encrypt(content: &[u8], recipient_cert: &X509Ref) -> Result<Vec<u8>, Cont
         &der_seq(&[&der(0x06, OID_RSAES_OAEP), &oaep_params]),
         &der(0x04, &ek),
     ]);
-    let eci = der_seq(&[
-        &der(0x06, OID_DATA),
-        &der_seq(&[&der(0x06, OID_AES256_CBC), &der(0x04, &iv)]),
-        &der(0x80, &ciphertext),
-    ]);
-    let enveloped = der_seq(&[&der_uint(&[0]), &der(0x31, &ktri), &eci]);
-    Ok(der_seq(&[
-        &der(0x06, OID_ENVELOPED_DATA),
-        &der(0xA0, &enveloped),
-    ]))
+
+    // The ciphertext is the whole letter: it is encrypted straight into its place at the end
+    // of the output, behind headers computed from its length. Nesting it level by level
+    // copied it eight times, 6% of the sender's CPU in the chain bench.
+    let cipher = Cipher::aes_256_cbc();
+    let block = cipher.block_size();
+    // CBC with PKCS#7 padding always adds 1..=block bytes.
+    let ciphertext_len = (content.len() / block + 1) * block;
+    let prefix: [Vec<u8>; 3] = [
+        der(0x06, OID_DATA),
+        der_seq(&[&der(0x06, OID_AES256_CBC), &der(0x04, &iv)]),
+        der_header(0x80, ciphertext_len),
+    ];
+    let eci_len = prefix.iter().map(Vec::len).sum::<usize>() + ciphertext_len;
+    let version = der_uint(&[0]);
+    let recipients = der(0x31, &ktri);
+    let eci_header = der_header(0x30, eci_len);
+    let enveloped_len = version.len() + recipients.len() + eci_header.len() + eci_len;
+    let enveloped_header = der_header(0x30, enveloped_len);
+    let explicit_len = enveloped_header.len() + enveloped_len;
+    let explicit_header = der_header(0xA0, explicit_len);
+    let content_type = der(0x06, OID_ENVELOPED_DATA);
+    let outer_len = content_type.len() + explicit_header.len() + explicit_len;
+    let outer_header = der_header(0x30, outer_len);
+
+    let total = outer_header.len() + outer_len;
+    // `Crypter::update` wants room for one more block than it will write.
+    let mut out = Vec::with_capacity(total + block);
+    for part in [
+        &outer_header,
+        &content_type,
+        &explicit_header,
+        &enveloped_header,
+        &version,
+        &recipients,
+        &eci_header,
+    ]
+    .into_iter()
+    .chain(&prefix)
+    {
+        out.extend_from_slice(part);
+    }
+    let start = out.len();
+    out.resize(total + block, 0);
+    let mut crypter = Crypter::new(cipher, Mode::Encrypt, &cek, Some(&iv)).map_err(write_err)?;
+    let room = out
+        .get_mut(start..)
+        .ok_or_else(|| write_err("CMS buffer"))?;
+    let written = crypter.update(content, room).map_err(write_err)?;
+    let rest = room
+        .get_mut(written..)
+        .ok_or_else(|| write_err("CMS buffer"))?;
+    let written = written + crypter.finalize(rest).map_err(write_err)?;
+    if written != ciphertext_len {
+        return Err(write_err(format!(
+            "AES-CBC wrote {written} bytes, expected {ciphertext_len}"
+        )));
+    }
+    out.truncate(total);
+    Ok(out)
 }
 
 /// Parsed `AlgorithmIdentifier`.
