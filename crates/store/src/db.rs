@@ -220,7 +220,7 @@ impl Db {
     /// as a deferred `BEGIN` can under WAL. On PostgreSQL it is a plain `BEGIN` (READ
     /// COMMITTED): make writes that depend on a read conditional (`UPDATE … WHERE version = $n`)
     /// or single-statement (`SET n = n + 1`), which is portable and safe on both.
-    pub async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+    pub async fn begin_write(&self) -> StoreResult<crate::pool::Tx<'_, sqlx::Any>> {
         let begin = match self.backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",

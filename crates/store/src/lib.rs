@@ -77,7 +77,7 @@ pub use error::{StoreError, StoreResult};
 pub use jobs::{
     Enqueued, FailOutcome, Job, JobState, Jobs, NewJob, RetryPolicy, StateCounts, from_ms, to_ms,
 };
-pub use pool::Pool;
+pub use pool::{Pool, Tx};
 pub use worker::{WorkerOptions, WorkerStats, run_batches_once, run_worker, spawn_workers};
 
 /// Re-exported so other crates use the same `sqlx` (the `Any` driver, `query`, `Row`).

@@ -11,7 +11,9 @@
 //! and puts the connection back on the stack without the ping. The ping is there for
 //! connections left in an unknown state, and those still get it: a statement that fails, or
 //! whose future is dropped half-way, drops its connection, which goes back to sqlx the usual
-//! way. Transactions are unchanged: they return to sqlx, ping included, when they end.
+//! way. A transaction ([`Tx`]) whose `COMMIT` or `ROLLBACK` succeeded is kept the same way:
+//! its connection is idle again, in a known state. One dropped while open rolls back and goes
+//! back to sqlx, ping included, as sqlx's own `Transaction` does.
 //!
 //! Kept connections must never starve a caller: every way of taking a connection here
 //! ([`Pool::acquire`], [`Pool::begin`], [`Pool::begin_with`], statements) takes a kept one
@@ -20,13 +22,15 @@
 //! and the waiter count share one lock, so a connection cannot be kept just as a caller
 //! starts to wait.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, Database, Either, Execute, Executor, SqlStr, Transaction};
+use sqlx::{Any, Database, Either, Execute, Executor, SqlStr};
+use sqlx_core::transaction::TransactionManager;
 
 /// sqlx's pool and the connections kept between statements. `Any` for every query
 /// ([`crate::Db::pool`]); a native driver for the few hot reads of
@@ -134,18 +138,13 @@ impl<DB: Database> Pool<DB> {
     }
 
     /// Starts a transaction (`BEGIN`).
-    pub async fn begin(&self) -> Result<Transaction<'static, DB>, sqlx::Error> {
-        let conn = self.acquire().await?;
-        Transaction::begin(conn, None).await
+    pub async fn begin(&self) -> Result<Tx<'_, DB>, sqlx::Error> {
+        Tx::begin(self, None).await
     }
 
     /// Starts a transaction with the given statement (`BEGIN IMMEDIATE` on SQLite, say).
-    pub async fn begin_with(
-        &self,
-        statement: &'static str,
-    ) -> Result<Transaction<'static, DB>, sqlx::Error> {
-        let conn = self.acquire().await?;
-        Transaction::begin(conn, Some(SqlStr::from_static(statement))).await
+    pub async fn begin_with(&self, statement: &'static str) -> Result<Tx<'_, DB>, sqlx::Error> {
+        Tx::begin(self, Some(SqlStr::from_static(statement))).await
     }
 
     /// Open connections, kept ones included.
@@ -159,6 +158,105 @@ impl<DB: Database> Pool<DB> {
         let drained = std::mem::take(&mut self.lock().conns);
         drop(drained);
         self.inner.close().await;
+    }
+}
+
+/// A transaction on a connection of a [`Pool`]: `&mut *tx` is the connection to run its
+/// statements on. End it with [`Tx::commit`] or [`Tx::rollback`]; dropped while open it rolls
+/// back. sqlx's `Transaction` with one difference: after a successful `COMMIT` or `ROLLBACK`
+/// the connection is kept (see the module comment), not pinged on its way back to sqlx. The
+/// chain bench runs a dozen transactions per letter, each paying that ping.
+pub struct Tx<'p, DB: Database> {
+    pool: &'p Pool<DB>,
+    /// `Some` until the transaction ends.
+    conn: Option<PoolConnection<DB>>,
+}
+
+impl<'p, DB: Database> Tx<'p, DB> {
+    async fn begin(pool: &'p Pool<DB>, statement: Option<SqlStr>) -> Result<Self, sqlx::Error> {
+        let mut conn = pool.acquire().await?;
+        match DB::TransactionManager::begin(&mut conn, statement).await {
+            Ok(()) => Ok(Tx {
+                pool,
+                conn: Some(conn),
+            }),
+            Err(e) => {
+                // Whatever state `BEGIN` left: sqlx's ping on release sorts it out.
+                pool.after_error(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// `COMMIT`.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.end(true).await
+    }
+
+    /// `ROLLBACK`.
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        self.end(false).await
+    }
+
+    async fn end(&mut self, commit: bool) -> Result<(), sqlx::Error> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let ended = if commit {
+            DB::TransactionManager::commit(conn).await
+        } else {
+            DB::TransactionManager::rollback(conn).await
+        };
+        match ended {
+            Ok(()) => {
+                if let Some(conn) = self.conn.take() {
+                    self.pool.keep_or_release(conn);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Left in `self.conn`: the drop rolls back and hands it to sqlx.
+                self.pool.after_error(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn connection(&self) -> &PoolConnection<DB> {
+        match &self.conn {
+            Some(c) => c,
+            // `commit` and `rollback` take the transaction: nothing can deref it after.
+            None => unreachable!("a Tx is used after it ended"),
+        }
+    }
+}
+
+impl<DB: Database> Deref for Tx<'_, DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        self.connection()
+    }
+}
+
+impl<DB: Database> DerefMut for Tx<'_, DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        match &mut self.conn {
+            Some(c) => c,
+            None => unreachable!("a Tx is used after it ended"),
+        }
+    }
+}
+
+impl<DB: Database> Drop for Tx<'_, DB> {
+    fn drop(&mut self) {
+        // Still open (not ended, or its end failed or was cancelled): as sqlx's `Transaction`
+        // does, queue a rollback that the connection's release to sqlx (its ping) sends.
+        if let Some(mut conn) = self.conn.take()
+            && DB::TransactionManager::get_transaction_depth(&conn) > 0
+        {
+            DB::TransactionManager::start_rollback(&mut conn);
+        }
     }
 }
 

@@ -58,6 +58,7 @@ fn db_tests() -> Vec<(&'static str, DbTest)> {
         statements_keep_their_connection_and_never_starve_a_transaction,
         callers_waiting_for_a_connection_get_it_when_a_statement_ends,
         a_failed_or_abandoned_statement_gives_its_connection_back_to_sqlx,
+        an_ended_transaction_keeps_its_connection_and_a_dropped_one_rolls_back,
         native_reads_see_committed_rows_keep_connections_and_refuse_writes,
         payload_round_trips,
         concurrent_claimers_never_double_claim,
@@ -680,6 +681,71 @@ async fn callers_waiting_for_a_connection_get_it_when_a_statement_ends(db: &Test
     }
     // Sum over t of (25 * 100 t + 0 + … + 24) for t = 0..8.
     ensure!(total == 2_500 * 28 + 300 * 8, "sum {total}");
+    ensure!(one.pool().size() == 1);
+    one.close().await;
+    Ok(())
+}
+
+/// A transaction that commits or rolls back leaves its connection idle, and it is kept like a
+/// statement's (no release ping). One dropped while open is rolled back before its connection
+/// serves anyone else: with one connection, the next statement would otherwise run inside it
+/// and see its row.
+async fn an_ended_transaction_keeps_its_connection_and_a_dropped_one_rolls_back(
+    db: &TestDb,
+) -> Result<()> {
+    let one = one_connection_db(db, 10_000).await?;
+    let count = || async {
+        store::sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tx_probe")
+            .fetch_one(one.pool())
+            .await
+    };
+    let mut tx = one.begin_write().await?;
+    store::sqlx::query("CREATE TABLE tx_probe (n BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    ensure!(
+        one.pool().kept() == 1,
+        "a committed transaction's connection is kept"
+    );
+    ensure!(count().await? == 0);
+
+    let mut tx = one.begin_write().await?;
+    ensure!(
+        one.pool().kept() == 0,
+        "the transaction took the kept connection"
+    );
+    store::sqlx::query("INSERT INTO tx_probe (n) VALUES (1)")
+        .execute(&mut *tx)
+        .await?;
+    tx.rollback().await?;
+    ensure!(
+        one.pool().kept() == 1,
+        "a rolled back transaction's connection is kept"
+    );
+    ensure!(count().await? == 0, "rolled back");
+
+    let mut tx = one.begin_write().await?;
+    store::sqlx::query("INSERT INTO tx_probe (n) VALUES (2)")
+        .execute(&mut *tx)
+        .await?;
+    drop(tx);
+    ensure!(
+        one.pool().kept() == 0,
+        "a dropped transaction's connection is not kept"
+    );
+    ensure!(count().await? == 0, "a dropped transaction is rolled back");
+
+    // Committed work is there, and the connection takes new transactions.
+    let mut tx = one.begin_write().await?;
+    store::sqlx::query("INSERT INTO tx_probe (n) VALUES (3)")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let n: i64 = store::sqlx::query_scalar("SELECT n FROM tx_probe")
+        .fetch_one(one.pool())
+        .await?;
+    ensure!(n == 3 && count().await? == 1);
     ensure!(one.pool().size() == 1);
     one.close().await;
     Ok(())
