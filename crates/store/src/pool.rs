@@ -164,8 +164,9 @@ impl<DB: Database> Pool<DB> {
 /// A transaction on a connection of a [`Pool`]: `&mut *tx` is the connection to run its
 /// statements on. End it with [`Tx::commit`] or [`Tx::rollback`]; dropped while open it rolls
 /// back. sqlx's `Transaction` with one difference: after a successful `COMMIT` or `ROLLBACK`
-/// the connection is kept (see the module comment), not pinged on its way back to sqlx. The
-/// chain bench runs a dozen transactions per letter, each paying that ping.
+/// the connection is kept (see the module comment), not pinged on its way back to sqlx. Each
+/// role of the chain runs several transactions per letter, and on PostgreSQL each ping is a
+/// round trip to the server.
 pub struct Tx<'p, DB: Database> {
     pool: &'p Pool<DB>,
     /// `Some` until the transaction ends.
