@@ -80,6 +80,14 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// Pages of WAL after which a commit checkpoints them into the database file (SQLite's
+/// default is 1,000, 4 MB). The access point's 110 KB payloads are written, read back and
+/// deleted within seconds; with the default, its committing connections checkpointed every
+/// ~36 letters, copying pages into the file and waiting for two fsyncs each time (14% of the
+/// access point's CPU in bench-chain). 10,000 pages (40 MB of WAL per database at most
+/// between checkpoints): receipts/s +4.4%, +4.6%, +7% in three alternating pairs.
+const SQLITE_WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
 /// Our statements select by indexed keys, prepared once per connection and run many times.
 /// PostgreSQL's default (`auto`) plans such a statement again on every run whenever its
 /// generic plan's estimate looks worse than a custom plan's. For the inbox query it always
@@ -93,7 +101,8 @@ const SET_GENERIC_PLANS: &str = "SET plan_cache_mode = force_generic_plan";
 impl Db {
     /// Opens a pool as configured. For SQLite the file and its parent folder are created if
     /// missing, the journal is switched to WAL, and every connection gets `busy_timeout`,
-    /// `foreign_keys = ON` and `synchronous = NORMAL`. Does not migrate: call [`Db::migrate`].
+    /// `foreign_keys = ON`, `synchronous = NORMAL` and `wal_autocheckpoint` (see
+    /// `SQLITE_WAL_AUTOCHECKPOINT_PAGES`). Does not migrate: call [`Db::migrate`].
     pub async fn connect(config: &DatabaseConfig) -> StoreResult<Db> {
         config.validate()?;
         sqlx::any::install_default_drivers();
@@ -122,6 +131,10 @@ impl Db {
                         .await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute(AssertSqlSafe(format!(
+                        "PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT_PAGES}"
+                    )))
+                    .await?;
                     Ok(())
                 })
             });

@@ -26,8 +26,9 @@
 //!   another writer commits in between; make writes that depend on a read conditional
 //!   (`UPDATE … WHERE version = $n`) so they are also safe under PostgreSQL's READ COMMITTED.
 //!
-//! SQLite is opened in WAL mode with `busy_timeout`, `foreign_keys = ON` and
-//! `synchronous = NORMAL`; the file and its parent folder are created if missing.
+//! SQLite is opened in WAL mode with `busy_timeout`, `foreign_keys = ON`,
+//! `synchronous = NORMAL` and a checkpoint every 10,000 WAL pages; the file and its parent
+//! folder are created if missing.
 //!
 //! # Migrations: adding a table
 //! Migrations are embedded per dialect from `crates/store/migrations/sqlite/` and

@@ -1791,6 +1791,11 @@ async fn sqlite_file_created_with_wal_and_foreign_keys(_db: &TestDb) -> Result<(
         .fetch_one(db.pool())
         .await?;
     ensure!(busy == 5000, "busy_timeout {busy}");
+    // Checkpoints every 40 MB of WAL, not SQLite's 4 MB (see store's db.rs).
+    let pages: i64 = store::sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+        .fetch_one(db.pool())
+        .await?;
+    ensure!(pages == 10_000, "wal_autocheckpoint {pages}");
     db.close().await;
     // Reopening an existing file keeps the data.
     let again = Db::connect_url(&format!("sqlite://{}", file.display())).await?;
