@@ -399,9 +399,8 @@ struct Row<'a> {
     sender_orgnr: &'a str,
     sender: &'a str,
     title: &'a str,
-    date: String,
-    /// `YYYY-MM-DD` for `<time datetime>`: the list shows the day, not the time.
-    day: String,
+    /// The list shows the day, not the time (`{{ r.date.iso() }}` for `<time datetime>`).
+    date: views::ShownDay,
     unread: bool,
     attachments: u32,
     locked: bool,
@@ -545,8 +544,7 @@ pub async fn inbox(
             sender_orgnr: &l.sender_orgnr,
             sender: l.sender_name.as_deref().unwrap_or(&l.sender_orgnr),
             title: &l.ikkesensitivtittel,
-            date: views::date(lang, l.received_at),
-            day: views::day(l.received_at),
+            date: views::ShownDay::of(lang, l.received_at),
             unread: l.unread,
             attachments: l.attachments,
             locked: l.locked,

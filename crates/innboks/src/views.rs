@@ -73,13 +73,61 @@ fn month_name(l: Lang, m: Month) -> &'static str {
     }
 }
 
+/// The Norwegian calendar day of a moment, shown as [`date`] and [`day`] show it. A page
+/// that shows both for many letters converts each moment once and writes the texts straight
+/// into the page (the two strings per row were 3% of an inbox page's CPU in perf).
+#[derive(Debug, Clone, Copy)]
+pub struct ShownDay {
+    lang: Lang,
+    date: Date,
+}
+
+impl ShownDay {
+    pub fn of(lang: Lang, t: OffsetDateTime) -> Self {
+        ShownDay {
+            lang,
+            date: to_oslo(t).date(),
+        }
+    }
+
+    /// `YYYY-MM-DD`, for `<time datetime>`.
+    pub fn iso(self) -> IsoDay {
+        IsoDay(self.date)
+    }
+}
+
+/// "3. mars 2026" / "3 March 2026".
+impl std::fmt::Display for ShownDay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.date;
+        let month = month_name(self.lang, d.month());
+        match self.lang {
+            Lang::En => write!(f, "{} {month} {}", d.day(), d.year()),
+            _ => write!(f, "{}. {month} {}", d.day(), d.year()),
+        }
+    }
+}
+
+/// A calendar day as `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy)]
+pub struct IsoDay(Date);
+
+impl std::fmt::Display for IsoDay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        )
+    }
+}
+
 /// "3. mars 2026" / "3 March 2026".
 pub fn date(l: Lang, t: OffsetDateTime) -> String {
-    let t = to_oslo(t);
-    match l {
-        Lang::En => format!("{} {} {}", t.day(), month_name(l, t.month()), t.year()),
-        _ => format!("{}. {} {}", t.day(), month_name(l, t.month()), t.year()),
-    }
+    ShownDay::of(l, t).to_string()
 }
 
 /// "3. mars 2026 kl. 14:05" / "3 March 2026 at 14:05".
@@ -94,8 +142,7 @@ pub fn date_time(l: Lang, t: OffsetDateTime) -> String {
 
 /// The Norwegian calendar day, `YYYY-MM-DD`, for `<time datetime>` next to [`date`].
 pub fn day(t: OffsetDateTime) -> String {
-    let t = to_oslo(t);
-    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+    IsoDay(to_oslo(t).date()).to_string()
 }
 
 /// Machine-readable form for `<time datetime>`.

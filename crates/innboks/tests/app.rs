@@ -27,9 +27,26 @@ async fn inbox_letter_and_folders() {
         .await;
 
     let b = chain.browser(&kari, SUBSTANTIAL).await;
+    let before = time::OffsetDateTime::now_utc();
     let inbox = b.get("/postkasse/innboks").await;
     assert_eq!(inbox.status, 200);
     assert!(inbox.body.contains("lang=\"nb\""));
+    // Each row shows the Norwegian day it came, machine-readable beside the text (either side
+    // of a midnight the request may have crossed).
+    let shown = |t| {
+        format!(
+            "<time datetime=\"{}\">{}</time>",
+            innboks::views::day(t),
+            innboks::views::date(innboks::i18n::Lang::Nb, t)
+        )
+    };
+    let mut days = vec![shown(before), shown(time::OffsetDateTime::now_utc())];
+    days.dedup();
+    let rows: usize = days
+        .iter()
+        .map(|d| inbox.body.matches(d.as_str()).count())
+        .sum();
+    assert_eq!(rows, 2, "{days:?}");
     // Newest first, both unread, sender name and attachment count shown.
     let a = inbox.body.find("Barnehageplass").unwrap();
     let s = inbox.body.find("Skattemelding 2026").unwrap();
