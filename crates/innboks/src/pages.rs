@@ -688,8 +688,8 @@ struct LetterPage {
     received_iso: String,
     folder: &'static str,
     folder_name: &'static str,
-    /// When a letter in the bin is deleted for good: `<time datetime>` and the text.
-    deleted: Option<(String, String)>,
+    /// When a letter in the bin is deleted for good.
+    deleted: Option<views::ShownDay>,
     back_href: String,
     locked: bool,
     step_up_href: String,
@@ -812,9 +812,7 @@ pub async fn letter(
         received_iso: views::iso(s.received_at),
         folder: folder.as_str(),
         folder_name: folder_name(tr, folder),
-        deleted: detail
-            .deleted_at
-            .map(|t| (views::day(t), views::date(lang, t))),
+        deleted: detail.deleted_at.map(|t| views::ShownDay::of(lang, t)),
         back_href: format!("{base}/innboks?mappe={}", folder.as_str()),
         locked,
         step_up_href: format!(

@@ -34,11 +34,8 @@ async fn inbox_letter_and_folders() {
     // Each row shows the Norwegian day it came, machine-readable beside the text (either side
     // of a midnight the request may have crossed).
     let shown = |t| {
-        format!(
-            "<time datetime=\"{}\">{}</time>",
-            innboks::views::day(t),
-            innboks::views::date(innboks::i18n::Lang::Nb, t)
-        )
+        let d = innboks::views::ShownDay::of(innboks::i18n::Lang::Nb, t);
+        format!("<time datetime=\"{}\">{d}</time>", d.iso())
     };
     let mut days = vec![shown(before), shown(time::OffsetDateTime::now_utc())];
     days.dedup();
@@ -1181,7 +1178,7 @@ async fn the_bin_is_emptied_of_letters_that_have_lain_there_the_configured_days(
     assert!(
         page.body.contains(&format!(
             "<dt>Slettes for godt</dt><dd><time datetime=\"{}\">",
-            innboks::views::day(goes)
+            innboks::views::ShownDay::of(innboks::i18n::Lang::Nb, goes).iso()
         )),
         "{}",
         page.body
