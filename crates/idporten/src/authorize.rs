@@ -17,7 +17,7 @@ use crate::{
     Acr, AppState, MAX_ENTRIES, Mem, SsoSession,
     html::{self, Lang},
     now,
-    oauth::{OAuthError, Params, form_body, get_cookie, with_query},
+    oauth::{OAuthError, Params, form_body, get_cookie, resource_indicators, with_query},
     random_token,
 };
 
@@ -44,6 +44,8 @@ pub(crate) struct AuthRequest {
     pub prompt_none: bool,
     pub code_challenge: String,
     pub response_mode: ResponseMode,
+    /// RFC 8707 resource indicators: the `aud` of the access tokens of this grant.
+    pub resources: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +205,10 @@ pub(crate) fn validate(st: &AppState, p: &Params) -> Result<AuthRequest, AuthErr
             &format!("scope {bad} is not registered for the client"),
         ));
     }
+    let resources = match resource_indicators(p.resources()) {
+        Ok(r) => r,
+        Err(d) => return Err(err("invalid_target", &d)),
+    };
     let code_challenge = match p.get("code_challenge") {
         None => return Err(err("invalid_request", "code_challenge is required (PKCE)")),
         Some(c) => c,
@@ -254,6 +260,7 @@ pub(crate) fn validate(st: &AppState, p: &Params) -> Result<AuthRequest, AuthErr
         prompt_none,
         code_challenge: code_challenge.to_owned(),
         response_mode: mode,
+        resources,
     })
 }
 
@@ -624,7 +631,7 @@ pub(crate) async fn par(
         }
         Some(_) => {}
         None => {
-            p.0.insert("client_id".into(), client_id.clone());
+            p.insert("client_id", client_id.clone());
         }
     }
     let req = match validate(&st, &p) {

@@ -4,6 +4,9 @@
 //! pushed authorization requests, `client_secret_basic` / `client_secret_post` /
 //! `private_key_jwt`, RS256 id and access tokens with `pid`, `acr`, `amr`, `sid` and a pairwise
 //! `sub`, userinfo, RP-initiated logout and front-channel logout to every client of a session.
+//! Access tokens (header `typ` `at+jwt`) are audience-restricted to the API a client names
+//! with `resource` (RFC 8707; at `/authorize` and `/par`, narrowed at `/token`): `aud` is that
+//! value as sent (several: an array); ID tokens always have the client as `aud`.
 //!
 //! Clients and synthetic test persons come from a TOML fixture file (written with defaults on
 //! first start); the signing key and the pairwise salt are kept in the role's data folder.
@@ -19,8 +22,9 @@
 //! Known differences from the real service: one host serves everything (the real one puts
 //! `/authorize` and `/logout` on `login.` hosts); only `idporten-loa-substantial` and
 //! `-high` (legacy `Level3`/`Level4`; `low` maps to substantial); no request objects,
-//! `authorization_details`, introspection or revocation endpoints; access tokens have the
-//! issuer as `aud`; `amr` is always `["TestID"]`.
+//! `authorization_details`, introspection or revocation endpoints; an access token asked for
+//! without a `resource` has the issuer as `aud` (the real one has no `aud` then); `amr` is
+//! always `["TestID"]`.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
     test,
@@ -197,6 +201,8 @@ pub(crate) struct RefreshGrant {
     pub auth_time: i64,
     pub scope: Vec<String>,
     pub lang: html::Lang,
+    /// The authorization request's resource indicators (RFC 8707).
+    pub resources: Vec<String>,
     pub created: Instant,
     pub used: bool,
 }

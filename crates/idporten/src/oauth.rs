@@ -74,28 +74,88 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// Decoded parameters; every name at most once (RFC 6749 §3.1) and none empty-named.
+/// Decoded parameters; every name at most once (RFC 6749 §3.1) and none empty-named, except
+/// `resource`, which RFC 8707 §2 lets a request repeat.
 #[derive(Debug, Default, Clone)]
-pub struct Params(pub HashMap<String, String>);
+pub struct Params {
+    values: HashMap<String, String>,
+    resources: Vec<String>,
+}
 
 impl Params {
     pub fn parse(s: &str) -> Result<Self, String> {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(s).map_err(|e| format!("undecodable parameters: {e}"))?;
         let mut m = HashMap::with_capacity(pairs.len());
+        let mut resources = Vec::new();
         for (k, v) in pairs {
+            if k == "resource" {
+                // Empty counts as absent (RFC 6749 §3.1), as for every other parameter.
+                if !v.is_empty() {
+                    resources.push(v);
+                }
+                continue;
+            }
             if m.contains_key(&k) {
                 return Err(format!("parameter {k} is given more than once"));
             }
             m.insert(k, v);
         }
-        Ok(Self(m))
+        Ok(Self {
+            values: m,
+            resources,
+        })
     }
 
     /// A parameter; empty values count as absent (RFC 6749 §3.1).
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+        self.values
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
+
+    pub fn insert(&mut self, k: &str, v: String) {
+        self.values.insert(k.to_owned(), v);
+    }
+
+    /// The `resource` values (RFC 8707), in request order.
+    pub fn resources(&self) -> &[String] {
+        &self.resources
+    }
+}
+
+/// Most `resource` values one request may name; each becomes an `aud` of the access token.
+const MAX_RESOURCES: usize = 10;
+/// Longest accepted `resource` value.
+const MAX_RESOURCE_LEN: usize = 2048;
+
+/// Checks RFC 8707 resource indicators: each an absolute URI without a fragment (§2; the
+/// real service checks nothing more). Returns them without repeats, in request order; the
+/// error is the `error_description` of an `invalid_target`.
+pub fn resource_indicators(values: &[String]) -> Result<Vec<String>, String> {
+    if values.len() > MAX_RESOURCES {
+        return Err(format!("at most {MAX_RESOURCES} resource values"));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for v in values {
+        if v.len() > MAX_RESOURCE_LEN {
+            return Err("resource is too long".into());
+        }
+        // `Url::parse` accepts only absolute URIs; the value itself is kept as sent, since it
+        // becomes the `aud` the API compares verbatim.
+        match url::Url::parse(v) {
+            Ok(u) if u.fragment().is_some() => {
+                return Err("resource must not contain a fragment".into());
+            }
+            Ok(_) => {}
+            Err(_) => return Err("resource must be an absolute URI".into()),
+        }
+        if !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Reads a form body, enforcing the content type and the size limit with OAuth2 errors.
@@ -164,6 +224,27 @@ mod tests {
         let p = Params::parse("a=&b=x%20y").unwrap();
         assert_eq!(p.get("a"), None);
         assert_eq!(p.get("b"), Some("x y"));
+    }
+
+    #[test]
+    fn resource_may_repeat_and_must_be_an_absolute_uri_without_fragment() {
+        let p =
+            Params::parse("resource=https%3A%2F%2Fa%2Fx&resource=&resource=urn%3Ax%3Ay").unwrap();
+        assert_eq!(p.resources(), ["https://a/x", "urn:x:y"]);
+        assert_eq!(p.get("resource"), None);
+        assert_eq!(
+            resource_indicators(p.resources()).unwrap(),
+            ["https://a/x", "urn:x:y"]
+        );
+        let one = |v: &str| resource_indicators(&[v.to_owned()]);
+        assert_eq!(
+            resource_indicators(&["https://a/".into(), "https://a/".into()]).unwrap(),
+            ["https://a/"]
+        );
+        assert!(one("https://a/#frag").is_err());
+        assert!(one("/relative").is_err());
+        assert!(one("api.example").is_err());
+        assert!(resource_indicators(&vec!["https://a/".to_owned(); 11]).is_err());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::{
     fixtures::Client,
     html::Lang,
     now,
-    oauth::{OAuthError, Params, form_body, secret_eq},
+    oauth::{OAuthError, Params, form_body, resource_indicators, secret_eq},
     random_token,
 };
 
@@ -276,6 +276,28 @@ struct Grant {
     scope: Vec<String>,
     lang: Lang,
     nonce: Option<String>,
+    /// The resource indicators of the authorization request (RFC 8707), kept by refresh
+    /// tokens.
+    resources: Vec<String>,
+}
+
+/// The access token's audience (RFC 8707 §2.2): the token request's `resource` values, each
+/// one the grant was asked for when it names any; else the grant's. Empty = none requested.
+fn audience(p: &Params, granted: &[String]) -> Result<Vec<String>, OAuthError> {
+    let asked =
+        resource_indicators(p.resources()).map_err(|d| OAuthError::new("invalid_target", d))?;
+    if asked.is_empty() {
+        return Ok(granted.to_vec());
+    }
+    if !granted.is_empty()
+        && let Some(bad) = asked.iter().find(|r| !granted.contains(r))
+    {
+        return Err(OAuthError::new(
+            "invalid_target",
+            format!("resource {bad} was not requested in the authorization request"),
+        ));
+    }
+    Ok(asked)
 }
 
 fn code_grant(st: &AppState, p: &Params, client: &Client) -> Result<Value, OAuthError> {
@@ -330,6 +352,7 @@ fn code_grant(st: &AppState, p: &Params, client: &Client) -> Result<Value, OAuth
             "code_verifier does not match code_challenge",
         ));
     }
+    let aud = audience(p, &grant.req.resources)?;
     let g = Grant {
         pid: grant.pid,
         sid: grant.sid,
@@ -338,13 +361,14 @@ fn code_grant(st: &AppState, p: &Params, client: &Client) -> Result<Value, OAuth
         scope: grant.req.scope,
         lang: grant.req.lang,
         nonce: grant.req.nonce,
+        resources: grant.req.resources,
     };
     let refresh = client
         .reg
         .refresh_tokens
         .then(|| new_refresh(st, client_id, &g, &random_token()))
         .transpose()?;
-    issue(st, client, &g, true, refresh)
+    issue(st, client, &g, &aud, true, refresh)
 }
 
 /// One-time refresh tokens (RFC 9700 §4.14.2): each use returns a new one; presenting a used
@@ -393,6 +417,7 @@ fn refresh_grant(st: &AppState, p: &Params, client: &Client) -> Result<Value, OA
         }
         scope = asked;
     }
+    let aud = audience(p, &old.resources)?;
     let g = Grant {
         pid: old.pid,
         sid: old.sid,
@@ -401,9 +426,10 @@ fn refresh_grant(st: &AppState, p: &Params, client: &Client) -> Result<Value, OA
         scope,
         lang: old.lang,
         nonce: None,
+        resources: old.resources,
     };
     let refresh = new_refresh(st, &client.reg.client_id, &g, &old.chain)?;
-    issue(st, client, &g, false, Some(refresh))
+    issue(st, client, &g, &aud, false, Some(refresh))
 }
 
 fn new_refresh(
@@ -433,6 +459,7 @@ fn new_refresh(
             auth_time: g.auth_time,
             scope: g.scope.clone(),
             lang: g.lang,
+            resources: g.resources.clone(),
             created: Instant::now(),
             used: false,
         },
@@ -440,10 +467,13 @@ fn new_refresh(
     Ok(token)
 }
 
+/// `aud` of the access token: the requested resources; without any, the issuer (the real
+/// service leaves `aud` out then). The ID token's is always the client.
 fn issue(
     st: &AppState,
     client: &Client,
     g: &Grant,
+    aud: &[String],
     with_id_token: bool,
     refresh: Option<String>,
 ) -> Result<Value, OAuthError> {
@@ -457,8 +487,13 @@ fn issue(
         OAuthError::new("server_error", "token signing failed")
             .with_status(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
     };
+    let aud = match aud {
+        [] => json!(st.issuer),
+        [one] => json!(one),
+        many => json!(many),
+    };
     let at = json!({
-        "iss": st.issuer, "aud": st.issuer, "sub": sub, "client_id": client_id,
+        "iss": st.issuer, "aud": aud, "sub": sub, "client_id": client_id,
         "scope": scope, "pid": g.pid, "acr": g.acr.as_str(), "amr": ["TestID"],
         "locale": locale, "iat": t, "exp": exp, "jti": uuid::Uuid::new_v4().to_string(),
     });

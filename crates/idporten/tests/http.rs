@@ -1087,3 +1087,149 @@ async fn one_time_refresh_tokens() {
     .unwrap();
     assert_eq!(oauth_error(r).await.1, "invalid_grant");
 }
+
+/// RFC 8707: the access token is for the API the client named with `resource`; the ID token
+/// stays the client's. Only asked-for resources can be narrowed to, at `/token` and on refresh.
+#[tokio::test]
+async fn resource_indicators_restrict_the_access_token_audience() {
+    const API: &str = "https://api.example/postkasse/v1";
+    const OTHER: &str = "https://other.example/api";
+    let s = start(Config::default()).await;
+    let token = |code: String, v: String, resources: &'static [&'static str]| {
+        let mut f = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code),
+            ("redirect_uri", s.redirect_uri("rp-a")),
+            ("code_verifier", v),
+        ];
+        f.extend(resources.iter().map(|r| ("resource", (*r).to_owned())));
+        s.api
+            .post(s.url("/token"))
+            .basic_auth("rp-a", Some(SECRET_A))
+            .form(&f)
+            .send()
+    };
+
+    // Without a resource: the issuer, as before.
+    let (code, v) = s.login(&s.http, "rp-a", &s.pid_a, SUB).await;
+    let t: Value = token(code, v, &[]).await.unwrap().json().await.unwrap();
+    let at = t["access_token"].as_str().unwrap();
+    assert_eq!(claims(at)["aud"], s.base.as_str());
+
+    // One resource at /authorize: the access token's aud, the ID token's stays the client.
+    let (code, v) = s
+        .login_with(&s.http, "rp-a", &s.pid_a, SUB, &[("resource", API)])
+        .await;
+    let t: Value = token(code, v, &[]).await.unwrap().json().await.unwrap();
+    let at = t["access_token"].as_str().unwrap();
+    decode_oidc(at)
+        .unwrap()
+        .verify_with_jwks(&jwks(&s).await)
+        .unwrap();
+    assert_eq!(header(at)["typ"], "at+jwt");
+    assert_eq!(claims(at)["aud"], API);
+    assert_eq!(claims(at)["client_id"], "rp-a");
+    let id_token = t["id_token"].as_str().unwrap();
+    assert_eq!(claims(id_token)["aud"], "rp-a");
+    assert_ne!(header(id_token)["typ"], "at+jwt");
+
+    // Two at /authorize: both, or one of them when /token narrows; never another.
+    let both = [("resource", API), ("resource", OTHER)];
+    let (code, v) = s.login_with(&s.http, "rp-a", &s.pid_a, SUB, &both).await;
+    let t: Value = token(code, v, &[]).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        claims(t["access_token"].as_str().unwrap())["aud"],
+        json!([API, OTHER])
+    );
+    let (code, v) = s.login_with(&s.http, "rp-a", &s.pid_a, SUB, &both).await;
+    let t: Value = token(code, v, &[OTHER])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(claims(t["access_token"].as_str().unwrap())["aud"], OTHER);
+    let (code, v) = s
+        .login_with(&s.http, "rp-a", &s.pid_a, SUB, &[("resource", API)])
+        .await;
+    let r = token(code, v, &[OTHER]).await.unwrap();
+    assert_eq!(oauth_error(r).await.1, "invalid_target");
+
+    // A refresh keeps the grant's resource and cannot swap it for another.
+    let (code, v) = s
+        .login_with(&s.http, "rp-a", &s.pid_a, SUB, &[("resource", API)])
+        .await;
+    let t: Value = token(code, v, &[]).await.unwrap().json().await.unwrap();
+    let refresh = |rt: String, resource: Option<&'static str>| {
+        let mut f = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", rt),
+        ];
+        f.extend(resource.map(|r| ("resource", r.to_owned())));
+        s.api
+            .post(s.url("/token"))
+            .basic_auth("rp-a", Some(SECRET_A))
+            .form(&f)
+            .send()
+    };
+    let t: Value = refresh(t["refresh_token"].as_str().unwrap().to_owned(), None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(claims(t["access_token"].as_str().unwrap())["aud"], API);
+    let r = refresh(t["refresh_token"].as_str().unwrap().to_owned(), Some(OTHER))
+        .await
+        .unwrap();
+    assert_eq!(oauth_error(r).await.1, "invalid_target");
+
+    // Pushed with the request, as the real service takes it.
+    let (v, ch) = pkce();
+    let mut p = s.params("rp-a", &ch);
+    p.push(("resource".into(), API.into()));
+    let r = s
+        .api
+        .post(s.url("/par"))
+        .basic_auth("rp-a", Some(SECRET_A))
+        .form(&p)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let uri = r.json::<Value>().await.unwrap()["request_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .http
+        .get(s.url("/authorize"))
+        .query(&[("client_id", "rp-a"), ("request_uri", uri.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "single sign-on");
+    let code = query(&location(&r))["code"].clone();
+    let t: Value = token(code, v, &[]).await.unwrap().json().await.unwrap();
+    assert_eq!(claims(t["access_token"].as_str().unwrap())["aud"], API);
+
+    // Not an absolute URI, or with a fragment: invalid_target, back to the client or as JSON.
+    for bad in ["/postkasse/v1", "https://api.example/v1#x"] {
+        let mut p = s.params("rp-a", &ch);
+        p.push(("resource".into(), bad.into()));
+        let r = s.authorize(&s.http, &p).await;
+        assert_eq!(r.status(), 303, "{bad}");
+        let q = query(&location(&r));
+        assert_eq!(q["error"], "invalid_target", "{bad}");
+        assert_eq!(q["state"], "st-123");
+        let r = s
+            .api
+            .post(s.url("/par"))
+            .basic_auth("rp-a", Some(SECRET_A))
+            .form(&p)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(oauth_error(r).await.1, "invalid_target", "{bad}");
+    }
+}

@@ -191,9 +191,22 @@ impl Srv {
         pid: &str,
         acr: &str,
     ) -> (String, String) {
+        self.login_with(http, client, pid, acr, &[]).await
+    }
+
+    /// [`Srv::login`] with `extra` authorization request parameters (which may repeat).
+    pub async fn login_with(
+        &self,
+        http: &reqwest::Client,
+        client: &str,
+        pid: &str,
+        acr: &str,
+        extra: &[(&str, &str)],
+    ) -> (String, String) {
         let (v, ch) = pkce();
         let mut p = self.params(client, &ch);
         p.push(("acr_values".into(), acr.into()));
+        p.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let r = self.authorize(http, &p).await;
         let loc = if r.status() == 200 {
             let page = r.text().await.unwrap();
@@ -283,6 +296,12 @@ pub fn parse_form(page: &str) -> (String, String) {
         attr("method=\"post\" action=\""),
         attr("name=\"rid\" value=\""),
     )
+}
+
+/// Decodes a JWT's header without checking it.
+pub fn header(jwt: &str) -> serde_json::Value {
+    let p = jwt.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
 }
 
 /// Decodes a JWT's payload without checking it (the tests check signatures separately).
