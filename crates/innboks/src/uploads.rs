@@ -134,11 +134,49 @@ impl Uploads {
             return Err(UploadError::TooLarge(self.max_bytes));
         }
         let mime = sniff(bytes).ok_or(UploadError::BadType)?;
-        if self.list(owner).await?.len() >= self.max_count {
+        let listed = self.list(owner).await?.len();
+        if listed >= self.max_count {
             return Err(UploadError::Quota(self.max_count));
         }
         let dir = self.folder(owner);
         tokio::fs::create_dir_all(&dir).await?;
+        // Uploads at the same time (several tabs, a script) each saw the same count: each
+        // must also win one of the free places, an exclusively created slot file, so that
+        // together they stay within the limit (also across processes sharing the folder).
+        let mut slot = None;
+        for i in listed..self.max_count {
+            let path = dir.join(format!("slot-{i}"));
+            match tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .await
+            {
+                Ok(_) => {
+                    slot = Some(path);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let Some(slot) = slot else {
+            return Err(UploadError::Quota(self.max_count));
+        };
+        let stored = Self::write(&dir, name, mime, bytes).await;
+        if stored.is_err() {
+            // The place is free again; a leftover slot file would only lower the limit.
+            let _ = tokio::fs::remove_file(&slot).await;
+        }
+        stored
+    }
+
+    async fn write(
+        dir: &std::path::Path,
+        name: &str,
+        mime: &str,
+        bytes: &[u8],
+    ) -> Result<Upload, UploadError> {
         let u = Upload {
             id: uuid::Uuid::new_v4().to_string(),
             name: clean_name(name),
@@ -191,6 +229,29 @@ mod tests {
         assert_eq!(clean_name("../../etc/passwd"), "passwd");
         assert_eq!(clean_name("a\u{0}b\nc"), "abc");
         assert_eq!(clean_name("  "), "dokument");
+    }
+
+    #[tokio::test]
+    async fn uploads_at_the_same_time_stay_within_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let u = Uploads::new(dir.path().to_path_buf(), 10, 3);
+        u.add("a", "first.txt", b"1").await.unwrap();
+        // Six at once, each of which sees one stored document: only two more fit.
+        let tries = (0..6).map(|i| {
+            let u = u.clone();
+            tokio::spawn(async move { u.add("a", &format!("{i}.txt"), b"x").await })
+        });
+        let mut stored = 0;
+        let mut refused = 0;
+        for t in tries {
+            match t.await.unwrap() {
+                Ok(_) => stored += 1,
+                Err(UploadError::Quota(3)) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!((stored, refused), (2, 4));
+        assert_eq!(u.list("a").await.unwrap().len(), 3);
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use axum::{
     extract::{Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
-    routing::get,
+    routing::{get, post},
 };
 use jose::b64;
 use serde_json::Value;
@@ -20,7 +20,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(rp: Rp) -> Router<S> {
     Router::new()
         .route("/login", get(login))
         .route("/callback", get(callback))
-        .route("/logout", get(logout).post(logout))
+        // POST only: a link or redirect from another site (a top-level GET, which carries the
+        // SameSite=Lax session cookie) must not end the citizen's sessions everywhere.
+        .route("/logout", post(logout))
         .route("/frontchannel-logout", get(frontchannel_logout))
         .with_state(rp)
 }
@@ -337,6 +339,18 @@ async fn callback(
 /// which ends the single sign-on session and the sessions of every other client.
 async fn logout(State(rp): State<Rp>, headers: HeaderMap) -> Response {
     let cfg = rp.config();
+    // A form posted from another site: browsers say so (Fetch Metadata); such a POST carries
+    // no Lax cookie anyway, but it must not send the browser to the end-session endpoint.
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return page(
+            StatusCode::FORBIDDEN,
+            "Utlogging avvist / Logout refused",
+            "Utlogging må startes fra denne tjenesten. / Log out from this service's own page.",
+        );
+    }
     let session = match get_cookie(&headers, &cfg.cookie_name) {
         Some(c) => {
             let key = session_key(c);

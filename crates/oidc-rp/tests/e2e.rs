@@ -204,6 +204,21 @@ async fn walk(http: &Client, mut url: String) -> (String, reqwest::Response) {
     panic!("redirect loop");
 }
 
+/// Logs out like the app's logout button: a same-origin form POST, then the redirects.
+async fn log_out(http: &Client, url: String) -> (String, reqwest::Response) {
+    let r = http
+        .post(&url)
+        .header("accept", "text/html")
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "logout");
+    let loc = r.headers()["location"].to_str().unwrap();
+    let next = url::Url::parse(&url).unwrap().join(loc).unwrap().to_string();
+    walk(http, next).await
+}
+
 fn attr(page: &str, marker: &str) -> String {
     let i = page
         .find(marker)
@@ -295,7 +310,23 @@ async fn login_step_up_sso_logout_and_frontchannel() {
 
     // 4. Logout in app A: to ID-porten's end-session page, which frames every client's
     //    front-channel logout URL; the browser loads them, as it would the iframes.
-    let (url, r) = walk(&http, format!("{}/auth/logout", w.a)).await;
+    // A link or a form from another site does not log the citizen out.
+    let r = http
+        .get(format!("{}/auth/logout", w.a))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405, "logout by GET");
+    let r = http
+        .post(format!("{}/auth/logout", w.a))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "cross-site logout");
+    let (_, r) = walk(&http, format!("{}/me", w.a)).await;
+    assert_eq!(r.status(), 200, "still logged in");
+    let (url, r) = log_out(&http, format!("{}/auth/logout", w.a)).await;
     assert!(url.starts_with(&format!("{}/logout", w.idp)), "{url}");
     let page = r.text().await.unwrap();
     let frames: Vec<String> = page
@@ -849,7 +880,7 @@ async fn access_tokens_are_refreshed_until_idporten_logout() {
 
     // Log out at ID-porten through A without loading the iframes: B's own session survives,
     // but ID-porten revoked its refresh token, so B learns that the citizen must log in.
-    let (url, _) = walk(&http, format!("{}/auth/logout", w.a)).await;
+    let (url, _) = log_out(&http, format!("{}/auth/logout", w.a)).await;
     assert!(url.starts_with(&format!("{}/logout", w.idp)));
     let (_, r) = walk(&http, format!("{}/me", w.b)).await;
     assert_eq!(r.status(), 200, "B's local session is still there");
