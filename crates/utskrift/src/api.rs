@@ -6,13 +6,15 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use dpi::message::Sbd;
+use store::BlobRef;
 use time::OffsetDateTime;
 use web::{Problem, auth::Org};
 
 use crate::{AppState, SCOPE_FORMIDLING, repo};
 
 /// `POST /dpi/inbound`: 202 once the raw letter is durably stored and queued for validation,
-/// 200 for a message id seen before. Only requests that can never be answered with a `feil`
+/// 200 for a message id seen before with the same letter, 409 `duplicate_message_id` for
+/// another letter under a used id. Only requests that can never be answered with a `feil`
 /// are refused here: bad auth, not multipart, a business message that cannot be read (no
 /// message id to answer), or a receipt instead of a letter.
 pub async fn inbound(
@@ -58,19 +60,20 @@ pub async fn inbound(
     }
     let message_id = sbd.message_id().to_string();
     let db = &state.0.deps.db;
-    if repo::get_letter(db, &message_id)
+    let payload = crate::inbox_blob(&cms);
+    // Names the payload when the same message id comes again, before anything is stored.
+    let payload_ref = BlobRef::of(&payload);
+    if let Some(row) = repo::get_letter(db, &message_id)
         .await
         .map_err(Problem::internal)?
-        .is_some()
     {
-        metrics::counter!("utskrift_redeliveries_total").increment(1);
-        return Ok(StatusCode::OK.into_response());
+        return repeat(&row, &payload_ref, &jws, &message_id);
     }
     let blob = state
         .0
         .deps
         .blobs
-        .put(crate::inbox_blob(&cms))
+        .put(payload)
         .await
         .map_err(Problem::internal)?;
     let conversation = sbd.conversation_id().map(|c| c.to_string());
@@ -93,10 +96,50 @@ pub async fn inbound(
     .await
     .map_err(Problem::internal)?;
     if !inserted {
-        metrics::counter!("utskrift_redeliveries_total").increment(1);
-        return Ok(StatusCode::OK.into_response());
+        // The same message id was stored while this request was on its way.
+        return match repo::get_letter(db, &message_id)
+            .await
+            .map_err(Problem::internal)?
+        {
+            Some(row) => repeat(&row, &blob, &jws, &message_id),
+            None => Err(Problem::internal("the letter row vanished")),
+        };
     }
     metrics::counter!("utskrift_letters_received_total").increment(1);
     tracing::info!(message_id, "letter received for print");
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// The answer to a message id seen before: `200` when it is the same letter again (its answer
+/// was lost), `409` when another letter uses the id. The business message is kept for good;
+/// the payload's hash only until the letter is spooled or refused, but the business message
+/// binds the dokumentpakke through its fingerprint, so the same business message with the
+/// hash gone (or equal) is the same letter.
+fn repeat(
+    row: &repo::LetterRow,
+    payload: &BlobRef,
+    jws: &str,
+    message_id: &str,
+) -> Result<Response, Problem> {
+    let same_payload = row
+        .dokumentpakke_sha256
+        .as_deref()
+        .is_none_or(|sha| sha == payload.sha256);
+    if same_payload && dpi::jws::is_same_message(&row.forretningsmelding, None, jws) {
+        metrics::counter!("utskrift_redeliveries_total").increment(1);
+        tracing::info!(message_id, "letter delivered again; acknowledged");
+        return Ok(StatusCode::OK.into_response());
+    }
+    tracing::warn!(
+        message_id,
+        "another letter under a used message id; refused"
+    );
+    Err(Problem::new(
+        StatusCode::CONFLICT,
+        "duplicate_message_id",
+        "Message id already used",
+    )
+    .with_detail(format!(
+        "another letter with the message id {message_id} was received before"
+    )))
 }

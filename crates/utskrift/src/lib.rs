@@ -2,7 +2,8 @@
 //!
 //! - **Intake** `POST /dpi/inbound` (docs/CHAIN.md hop 3): the access point delivers letters
 //!   with its Maskinporten token (`samspill:dpi.formidling`); the raw payload is stored durably
-//!   before `202`, a message id seen before answers `200` and is stored once.
+//!   before `202`; a message id seen before answers `200` for the same letter (stored once)
+//!   and `409 duplicate_message_id` for another.
 //! - **Validation** (worker, queue `utskrift.intake`): the corner-4 checks of
 //!   [`dpi::letter::open_letter`] with the provider's own key, the embedded Maskinporten token's
 //!   signature against Maskinporten's keys, only `utskrift` addressed to this provider, only PDF

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{World, norsk, pdf_doc, print_letter};
+use common::{Options, World, norsk, pdf_doc, print_letter};
 use dpi::container::DocumentRole;
 use dpi::message::{Body, Feiltype, MessageType, Returposthaandtering};
 
@@ -262,6 +262,69 @@ async fn redelivery_is_stored_once_and_bad_callers_are_refused() {
     assert_eq!(status.receipts.len(), 1, "{:?}", status.receipts);
     // Garbage instead of a business message: nothing to answer, refused at the door.
     assert_eq!(w.deliver_directly("not.a.jws", &cms, None).await, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_letter_under_a_used_message_id_is_refused_and_not_spooled() {
+    let w = World::start_with(Options {
+        no_utskrift_workers: true,
+        ..Options::default()
+    })
+    .await;
+    let spec = print_letter(
+        norsk("Aud Testesen", "Storgata 1", "0155", "Oslo"),
+        Returposthaandtering::DirekteRetur,
+        vec![pdf_doc("brev.pdf", DocumentRole::Hoveddokument, &["Hei"])],
+    );
+    let (jwt, cms, sbd) = w.seal(&spec).await;
+    // Sealed again: the same message id, another dokumentpakke (a fresh content key), so
+    // another business message (its fingerprint).
+    let (jwt2, cms2, sbd2) = w.seal(&spec).await;
+    assert_eq!(sbd2.message_id(), sbd.message_id());
+    assert_ne!(jwt2, jwt);
+    assert_ne!(cms2, cms);
+    let id = sbd.message_id().to_string();
+    assert_eq!(w.deliver_directly(&jwt, &cms, None).await, 202);
+    // Stored, not yet validated (the payload's hash is kept): each part is compared.
+    assert_eq!(w.deliver_directly(&jwt, &cms, None).await, 200);
+    assert_eq!(w.deliver_directly(&jwt, &cms2, None).await, 409);
+    assert_eq!(w.deliver_directly(&jwt2, &cms, None).await, 409);
+    assert_eq!(w.deliver_directly(&jwt2, &cms2, None).await, 409);
+    let far = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    assert_eq!(
+        w.utskrift_blobs
+            .list_written_before(far)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "only the first letter's payload is stored"
+    );
+
+    // Validated and spooled (the payload's hash is gone): the business message decides.
+    w.restart_utskrift();
+    let spooled = w.wait_status(sbd.message_id(), utskrift::SPOOLED).await;
+    assert_eq!(w.deliver_directly(&jwt, &cms, None).await, 200);
+    assert_eq!(w.deliver_directly(&jwt2, &cms2, None).await, 409);
+    let stored: String = store::sqlx::query_scalar(
+        "SELECT forretningsmelding FROM utskrift_letters WHERE message_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(w.db.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(stored, jwt);
+    let spool_files = std::fs::read_dir(w.spool_dir().join(spooled.batch_date.unwrap()))
+        .unwrap()
+        .count();
+    assert_eq!(spool_files, 1);
+    let intake_jobs: i64 = store::sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE queue = $1")
+        .bind(utskrift::INTAKE_QUEUE)
+        .fetch_one(w.db.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(intake_jobs, 1);
+    assert_eq!(spooled.receipts.len(), 1, "{:?}", spooled.receipts);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
