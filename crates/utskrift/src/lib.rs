@@ -20,7 +20,8 @@
 //!
 //! Receipts are owed in the same transaction as the state change that causes them and are
 //! built, signed and handed to the access point's `POST /dpi/receipts` by a worker (queue
-//! `utskrift.receipt`) with retries and backoff, so a crash loses none and repeats none.
+//! `utskrift.receipt`) with retries and backoff, so a crash loses none and repeats none; a
+//! letter's receipts go in the order of dpi-spec §7.1 (mottak, levering, returpost).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
     test,

@@ -47,6 +47,18 @@ enum SendError {
     Store(#[from] store::StoreError),
 }
 
+/// The receipts that must reach the access point before one of `kind` for the same letter:
+/// dpi-spec §7.1 orders them mottakskvittering → leveringskvittering → returpostkvittering,
+/// and the sender's state machine refuses a receipt that comes before its predecessor (a
+/// returpost before the levering would leave the letter `delivered` for good).
+fn predecessors(kind: &str) -> &'static [&'static str] {
+    match kind {
+        LEVERING => &[MOTTAK],
+        RETURPOST => &[MOTTAK, LEVERING],
+        _ => &[],
+    }
+}
+
 fn kind_of(row: &repo::ReceiptRow) -> Option<ReceiptKind> {
     Some(match row.kind.as_str() {
         MOTTAK => ReceiptKind::Mottak,
@@ -82,6 +94,21 @@ async fn send(state: AppState, job: Job) -> Result<(), SendError> {
     };
     if row.status != "pending" {
         return Ok(());
+    }
+    // Each owed receipt is its own job, and jobs run in parallel with their own backoff, so
+    // the order is kept here: while an earlier receipt of the letter is still pending, this
+    // one fails its attempt and is tried again with the queue's backoff. That costs attempts,
+    // but receipt jobs have `repo::MAX_ATTEMPTS` (months at the capped delay), the earlier
+    // receipt is retried on the same terms, and a refused (not pending) one no longer holds
+    // the later ones up. Waiting in the queue rather than here keeps the worker free.
+    let waits_for = predecessors(&row.kind);
+    if !waits_for.is_empty() {
+        let pending = repo::pending_receipt_kinds(db, &row.message_id).await?;
+        if let Some(earlier) = waits_for.iter().find(|k| pending.iter().any(|p| p == *k)) {
+            return Err(SendError::Retry(format!(
+                "waiting for the {earlier} of the letter to reach the access point first"
+            )));
+        }
     }
     let Some(letter) = repo::get_letter(db, &row.message_id).await? else {
         return Ok(());

@@ -1,9 +1,14 @@
 //! What the print provider promises across failures: a letter answered with 202 is printed
 //! after a crash (even one in the middle of its validation), and receipts reach the sender
-//! after the access point was down. Runs on the backend named by `SAMSPILL_TEST_BACKEND`.
+//! after the access point was down, each letter's receipts in their order. Runs on the backend
+//! named by `SAMSPILL_TEST_BACKEND`.
 
 mod common;
 
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+};
 use std::time::Duration;
 
 use common::{Options, World, norsk, pdf_doc, print_letter};
@@ -172,4 +177,148 @@ async fn two_batches_at_once_print_each_letter_once() {
             .count();
         assert_eq!(levering, 1, "{s:?}");
     }
+}
+
+/// An access point in front of the real one that refuses every `leveringskvittering` while
+/// `refuse_levering` is set and records, in order, the kinds it passed on and got taken.
+#[derive(Clone)]
+struct Gate {
+    upstream: String,
+    http: reqwest::Client,
+    refuse_levering: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
+    taken: Arc<Mutex<Vec<String>>>,
+}
+
+async fn gate(
+    axum::extract::State(g): axum::extract::State<Gate>,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> axum::http::StatusCode {
+    let kind = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|jws| dpi::jws::decode_unverified(jws).ok())
+        .and_then(|(_, p)| dpi::message::Sbd::parse(&p).ok())
+        .map(|s| s.message_type())
+        .expect("a receipt JWS");
+    if kind == MessageType::Leveringskvittering && g.refuse_levering.load(Ordering::SeqCst) {
+        g.refused.fetch_add(1, Ordering::SeqCst);
+        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let mut req = g.http.post(&g.upstream).body(body);
+    for h in [
+        axum::http::header::AUTHORIZATION,
+        axum::http::header::CONTENT_TYPE,
+    ] {
+        if let Some(v) = headers.get(&h) {
+            req = req.header(h.as_str(), v.as_bytes());
+        }
+    }
+    let status = req.send().await.expect("the access point answers").status();
+    if status.is_success() {
+        g.taken.lock().unwrap().push(kind.key().to_owned());
+    }
+    axum::http::StatusCode::from_u16(status.as_u16()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returpostkvittering_waits_for_the_leveringskvittering_of_its_letter() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    let w = World::start_with(Options {
+        formidler_url: Some(format!("http://{at}")),
+        ..Options::default()
+    })
+    .await;
+    let g = Gate {
+        upstream: format!("{}/formidler/dpi/receipts", w.base),
+        http: reqwest::Client::new(),
+        refuse_levering: Arc::new(AtomicBool::new(true)),
+        refused: Arc::default(),
+        taken: Arc::default(),
+    };
+    let app = axum::Router::new()
+        .route("/dpi/receipts", axum::routing::post(gate))
+        .with_state(g.clone());
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+
+    let spec = print_letter(
+        norsk("Aud Testesen", "Storgata 1", "0155", "Oslo"),
+        Returposthaandtering::MakuleringMedMelding,
+        vec![pdf_doc("brev.pdf", DocumentRole::Hoveddokument, &["Hei"])],
+    );
+    let (jwt, cms, sbd) = w.seal(&spec).await;
+    let id = sbd.message_id().to_string();
+    assert_eq!(w.send(&jwt, &cms).await, 201);
+    w.wait_receipt(
+        sbd.conversation_id().unwrap(),
+        MessageType::Mottakskvittering,
+    )
+    .await;
+    // Printed: the access point turns the leveringskvittering away (for now).
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(
+        utskrift::run_batch_now(w.db.db(), now)
+            .await
+            .unwrap()
+            .letters,
+        1
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while g.refused.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no levering refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The letter comes back while its leveringskvittering is still owed.
+    assert_eq!(
+        utskrift::register_return(w.db.db(), &id, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap(),
+        utskrift::ReturnOutcome::Notified
+    );
+    // The returpost's job has been tried (and held back), or, wrongly, was taken already.
+    loop {
+        let held: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE queue = $1 AND last_error LIKE $2")
+                .bind(utskrift::RECEIPT_QUEUE)
+                .bind("%waiting for the leveringskvittering%")
+                .fetch_one(w.db.db().pool())
+                .await
+                .unwrap();
+        let taken = g.taken.lock().unwrap().clone();
+        if held > 0 || taken.iter().any(|k| k == "returpostkvittering") {
+            assert_eq!(taken, ["mottakskvittering"], "sent before its levering");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "returpost never tried"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The access point takes the leveringskvittering again: both follow, in order.
+    g.refuse_levering.store(false, Ordering::SeqCst);
+    loop {
+        let s = utskrift::letter_status(w.db.db(), &id)
+            .await
+            .unwrap()
+            .unwrap();
+        if s.receipts.iter().all(|(_, st)| st == "sent") {
+            assert_eq!(s.receipts.len(), 3, "{:?}", s.receipts);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", s.receipts);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        *g.taken.lock().unwrap(),
+        [
+            "mottakskvittering",
+            "leveringskvittering",
+            "returpostkvittering"
+        ]
+    );
 }
