@@ -3,7 +3,7 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{FromRequest, Multipart, Path, Request, State},
+    extract::{FromRequest, Multipart, Path, Request, State, multipart::MultipartError},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -150,8 +150,20 @@ async fn read_json(state: &AppState, req: Request) -> Result<(LetterRequest, Vec
     Ok((letter, contents))
 }
 
-async fn read_multipart(
-    state: &AppState,
+/// A multipart body that could not be read: 413 when it outgrew the body limit (which may
+/// happen in the middle of a part), 400 otherwise.
+fn multipart_problem(e: MultipartError) -> Problem {
+    let status = e.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(status, "payload_too_large", "Request body too large")
+    } else {
+        Problem::bad_request("invalid_multipart", e.body_text())
+    }
+}
+
+/// Generic over the state only so that tests can call it without a whole service.
+async fn read_multipart<S: Send + Sync>(
+    state: &S,
     req: Request,
 ) -> Result<(LetterRequest, Vec<Bytes>), Problem> {
     let mut mp = Multipart::from_request(req, state)
@@ -159,24 +171,9 @@ async fn read_multipart(
         .map_err(|e| Problem::bad_request("invalid_multipart", e.body_text()))?;
     let mut letter = None;
     let mut files: Vec<(String, Bytes)> = Vec::new();
-    loop {
-        let field = match mp.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                let status = e.status();
-                return Err(if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::new(status, "payload_too_large", "Request body too large")
-                } else {
-                    Problem::bad_request("invalid_multipart", e.body_text())
-                });
-            }
-        };
+    while let Some(field) = mp.next_field().await.map_err(multipart_problem)? {
         let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|e| Problem::bad_request("invalid_multipart", e.body_text()))?;
+        let bytes = field.bytes().await.map_err(multipart_problem)?;
         if name == "letter" {
             if letter.is_some() {
                 return Err(Problem::bad_request(
@@ -200,7 +197,9 @@ async fn read_multipart(
             "a multipart request needs a letter part (JSON)",
         ));
     };
-    let mut used = 0;
+    // Two documents may name one part (the same content under two file names, as two
+    // documents may carry the same base64 in JSON); every part must be named by one.
+    let mut used = std::collections::HashSet::new();
     let mut contents = Vec::with_capacity(letter.documents.len());
     for (i, d) in letter.documents.iter().enumerate() {
         match (&d.part, &d.content_base64) {
@@ -211,7 +210,7 @@ async fn read_multipart(
                         format!("documents[{i}]: no part named {p:?}"),
                     ));
                 };
-                used += 1;
+                used.insert(p.as_str());
                 contents.push(b.clone());
             }
             (None, Some(_)) => contents.push(b64_content(i, d)?),
@@ -223,10 +222,10 @@ async fn read_multipart(
             }
         }
     }
-    if used < files.len() {
+    if let Some((unused, _)) = files.iter().find(|(n, _)| !used.contains(n.as_str())) {
         return Err(Problem::bad_request(
             "unexpected_part",
-            "a file part is not referenced by any document",
+            format!("the part {unused:?} is not referenced by any document"),
         ));
     }
     Ok((letter, contents))
@@ -513,5 +512,104 @@ mod tests {
         assert_eq!(b64_content(0, &doc(wrapped)).unwrap().to_vec(), want);
         let problem = b64_content(2, &doc("JVBERi0x*LjcK")).unwrap_err();
         assert_eq!(problem.code, "invalid_base64");
+    }
+
+    const BOUNDARY: &str = "samspill-test-boundary";
+
+    fn part_head(name: &str) -> Vec<u8> {
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+            .into_bytes()
+    }
+
+    fn part(name: &str, body: &[u8]) -> Vec<u8> {
+        let mut v = part_head(name);
+        v.extend_from_slice(body);
+        v.extend_from_slice(b"\r\n");
+        v
+    }
+
+    /// A letter whose documents name `parts`; `read_multipart` does not validate it further.
+    fn letter_part(parts: &[&str]) -> Vec<u8> {
+        let documents: Vec<Value> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| json!({"filename": format!("dok{i}.pdf"), "mime": "application/pdf", "part": p}))
+            .collect();
+        let letter = json!({
+            "id": "6f1d4a47-08a4-4c6e-9a0c-1f0b0b7b2a11",
+            "personidentifikator": "29827200059",
+            "ikkesensitivtittel": "Vedtak",
+            "documents": documents,
+        });
+        part("letter", &serde_json::to_vec(&letter).unwrap())
+    }
+
+    /// A multipart request whose body arrives in these frames, each after the first only
+    /// once the reader has found the stream empty (as on a network: the multipart parser
+    /// takes all that is there, so a frame ready at once would be read with the one before).
+    fn multipart(frames: Vec<Vec<u8>>) -> Request {
+        use futures::StreamExt as _;
+        let frames = futures::stream::iter(frames)
+            .enumerate()
+            .then(|(i, f)| async move {
+                if i > 0 {
+                    tokio::task::yield_now().await;
+                }
+                Ok::<_, std::io::Error>(Bytes::from(f))
+            });
+        Request::builder()
+            .method("POST")
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(axum::body::Body::from_stream(frames))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_file_part_crossing_the_body_limit_is_413() {
+        // Without a DefaultBodyLimit layer axum's default limit (2 MiB) applies. The letter
+        // and the file part's head come first, so the limit is hit while a part is read
+        // (not between parts, which was answered right already).
+        let mut head = letter_part(&["f1"]);
+        head.extend(part_head("f1"));
+        head.extend_from_slice(b"%PDF-1.7\n");
+        let rest = vec![b'x'; 3 * 1024 * 1024];
+        let tail = format!("\r\n--{BOUNDARY}--\r\n").into_bytes();
+        let problem = read_multipart(&(), multipart(vec![head, rest, tail]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (problem.status, problem.code.as_ref()),
+            (413, "payload_too_large")
+        );
+    }
+
+    #[tokio::test]
+    async fn every_file_part_must_be_named_by_a_document() {
+        let body = |documents: &[&str], files: &[&str]| {
+            let mut b = letter_part(documents);
+            for f in files {
+                b.extend(part(f, b"%PDF-1.7\n"));
+            }
+            b.extend(format!("--{BOUNDARY}--\r\n").into_bytes());
+            b
+        };
+        // Two references, but to one part: f2 would be dropped.
+        let problem = read_multipart(&(), multipart(vec![body(&["f1", "f1"], &["f1", "f2"])]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (problem.status, problem.code.as_ref()),
+            (400, "unexpected_part")
+        );
+        assert!(problem.detail.unwrap().contains("\"f2\""));
+        // One part under two documents, every part named: taken.
+        let (letter, contents) = read_multipart(&(), multipart(vec![body(&["f1", "f1"], &["f1"])]))
+            .await
+            .unwrap();
+        assert_eq!(letter.documents.len(), 2);
+        assert_eq!(contents, vec![Bytes::from_static(b"%PDF-1.7\n"); 2]);
     }
 }

@@ -530,6 +530,29 @@ async fn the_api_refuses_what_it_cannot_take_with_problem_json() {
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
+    // Multipart: a file part no document names is refused, also when another part is named
+    // twice (the count of references matches the count of parts).
+    let mut mp = l.clone();
+    for d in &mut mp.documents {
+        d.content_base64 = None;
+        d.part = Some("f1".into());
+    }
+    let mut second = mp.documents[0].clone();
+    second.filename = "kopi.pdf".into();
+    mp.documents.push(second);
+    let pdf = b"%PDF-1.4\n% samspill\n".to_vec();
+    let e = w
+        .avsender
+        .submit_multipart(
+            &mp,
+            vec![
+                ("f1".into(), "tilbud.pdf".into(), pdf.clone()),
+                ("f2".into(), "annet.pdf".into(), pdf.clone()),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "unexpected_part", "{e}");
 
     let r = w
         .http
