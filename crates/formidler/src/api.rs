@@ -3,13 +3,17 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Multipart, Path, Query, State},
+    extract::{
+        Multipart, Path, Query, State,
+        multipart::MultipartRejection,
+        rejection::{BytesRejection, PathRejection, QueryRejection},
+    },
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use domain::{ActorId, MessageId};
 use dpi::{
-    message::{Body, MessageType, Sbd},
+    message::{Body, MessageType, Sbd, Virksomhetmottaker},
     token::SCOPE_SEND,
 };
 use serde::Deserialize;
@@ -32,6 +36,31 @@ fn parse_kanal(k: Option<&str>) -> Result<Option<String>, Problem> {
             "kanal must be 1–28 characters of a-z, A-Z, 0-9, _ and -",
         ))
     }
+}
+
+/// An extractor's rejection as a problem (axum's own answers are text/plain): 413 for a body
+/// over the limit, `code` for what the client sent wrong, 500 for our own faults.
+fn rejected(status: StatusCode, code: &'static str, text: String) -> Problem {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(status, "payload_too_large", "Request body too large").with_detail(text)
+    } else if status.is_server_error() {
+        Problem::internal(text)
+    } else if status == StatusCode::BAD_REQUEST {
+        Problem::bad_request(code, text)
+    } else {
+        Problem::new(status, code, status.canonical_reason().unwrap_or("Refused")).with_detail(text)
+    }
+}
+
+fn query_or_problem<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    q.map(|Query(q)| q)
+        .map_err(|e| rejected(e.status(), "invalid_query", e.body_text()))
+}
+
+/// A path id as a message id (`invalid_id` for anything else, also a path axum cannot decode).
+fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+    let Path(id) = id.map_err(|e| rejected(e.status(), "invalid_id", e.body_text()))?;
+    Ok(parse_id(&id)?.to_string())
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,11 +99,14 @@ fn letter_fields(
 pub async fn post_message(
     State(state): State<AppState>,
     Org(principal): Org,
-    Query(q): Query<OutQuery>,
-    multipart: Multipart,
+    q: Result<Query<OutQuery>, QueryRejection>,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
     principal.require_scope(SCOPE_SEND)?;
+    let q = query_or_problem(q)?;
     let kanal = parse_kanal(q.kanal.as_deref())?;
+    let multipart =
+        multipart.map_err(|e| rejected(e.status(), "invalid_multipart", e.body_text()))?;
     let (jws, cms) = web::letter_parts::read_letter_parts(
         multipart,
         dpi::message::MAX_SBD_BYTES * 2,
@@ -149,6 +181,10 @@ pub async fn post_message(
     let conversation_id = sbd.conversation_id().ok_or_else(|| {
         Problem::bad_request("invalid_forretningsmelding", "no ConversationId scope")
     })?;
+    // Receipts are addressed back to it: it tells this letter from others in its conversation.
+    let sbd_sender = ActorId::parse(&sbd.header.sender.value)
+        .ok()
+        .map(|a| a.orgnr().to_string());
 
     let blob = store::BlobRef::of(&cms);
     let message_id = sbd.message_id().to_string();
@@ -160,15 +196,13 @@ pub async fn post_message(
         supplier_orgnr: principal.supplier.map(|s| s.orgnr().to_string()),
         avsenderidentifikator: avsender.avsenderidentifikator.clone(),
         receiver_orgnr: receiver.orgnr().to_string(),
+        sbd_sender_orgnr: sbd_sender,
         kanal,
         forretningsmelding: jws.clone(),
         dokumentpakke_sha256: blob.sha256.clone(),
         dokumentpakke_size: blob.row_size(),
         dokumentpakke: cms.clone(),
-        deliver_by: now
-            + time::Duration::seconds(
-                i64::try_from(state.0.cfg.delivery_deadline_secs).unwrap_or(i64::MAX / 1000),
-            ),
+        deliver_by: deliver_by(now, state.0.cfg.delivery_deadline_secs),
     };
     let job = deliver::job(&message_id).map_err(Problem::internal)?;
     let inserted = repo::insert_message(&state.0.deps.db, &state.0.jobs, &new, job, now)
@@ -199,6 +233,14 @@ pub async fn post_message(
     Ok(StatusCode::CREATED.into_response())
 }
 
+/// `now` plus the delivery deadline; a deadline beyond the calendar never passes.
+fn deliver_by(now: OffsetDateTime, deadline_secs: u64) -> OffsetDateTime {
+    now.checked_add(time::Duration::seconds(
+        i64::try_from(deadline_secs).unwrap_or(i64::MAX),
+    ))
+    .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
+}
+
 fn parse_id(id: &str) -> Result<MessageId, Problem> {
     MessageId::parse(id).map_err(|_| Problem::bad_request("invalid_id", "the id must be a UUID"))
 }
@@ -207,10 +249,10 @@ fn parse_id(id: &str) -> Result<MessageId, Problem> {
 pub async fn statuses(
     State(state): State<AppState>,
     Org(principal): Org,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
     principal.require_scope(SCOPE_SEND)?;
-    let id = parse_id(&id)?.to_string();
+    let id = path_id(id)?;
     let db = &state.0.deps.db;
     let msg = repo::get_message(db, &id)
         .await
@@ -276,9 +318,10 @@ fn receipt_party(p: &web::auth::OrgPrincipal) -> (String, String) {
 pub async fn incoming(
     State(state): State<AppState>,
     Org(principal): Org,
-    Query(q): Query<InQuery>,
+    q: Result<Query<InQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     principal.require_scope(SCOPE_SEND)?;
+    let q = query_or_problem(q)?;
     let kanal = parse_kanal(q.kanal.as_deref())?;
     let page_size = parse_page(q.page_size.as_deref(), 100, 1000, "page_size")?.max(1);
     let page = parse_page(q.page.as_deref(), 0, 1_000_000, "page")?;
@@ -315,10 +358,10 @@ pub async fn incoming(
 pub async fn download(
     State(state): State<AppState>,
     Org(principal): Org,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
     principal.require_scope(SCOPE_SEND)?;
-    let id = parse_id(&id)?.to_string();
+    let id = path_id(id)?;
     let (recipient, supplier) = receipt_party(&principal);
     match repo::get_incoming(&state.0.deps.db, &recipient, &supplier, &id)
         .await
@@ -337,10 +380,10 @@ pub async fn download(
 pub async fn mark_read(
     State(state): State<AppState>,
     Org(principal): Org,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
     principal.require_scope(SCOPE_SEND)?;
-    let id = parse_id(&id)?.to_string();
+    let id = path_id(id)?;
     let (recipient, supplier) = receipt_party(&principal);
     if repo::mark_read(
         &state.0.deps.db,
@@ -363,7 +406,7 @@ pub async fn receive_receipt(
     State(state): State<AppState>,
     Org(principal): Org,
     headers: axum::http::HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     principal.require_scope(SCOPE_FORMIDLING)?;
     let ct = headers
@@ -377,6 +420,7 @@ pub async fn receive_receipt(
             "Expected application/jwt",
         ));
     }
+    let body = body.map_err(|e| rejected(e.status(), "invalid_body", e.body_text()))?;
     let jws = std::str::from_utf8(&body)
         .map_err(|_| Problem::bad_request("invalid_receipt", "not UTF-8"))?
         .trim()
@@ -404,43 +448,75 @@ pub async fn receive_receipt(
     let Some(conversation_id) = sbd.conversation_id() else {
         return Err(Problem::bad_request("invalid_receipt", "no ConversationId"));
     };
-    let conv = repo::conversation(&state.0.deps.db, &conversation_id.to_string())
+    let db = &state.0.deps.db;
+    let conversation = conversation_id.to_string();
+    let issuer_orgnr = issuer.orgnr().to_string();
+    let letters = repo::letters_to(db, &conversation, &issuer_orgnr)
         .await
-        .map_err(Problem::internal)?
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_conversation",
-                "Unknown conversation",
-            )
-            .with_detail("no letter with this conversation id passed this access point")
-        })?;
-    if conv.receiver_orgnr != issuer.orgnr().to_string() {
-        return Err(Problem::forbidden(
-            "not_the_receiver",
-            "only the provider the letter went to may send its receipts",
-        ));
+        .map_err(Problem::internal)?;
+    if letters.is_empty() {
+        return Err(
+            if repo::conversation_known(db, &conversation)
+                .await
+                .map_err(Problem::internal)?
+            {
+                Problem::forbidden(
+                    "not_the_receiver",
+                    "only the provider the letter went to may send its receipts",
+                )
+            } else {
+                unknown_conversation("no letter with this conversation id passed this access point")
+            },
+        );
     }
+    let matched = answered(&sbd, &letters);
+    let (route, letter) = match matched.as_slice() {
+        [] => {
+            return Err(unknown_conversation(
+                "no letter of this conversation to this provider has the receipt's receiver \
+                 and mottaker as its sender and avsender",
+            ));
+        }
+        [one] => (&one.route, Some(*one)),
+        // Several letters whose receipts go to the same party (one sender reusing a
+        // conversation id): the receipt reaches the right party whichever letter it answers.
+        [first, more @ ..] if more.iter().all(|l| l.route == first.route) => (&first.route, None),
+        _ => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "ambiguous_receipt",
+                "Receipt matches several letters",
+            )
+            .with_detail(
+                "several letters of this conversation to this provider match the receipt and \
+                 their receipts go to different parties",
+            ));
+        }
+    };
     let t: MessageType = sbd.message_type();
     let inserted = repo::insert_incoming(
-        &state.0.deps.db,
+        db,
         &repo::NewIncoming {
             id: &sbd.message_id().to_string(),
-            conversation_id: &conversation_id.to_string(),
+            conversation_id: &conversation,
             message_type: t.key(),
-            recipient_orgnr: &conv.sender_orgnr,
-            supplier_orgnr: conv.supplier_orgnr.as_deref(),
-            avsenderidentifikator: conv.avsenderidentifikator.as_deref(),
-            kanal: conv.kanal.as_deref(),
+            recipient_orgnr: &route.sender_orgnr,
+            supplier_orgnr: route.supplier_orgnr.as_deref(),
+            avsenderidentifikator: route.avsenderidentifikator.as_deref(),
+            kanal: route.kanal.as_deref(),
             forretningsmelding: &jws,
         },
         OffsetDateTime::now_utc(),
     )
     .await
     .map_err(Problem::internal)?;
-    crate::deliver::confirmed_by_receipt(&state, &conversation_id.to_string())
-        .await
-        .map_err(Problem::internal)?;
+    // Only a receipt that names one letter confirms its delivery: confirming another letter
+    // would drop a payload the provider never got.
+    if let Some(letter) = letter.filter(|l| l.status == repo::OPPRETTET) {
+        crate::deliver::confirmed_by_receipt(&state, &letter.message_id)
+            .await
+            .map_err(Problem::internal)?;
+    }
     metrics::counter!("formidler_receipts_total", "type" => t.key()).increment(u64::from(inserted));
     Ok(if inserted {
         StatusCode::ACCEPTED
@@ -448,4 +524,60 @@ pub async fn receive_receipt(
         StatusCode::OK
     }
     .into_response())
+}
+
+fn unknown_conversation(detail: &str) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_conversation",
+        "Unknown conversation",
+    )
+    .with_detail(detail)
+}
+
+/// The business-level mottaker of a receipt: the avsender of the letter it answers.
+fn receipt_mottaker(body: &Body) -> Option<&Virksomhetmottaker> {
+    match body {
+        Body::Leveringskvittering(k)
+        | Body::Aapningskvittering(k)
+        | Body::Mottakskvittering(k)
+        | Body::Returpostkvittering(k) => Some(&k.mottaker),
+        Body::Varslingfeiletkvittering(k) => Some(&k.mottaker),
+        Body::Feil(f) => Some(&f.mottaker),
+        Body::Digital(_) | Body::Utskrift(_) | Body::Flyttet(_) => None,
+    }
+}
+
+/// The letters (all to the receipt's issuer, of its conversation) a receipt can answer. A DPI
+/// receipt does not name its letter's message id; it carries what `build_receipt` copies from
+/// the letter: its SBD receiver is the letter's SBD sender, its mottaker the letter's avsender
+/// and avsenderidentifikator, its process the letter's. Each must agree where both sides have
+/// it (a letter accepted before its SBD sender was kept, a receipt without an
+/// avsenderidentifikator, leave that field out).
+fn answered<'a>(receipt: &Sbd, letters: &'a [repo::ReceiptTarget]) -> Vec<&'a repo::ReceiptTarget> {
+    let orgnr = |value: &str| ActorId::parse(value).ok().map(|a| a.orgnr().to_string());
+    let Some(addressee) = orgnr(&receipt.header.receiver.value) else {
+        return Vec::new();
+    };
+    let mottaker = receipt_mottaker(&receipt.body);
+    let avsender = match mottaker.map(|m| m.virksomhetsidentifikator.actor_id()) {
+        Some(Ok(a)) => Some(a.orgnr().to_string()),
+        Some(Err(_)) => return Vec::new(),
+        None => None,
+    };
+    let avsenderidentifikator = mottaker.and_then(|m| m.motakeridentifikator.as_deref());
+    let process = receipt.process();
+    letters
+        .iter()
+        .filter(|l| {
+            l.sbd_sender_orgnr.as_ref().is_none_or(|s| *s == addressee)
+                && avsender.as_ref().is_none_or(|a| *a == l.route.sender_orgnr)
+                && avsenderidentifikator
+                    .is_none_or(|id| l.route.avsenderidentifikator.as_deref() == Some(id))
+                && match (process, MessageType::from_key(&l.message_type)) {
+                    (Some(p), Some(t)) => t.allowed_in(p),
+                    _ => true,
+                }
+        })
+        .collect()
 }

@@ -253,27 +253,28 @@ async fn deliver_one(state: AppState, job: Job) -> Result<(), DeliverError> {
     Err(DeliverError::Retry(detail))
 }
 
-/// A receipt from the receiving provider proves it has the conversation's letter: a letter
-/// still waiting for delivery is marked SENDT (and its payload forgotten) now. Without this a
+/// A receipt from the receiving provider proves it has the letter the receipt answers: if it
+/// still waits for delivery it is marked SENDT (and its payload forgotten) now. Without this a
 /// letter whose delivery answer was lost in a crash stayed OPPRETTET, although its receipt had
 /// reached the sender, until the delivery lease ran out and the provider acknowledged it again.
 pub(crate) async fn confirmed_by_receipt(
     state: &AppState,
-    conversation_id: &str,
+    message_id: &str,
 ) -> store::StoreResult<()> {
     let db = &state.0.deps.db;
-    for message_id in repo::pending_in_conversation(db, conversation_id).await? {
-        let Some(msg) = repo::get_message(db, &message_id).await? else {
-            continue;
-        };
-        let now = OffsetDateTime::now_utc();
-        let note = "the provider answered with a receipt";
-        let finished = repo::finish_message(db, &message_id, repo::SENDT, Some(note), now).await?;
-        forget_blob_payload(state, &msg, finished).await;
-        if finished.moved {
-            metrics::counter!("formidler_messages_delivered_total").increment(1);
-            tracing::info!(message_id, "delivery confirmed by the provider's receipt");
-        }
+    let Some(msg) = repo::get_message(db, message_id).await? else {
+        return Ok(());
+    };
+    if msg.status != repo::OPPRETTET {
+        return Ok(());
+    }
+    let now = OffsetDateTime::now_utc();
+    let note = "the provider answered with a receipt";
+    let finished = repo::finish_message(db, message_id, repo::SENDT, Some(note), now).await?;
+    forget_blob_payload(state, &msg, finished).await;
+    if finished.moved {
+        metrics::counter!("formidler_messages_delivered_total").increment(1);
+        tracing::info!(message_id, "delivery confirmed by the provider's receipt");
     }
     Ok(())
 }
@@ -299,8 +300,9 @@ async fn forget_blob_payload(state: &AppState, msg: &repo::MessageRow, finished:
     }
 }
 
-/// Leaves a signed `feil` (SERVER) for the sender, then marks the letter FEILET. The feil's id
-/// is derived from the letter's, so a crash between the two steps cannot produce two of them.
+/// Marks the letter FEILET and leaves a signed `feil` (SERVER) for its sender, in one
+/// transaction and only if the letter still waited: one delivered meanwhile (a receipt,
+/// another worker) gets no feil. The feil's id is derived from the letter's.
 async fn give_up(
     state: &AppState,
     msg: &repo::MessageRow,
@@ -308,14 +310,22 @@ async fn give_up(
 ) -> Result<(), DeliverError> {
     let db = &state.0.deps.db;
     let now = OffsetDateTime::now_utc();
-    if let Some(letter) = dpi::jws::decode_unverified(&msg.forretningsmelding)
+    let feil = dpi::jws::decode_unverified(&msg.forretningsmelding)
         .ok()
         .and_then(|(_, payload)| Sbd::parse(&payload).ok())
-    {
-        leave_feil(state, msg, &letter, reason, now).await?;
-    }
-    let finished =
-        repo::finish_message(db, &msg.message_id, repo::FEILET, Some(reason), now).await?;
+        .and_then(|letter| signed_feil(state, msg, &letter, reason, now));
+    let incoming = feil.as_ref().map(|f| repo::NewIncoming {
+        id: &f.id,
+        conversation_id: &f.conversation_id,
+        message_type: f.message_type,
+        recipient_orgnr: &msg.sender_orgnr,
+        // The letter's own route: another letter of its conversation may have another sender.
+        supplier_orgnr: msg.supplier_orgnr.as_deref(),
+        avsenderidentifikator: msg.avsenderidentifikator.as_deref(),
+        kanal: msg.kanal.as_deref(),
+        forretningsmelding: &f.jws,
+    });
+    let finished = repo::fail_message(db, &msg.message_id, reason, incoming.as_ref(), now).await?;
     forget_blob_payload(state, msg, finished).await;
     if !finished.moved {
         return Ok(());
@@ -325,21 +335,28 @@ async fn give_up(
     Ok(())
 }
 
-async fn leave_feil(
+/// A `feil` the access point signed itself, ready to store.
+struct SignedFeil {
+    id: String,
+    conversation_id: String,
+    message_type: &'static str,
+    jws: String,
+}
+
+fn signed_feil(
     state: &AppState,
     msg: &repo::MessageRow,
     letter: &Sbd,
     reason: &str,
     now: OffsetDateTime,
-) -> Result<(), DeliverError> {
-    let db = &state.0.deps.db;
+) -> Option<SignedFeil> {
     let signer = &state.0.deps.signer;
     let feil_id = MessageId(uuid::Uuid::new_v5(
         &FEIL_NAMESPACE,
         msg.message_id.as_bytes(),
     ));
     let detaljer: String = reason.chars().take(1000).collect();
-    let feil = match build_receipt(
+    let feil = build_receipt(
         letter,
         ReceiptKind::Feil {
             feiltype: Feiltype::Server,
@@ -348,44 +365,182 @@ async fn leave_feil(
         &signer.orgnr,
         Timestamp(now),
         feil_id,
-    ) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(error = %e, "building a feil failed");
-            return Ok(());
-        }
-    };
-    let jws = match sign_sbd(&feil, &signer.cert, &signer.key) {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!(error = %e, "signing a feil failed");
-            return Ok(());
-        }
-    };
-    let conversation = letter
-        .conversation_id()
-        .map(|c| c.to_string())
-        .unwrap_or_default();
-    let conv = repo::conversation(db, &conversation).await?;
-    repo::insert_incoming(
-        db,
-        &repo::NewIncoming {
-            id: &feil_id.to_string(),
-            conversation_id: &conversation,
-            message_type: feil.message_type().key(),
-            recipient_orgnr: &msg.sender_orgnr,
-            supplier_orgnr: conv.as_ref().and_then(|c| c.supplier_orgnr.as_deref()),
-            avsenderidentifikator: conv
-                .as_ref()
-                .and_then(|c| c.avsenderidentifikator.as_deref()),
-            kanal: conv.as_ref().and_then(|c| c.kanal.as_deref()),
-            forretningsmelding: &jws,
-        },
-        now,
     )
-    .await?;
-    Ok(())
+    .map_err(|e| tracing::error!(error = %e, "building a feil failed"))
+    .ok()?;
+    let jws = sign_sbd(&feil, &signer.cert, &signer.key)
+        .map_err(|e| tracing::error!(error = %e, "signing a feil failed"))
+        .ok()?;
+    Some(SignedFeil {
+        id: feil_id.to_string(),
+        conversation_id: letter
+            .conversation_id()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        message_type: feil.message_type().key(),
+        jws,
+    })
 }
 
 /// Namespace of the ids of the `feil` the access point issues itself (UUID v5 over the letter id).
 const FEIL_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5a3f_1c0e_9d2b_4e7a_8f61_0b4c_2d9e_7a13);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use domain::ConversationId;
+    use dpi::message::{
+        Avsender, Body, Digital, Dokumentpakkefingeravtrykk, Header, MessageType, Personmottaker,
+        Process, Sikkerhetsnivaa,
+    };
+    use web::{
+        Problem,
+        auth::{BoxFuture, OrgPrincipal, TokenSource, TokenVerifier},
+    };
+
+    use super::*;
+
+    /// Neither tokens in nor tokens out: `give_up` needs neither.
+    struct NoTokens;
+
+    impl TokenVerifier for NoTokens {
+        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<OrgPrincipal, Problem>> {
+            Box::pin(async { Err(Problem::unauthorized("invalid_token", "no tokens here")) })
+        }
+    }
+
+    impl TokenSource for NoTokens {
+        fn token<'a>(&'a self, _: &'a str) -> BoxFuture<'a, anyhow::Result<String>> {
+            Box::pin(async { anyhow::bail!("no tokens here") })
+        }
+    }
+
+    async fn feil_count(db: &store::Db) -> i64 {
+        store::sqlx::query_scalar("SELECT COUNT(*) FROM formidler_incoming")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    }
+
+    /// A letter delivered between the worker's read and its giving up (a receipt confirmed
+    /// it, or another worker delivered it) gets no feil; one still waiting gets its feil, on its
+    /// own route, though another letter of its conversation had another one.
+    #[tokio::test]
+    async fn giving_up_on_a_letter_delivered_meanwhile_leaves_no_feil() {
+        let t = store::testing::fresh_db().await;
+        let db = t.db();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = pki::TestPki::load_or_init(dir.path()).unwrap();
+        let me = pki
+            .issue_enterprise(&pki::demo::formidler(), pki::demo::FORMIDLER_NAME)
+            .unwrap();
+        let kommune = pki::demo::kommune().actor_id();
+        let state = AppState::new(
+            crate::Config::default(),
+            crate::Deps {
+                db: db.clone(),
+                blobs: store::BlobStore::memory(),
+                verifier: Arc::new(NoTokens),
+                tokens: Arc::new(NoTokens),
+                signer: crate::Signer {
+                    orgnr: pki::demo::formidler().actor_id(),
+                    cert: me.cert().clone(),
+                    key: me.key().clone(),
+                },
+                anchors: dpi::trust::TrustAnchors::none(),
+                public_url: url::Url::parse("http://127.0.0.1/formidler").unwrap(),
+            },
+        )
+        .unwrap();
+        let now = OffsetDateTime::now_utc();
+        let conversation = ConversationId::new();
+        let databehandler = pki::demo::databehandler().to_string();
+        let mut waiting = Vec::new();
+        for (kanal, supplier) in [("kanal_a", None), ("kanal_b", Some(&databehandler))] {
+            let id = MessageId::new();
+            let letter = Sbd {
+                header: Header::new(
+                    MessageType::Digital,
+                    &kommune,
+                    &pki::demo::digipost().actor_id(),
+                    id,
+                    conversation,
+                    Process::Digital,
+                    Timestamp(now.replace_nanosecond(0).unwrap()),
+                    None,
+                ),
+                body: Body::Digital(Digital {
+                    avsender: Avsender::new(&kommune),
+                    mottaker: Personmottaker {
+                        postkasseadresse: "ola.nordmann#1A2B".into(),
+                    },
+                    dokumentpakkefingeravtrykk: Dokumentpakkefingeravtrykk::of(b"cms"),
+                    maskinportentoken: "token".into(),
+                    sikkerhetsnivaa: Sikkerhetsnivaa::Nivaa3,
+                    virkningsdato: None,
+                    virkningstidspunkt: None,
+                    aapningskvittering: None,
+                    ikkesensitivtittel: "Vedtak".into(),
+                    spraak: "NO".into(),
+                    varsler: None,
+                }),
+            };
+            let jws = dpi::jws::sign(&letter.to_json(), &[me.cert()], me.key()).unwrap();
+            let m = repo::NewMessage {
+                message_id: id.to_string(),
+                conversation_id: letter.conversation_id().unwrap().to_string(),
+                message_type: "digital".into(),
+                sender_orgnr: kommune.orgnr().to_string(),
+                supplier_orgnr: supplier.cloned(),
+                avsenderidentifikator: None,
+                receiver_orgnr: pki::demo::digipost().to_string(),
+                sbd_sender_orgnr: Some(kommune.orgnr().to_string()),
+                kanal: Some(kanal.into()),
+                forretningsmelding: jws,
+                dokumentpakke_sha256: BlobRef::of(b"cms").sha256,
+                dokumentpakke_size: 3,
+                dokumentpakke: bytes::Bytes::from_static(b"cms"),
+                deliver_by: now,
+            };
+            let job = job(&m.message_id).unwrap();
+            assert!(
+                repo::insert_message(db, &state.0.jobs, &m, job, now)
+                    .await
+                    .unwrap()
+            );
+            // As the worker read it, before giving up.
+            waiting.push(repo::get_message(db, &m.message_id).await.unwrap().unwrap());
+        }
+        let (delivered, still_waiting) = (&waiting[0], &waiting[1]);
+        assert!(
+            repo::finish_message(db, &delivered.message_id, repo::SENDT, None, now)
+                .await
+                .unwrap()
+                .moved
+        );
+        give_up(&state, delivered, "deadline").await.unwrap();
+        assert_eq!(feil_count(db).await, 0);
+        let statuses = repo::statuses(db, &delivered.message_id).await.unwrap();
+        assert_eq!(statuses.last().unwrap().status, repo::SENDT);
+
+        give_up(&state, still_waiting, "deadline").await.unwrap();
+        assert_eq!(feil_count(db).await, 1, "the waiting letter's feil");
+        let route: (String, Option<String>, Option<String>) = store::sqlx::query_as(
+            "SELECT recipient_orgnr, supplier_orgnr, kanal FROM formidler_incoming",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            route,
+            (
+                kommune.orgnr().to_string(),
+                Some(databehandler),
+                Some("kanal_b".into())
+            )
+        );
+        let statuses = repo::statuses(db, &still_waiting.message_id).await.unwrap();
+        assert_eq!(statuses.last().unwrap().status, repo::FEILET);
+    }
+}

@@ -46,6 +46,10 @@ pub struct Config {
     /// Days a receipt the sender never read waits before it is deleted (the broker of the
     /// classic transport kept messages 25 + 5 days).
     pub keep_unread_receipts_days: u32,
+    /// Required `aud` of incoming Maskinporten tokens (senders' and providers'): this access
+    /// point's own endpoint, the `resource` they ask their tokens for (§3.4). None = not
+    /// checked, as Digdir's example tokens carry no `aud` (§10.12).
+    pub maskinporten_audience: Option<String>,
 }
 
 impl Default for Config {
@@ -59,6 +63,7 @@ impl Default for Config {
             max_retry_delay_secs: 60,
             keep_read_receipts_days: 7,
             keep_unread_receipts_days: 30,
+            maskinporten_audience: None,
         }
     }
 }
@@ -86,7 +91,8 @@ pub struct Signer {
 pub struct Deps {
     pub db: Db,
     pub blobs: BlobStore,
-    /// Verifies senders' and providers' Maskinporten tokens.
+    /// Verifies senders' and providers' Maskinporten tokens (with
+    /// [`Config::maskinporten_audience`] as the required `aud`).
     pub verifier: Arc<dyn TokenVerifier>,
     /// Obtains the access point's own tokens for the provider hop.
     pub tokens: Arc<dyn TokenSource>,
@@ -155,6 +161,14 @@ pub fn router(state: AppState) -> Router {
             "/dpi/receipts",
             post(api::receive_receipt).layer(DefaultBodyLimit::max(256 * 1024)),
         )
+        // After the routes: it applies to those already added. axum's own 405 has no body.
+        .method_not_allowed_fallback(|| async {
+            web::Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            )
+        })
         .with_state(state)
 }
 

@@ -17,6 +17,9 @@ pub struct NewMessage {
     pub supplier_orgnr: Option<String>,
     pub avsenderidentifikator: Option<String>,
     pub receiver_orgnr: String,
+    /// The letter's SBD sender (the databehandler, or the avsender itself): its receipts are
+    /// addressed back to it.
+    pub sbd_sender_orgnr: Option<String>,
     pub kanal: Option<String>,
     pub forretningsmelding: String,
     pub dokumentpakke_sha256: String,
@@ -30,6 +33,10 @@ pub struct NewMessage {
 pub struct MessageRow {
     pub message_id: String,
     pub sender_orgnr: String,
+    /// Where the letter's receipts go besides the avsender (see [`Route`]).
+    pub supplier_orgnr: Option<String>,
+    pub avsenderidentifikator: Option<String>,
+    pub kanal: Option<String>,
     pub receiver_orgnr: String,
     /// Empty once the message is finished (only its digest is kept then), except for a
     /// message accepted before digests were kept and not digested yet.
@@ -78,8 +85,8 @@ pub async fn insert_message(
         "INSERT INTO formidler_messages (message_id, conversation_id, message_type, sender_orgnr, \
          supplier_orgnr, avsenderidentifikator, receiver_orgnr, kanal, forretningsmelding, \
          dokumentpakke_sha256, dokumentpakke_size, status, deliver_by, created_at, updated_at, \
-         forretningsmelding_sha256) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15) \
+         forretningsmelding_sha256, sbd_sender_orgnr) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16) \
          ON CONFLICT (message_id) DO NOTHING",
     )
     .bind(&m.message_id)
@@ -97,6 +104,7 @@ pub async fn insert_message(
     .bind(ms(m.deliver_by))
     .bind(ms(now))
     .bind(dpi::jws::digest(&m.forretningsmelding))
+    .bind(m.sbd_sender_orgnr.as_deref())
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -122,18 +130,8 @@ pub async fn insert_message(
     Ok(inserted)
 }
 
-/// Ids of the conversation's letters that still wait for delivery.
-pub async fn pending_in_conversation(db: &Db, conversation_id: &str) -> StoreResult<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT message_id FROM formidler_messages WHERE conversation_id = $1 AND status = $2",
-    )
-    .bind(conversation_id)
-    .bind(OPPRETTET)
-    .fetch_all(db.pool())
-    .await?)
-}
-
-const MESSAGE_COLUMNS: &str = "m.message_id, m.sender_orgnr, m.receiver_orgnr, \
+const MESSAGE_COLUMNS: &str = "m.message_id, m.sender_orgnr, m.supplier_orgnr, \
+    m.avsenderidentifikator, m.kanal, m.receiver_orgnr, \
     m.forretningsmelding, m.forretningsmelding_sha256, m.dokumentpakke_sha256, \
     m.dokumentpakke_size, m.status, m.deliver_by";
 
@@ -141,6 +139,9 @@ fn message_row(r: &sqlx::any::AnyRow) -> StoreResult<MessageRow> {
     Ok(MessageRow {
         message_id: r.try_get("message_id")?,
         sender_orgnr: r.try_get("sender_orgnr")?,
+        supplier_orgnr: r.try_get("supplier_orgnr")?,
+        avsenderidentifikator: r.try_get("avsenderidentifikator")?,
+        kanal: r.try_get("kanal")?,
         receiver_orgnr: r.try_get("receiver_orgnr")?,
         forretningsmelding: r.try_get("forretningsmelding")?,
         forretningsmelding_sha256: r.try_get("forretningsmelding_sha256")?,
@@ -200,6 +201,30 @@ pub async fn finish_message(
     beskrivelse: Option<&str>,
     now: OffsetDateTime,
 ) -> StoreResult<Finished> {
+    finish(db, message_id, status, beskrivelse, None, now).await
+}
+
+/// [`finish_message`] to `FEILET`, leaving `feil` for the sender in the same transaction and
+/// only if the message moved now: a letter delivered meanwhile (by a receipt or another worker)
+/// gets no feil.
+pub async fn fail_message(
+    db: &Db,
+    message_id: &str,
+    reason: &str,
+    feil: Option<&NewIncoming<'_>>,
+    now: OffsetDateTime,
+) -> StoreResult<Finished> {
+    finish(db, message_id, FEILET, Some(reason), feil, now).await
+}
+
+async fn finish(
+    db: &Db,
+    message_id: &str,
+    status: &str,
+    beskrivelse: Option<&str>,
+    feil: Option<&NewIncoming<'_>>,
+    now: OffsetDateTime,
+) -> StoreResult<Finished> {
     let mut tx = db.begin_write().await?;
     let moved = sqlx::query(
         "UPDATE formidler_messages SET status = $2, dokumentpakke_sha256 = NULL, updated_at = $3, \
@@ -234,6 +259,9 @@ pub async fn finish_message(
         .bind(ms(now))
         .execute(&mut *tx)
         .await?;
+        if let Some(feil) = feil {
+            insert_incoming_with(&mut *tx, feil, now).await?;
+        }
     }
     tx.commit().await?;
     Ok(Finished {
@@ -321,34 +349,71 @@ pub async fn pending_ids(db: &Db) -> StoreResult<Vec<String>> {
     Ok(ids)
 }
 
-/// The original message of a conversation, for routing its receipts.
-pub struct Conversation {
+/// Where a letter's receipts go (§3.4: C2 keeps avsender and databehandler to route them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The avsender (token `consumer`).
     pub sender_orgnr: String,
     /// The databehandler that sent the letter on the sender's behalf (token `supplier`).
     pub supplier_orgnr: Option<String>,
     pub avsenderidentifikator: Option<String>,
     pub kanal: Option<String>,
-    pub receiver_orgnr: String,
 }
 
-pub async fn conversation(db: &Db, conversation_id: &str) -> StoreResult<Option<Conversation>> {
-    let row = sqlx::query(
-        "SELECT sender_orgnr, supplier_orgnr, avsenderidentifikator, kanal, receiver_orgnr \
-         FROM formidler_messages WHERE conversation_id = $1 ORDER BY created_at LIMIT 1",
+/// A letter a receipt may answer: what a receipt tells of its letter, and the letter's route.
+#[derive(Debug, Clone)]
+pub struct ReceiptTarget {
+    pub message_id: String,
+    pub message_type: String,
+    pub status: String,
+    /// `None` for letters accepted before it was kept.
+    pub sbd_sender_orgnr: Option<String>,
+    pub route: Route,
+}
+
+/// The letters of a conversation that went to `receiver_orgnr`, oldest first.
+pub async fn letters_to(
+    db: &Db,
+    conversation_id: &str,
+    receiver_orgnr: &str,
+) -> StoreResult<Vec<ReceiptTarget>> {
+    let rows = sqlx::query(
+        "SELECT message_id, message_type, status, sbd_sender_orgnr, sender_orgnr, \
+         supplier_orgnr, avsenderidentifikator, kanal FROM formidler_messages \
+         WHERE conversation_id = $1 AND receiver_orgnr = $2 ORDER BY created_at, message_id",
     )
     .bind(conversation_id)
-    .fetch_optional(db.pool())
+    .bind(receiver_orgnr)
+    .fetch_all(db.pool())
     .await?;
-    row.map(|r| -> StoreResult<Conversation> {
-        Ok(Conversation {
-            sender_orgnr: r.try_get("sender_orgnr")?,
-            supplier_orgnr: r.try_get("supplier_orgnr")?,
-            avsenderidentifikator: r.try_get("avsenderidentifikator")?,
-            kanal: r.try_get("kanal")?,
-            receiver_orgnr: r.try_get("receiver_orgnr")?,
+    rows.iter()
+        .map(|r| {
+            Ok(ReceiptTarget {
+                message_id: r.try_get("message_id")?,
+                message_type: r.try_get("message_type")?,
+                status: r.try_get("status")?,
+                sbd_sender_orgnr: r.try_get("sbd_sender_orgnr")?,
+                route: Route {
+                    sender_orgnr: r.try_get("sender_orgnr")?,
+                    supplier_orgnr: r.try_get("supplier_orgnr")?,
+                    avsenderidentifikator: r.try_get("avsenderidentifikator")?,
+                    kanal: r.try_get("kanal")?,
+                },
+            })
         })
-    })
-    .transpose()
+        .collect()
+}
+
+/// Whether any letter of the conversation passed this access point.
+pub async fn conversation_known(db: &Db, conversation_id: &str) -> StoreResult<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM formidler_messages WHERE conversation_id = $1 \
+         LIMIT 1) AS known",
+    )
+    .bind(conversation_id)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(n > 0)
 }
 
 pub struct NewIncoming<'a> {
@@ -369,6 +434,14 @@ pub async fn insert_incoming(
     m: &NewIncoming<'_>,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
+    insert_incoming_with(db.pool(), m, now).await
+}
+
+async fn insert_incoming_with<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    m: &NewIncoming<'_>,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
     Ok(sqlx::query(
         "INSERT INTO formidler_incoming (id, conversation_id, message_type, recipient_orgnr, \
          avsenderidentifikator, kanal, forretningsmelding, received_at, supplier_orgnr) \
@@ -383,7 +456,7 @@ pub async fn insert_incoming(
     .bind(m.forretningsmelding)
     .bind(ms(now))
     .bind(m.supplier_orgnr)
-    .execute(db.pool())
+    .execute(executor)
     .await?
     .rows_affected()
         == 1)
@@ -617,6 +690,7 @@ mod tests {
             supplier_orgnr: None,
             avsenderidentifikator: None,
             receiver_orgnr: "984661185".into(),
+            sbd_sender_orgnr: Some("991825827".into()),
             kanal: None,
             forretningsmelding: jws.into(),
             dokumentpakke_sha256: "00".into(),

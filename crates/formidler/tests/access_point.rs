@@ -3,6 +3,7 @@
 //! endpoint that can be taken down and brought back.
 
 use std::{
+    collections::HashSet,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -12,7 +13,7 @@ use std::{
 
 use axum::{
     Router,
-    extract::{Multipart, State},
+    extract::{Multipart, Path, State},
     http::StatusCode,
     routing::post,
 };
@@ -33,14 +34,32 @@ use web::auth::{SCOPE_FORMIDLING, TokenSource};
 /// What the recording provider got: (forretningsmelding, dokumentpakke) per delivery.
 type Deliveries = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
+/// The endpoints of both mailbox providers (`/provider/digipost`, `/provider/eboks`): `up`
+/// takes both down, `down` one of them by name.
 #[derive(Clone, Default)]
 struct Provider {
     up: Arc<AtomicBool>,
+    down: Arc<Mutex<HashSet<String>>>,
     received: Deliveries,
 }
 
-async fn provider_inbound(State(p): State<Provider>, mut mp: Multipart) -> StatusCode {
-    if !p.up.load(Ordering::SeqCst) {
+impl Provider {
+    fn set_down(&self, name: &str, down: bool) {
+        let mut set = self.down.lock().unwrap();
+        if down {
+            set.insert(name.to_owned());
+        } else {
+            set.remove(name);
+        }
+    }
+}
+
+async fn provider_inbound(
+    State(p): State<Provider>,
+    Path(name): Path<String>,
+    mut mp: Multipart,
+) -> StatusCode {
+    if !p.up.load(Ordering::SeqCst) || p.down.lock().unwrap().contains(&name) {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     let (mut jws, mut cms) = (String::new(), Vec::new());
@@ -64,8 +83,12 @@ struct Chain {
     kommune: Party,
     /// Sends for the kommune (delegation in the stand-in's default fixtures).
     databehandler: Party,
+    /// Another avsender with its own Maskinporten client (not in the default fixtures).
+    annen: Party,
     digipost: Party,
     eboks: Party,
+    /// Maskinporten's issuer (with trailing slash).
+    issuer: String,
     _dir: tempfile::TempDir,
     db: store::testing::TestDb,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -74,6 +97,7 @@ struct Chain {
 struct Party {
     issued: pki::Issued,
     tokens: MaskinportenClient,
+    client_id: String,
 }
 
 impl Party {
@@ -82,7 +106,20 @@ impl Party {
     }
 }
 
+const ANNEN_CLIENT: &str = "samspill-annen-kommune";
+
 async fn start(deadline_secs: u64) -> Chain {
+    start_with(formidler::Config {
+        delivery_deadline_secs: deadline_secs,
+        ..formidler::Config::default()
+    })
+    .await
+}
+
+/// The chain with `base` as the access point's configuration (its providers, retry pause and
+/// workers are the test's). With `maskinporten_audience` set to anything, the audience is this
+/// access point's own URL.
+async fn start_with(base_cfg: formidler::Config) -> Chain {
     let dir = tempfile::tempdir().unwrap();
     let db = store::testing::fresh_db().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -98,6 +135,19 @@ async fn start(deadline_secs: u64) -> Chain {
         fnr_policy: domain::FnrPolicy::PERMISSIVE,
     };
     let pki = pki::TestPki::load_or_init(dir.path().join("pki")).unwrap();
+    // The default fixtures and a second avsender with the send scope.
+    let fixtures = env("maskinporten")
+        .data_dir
+        .join("maskinporten-fixtures.toml");
+    maskinporten::fixtures::load_or_create(&fixtures, &pki).unwrap();
+    let mut text = std::fs::read_to_string(&fixtures).unwrap();
+    text.push_str(&format!(
+        "\n[[clients]]\nclient_id = \"{ANNEN_CLIENT}\"\norgnr = \"{}\"\n\
+         scopes = [\"{}\"]\n",
+        annen_orgnr(),
+        dpi::token::SCOPE_SEND
+    ));
+    std::fs::write(&fixtures, text).unwrap();
     let maskinporten = maskinporten::router(&maskinporten::Config::default(), &env("maskinporten"))
         .await
         .unwrap();
@@ -116,7 +166,11 @@ async fn start(deadline_secs: u64) -> Chain {
             GrantKey::from_issued(&issued),
             http.clone(),
         );
-        Party { issued, tokens }
+        Party {
+            issued,
+            tokens,
+            client_id: client.to_owned(),
+        }
     };
     use maskinporten::fixtures::defaults as d;
     let kommune = party(
@@ -135,6 +189,7 @@ async fn start(deadline_secs: u64) -> Chain {
         d::DIGIPOST_CLIENT,
     );
     let eboks = party(pki::demo::eboks(), pki::demo::EBOKS_NAME, d::EBOKS_CLIENT);
+    let annen = party(annen_orgnr(), "Annen kommune", ANNEN_CLIENT);
     let me = party(
         pki::demo::formidler(),
         pki::demo::FORMIDLER_NAME,
@@ -145,30 +200,34 @@ async fn start(deadline_secs: u64) -> Chain {
     anchors
         .add_pem_or_der(pki.ca_cert_pem().as_bytes())
         .unwrap();
-    let verifier = clients::verify::MaskinportenVerifier::new(
-        &clients::verify::MaskinportenVerifierConfig {
-            issuer: issuer.clone(),
-            jwks_uri: None,
-            audience: None,
-        },
-        http.clone(),
-    );
     let cfg = formidler::Config {
         providers: vec![
             formidler::ProviderRoute {
                 orgnr: pki::demo::digipost(),
-                endpoint: url("provider"),
+                endpoint: url("provider/digipost"),
             },
             formidler::ProviderRoute {
                 orgnr: pki::demo::eboks(),
-                endpoint: url("provider"),
+                endpoint: url("provider/eboks"),
             },
         ],
-        delivery_deadline_secs: deadline_secs,
         max_retry_delay_secs: 1,
         delivery_workers: 2,
-        ..formidler::Config::default()
+        maskinporten_audience: base_cfg
+            .maskinporten_audience
+            .as_ref()
+            .map(|_| url("formidler").to_string()),
+        ..base_cfg
     };
+    // As the composition root wires it (samspill's identity::verifier).
+    let verifier = clients::verify::MaskinportenVerifier::new(
+        &clients::verify::MaskinportenVerifierConfig {
+            issuer: issuer.clone(),
+            jwks_uri: None,
+            audience: cfg.maskinporten_audience.clone(),
+        },
+        http.clone(),
+    );
     let blobs = store::BlobStore::memory();
     let deps = formidler::Deps {
         db: db.db().clone(),
@@ -191,7 +250,7 @@ async fn start(deadline_secs: u64) -> Chain {
         ..Provider::default()
     };
     let provider_router = Router::new()
-        .route("/dpi/inbound", post(provider_inbound))
+        .route("/{name}/dpi/inbound", post(provider_inbound))
         .with_state(provider.clone());
     let app = web::app(
         vec![
@@ -214,16 +273,32 @@ async fn start(deadline_secs: u64) -> Chain {
         blobs,
         kommune,
         databehandler,
+        annen,
         digipost,
         eboks,
+        issuer,
         _dir: dir,
         db,
         shutdown,
     }
 }
 
+fn annen_orgnr() -> domain::Organisasjonsnummer {
+    pki::demo::orgnr_near(94_700_000)
+}
+
 /// A small digital letter from `avsender` for `provider`'s citizen.
 fn letter(avsender: &ActorId, provider: &Party, message_id: MessageId) -> LetterSpec {
+    letter_in(ConversationId::new(), avsender, provider, message_id)
+}
+
+/// [`letter`] in the conversation `conversation`.
+fn letter_in(
+    conversation: ConversationId,
+    avsender: &ActorId,
+    provider: &Party,
+    message_id: MessageId,
+) -> LetterSpec {
     let now = OffsetDateTime::now_utc();
     let created = Timestamp(now.replace_nanosecond(0).unwrap());
     let header = Header::new(
@@ -231,7 +306,7 @@ fn letter(avsender: &ActorId, provider: &Party, message_id: MessageId) -> Letter
         avsender,
         &provider.actor(),
         message_id,
-        ConversationId::new(),
+        conversation,
         Process::Digital,
         created,
         None,
@@ -306,7 +381,115 @@ impl Chain {
         (sealed.jwt, sealed.cms)
     }
 
+    /// Seals `spec` as `signer` (its certificate signs; its actor is the SBD sender) with
+    /// `embedded` as the letter's token; also returns the letter as sent.
+    fn seal_by(
+        &self,
+        signer: &Party,
+        spec: &LetterSpec,
+        embedded: &str,
+        to: &Party,
+    ) -> (String, Vec<u8>, Sbd) {
+        let mut spec = spec.clone();
+        spec.sbd.header.sender = dpi::message::Identifier::org(&signer.actor());
+        let (sealed, sent) = seal_letter(
+            &spec,
+            &[signer.issued.cert().clone()],
+            signer.issued.key(),
+            to.issued.cert(),
+            embedded,
+        )
+        .unwrap();
+        (sealed.jwt, sealed.cms, sent)
+    }
+
+    /// `provider`'s signed leveringskvittering of the letter `sent`.
+    fn receipt(&self, provider: &Party, sent: &Sbd) -> String {
+        let sbd = build_receipt(
+            sent,
+            ReceiptKind::Levering,
+            &provider.actor(),
+            Timestamp::now(),
+            MessageId::new(),
+        )
+        .unwrap();
+        sign_sbd(&sbd, provider.issued.cert(), provider.issued.key()).unwrap()
+    }
+
+    /// `provider` hands in `receipt` (hop 4).
+    async fn hand_in(&self, provider: &Party, receipt: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/dpi/receipts"))
+            .bearer_auth(provider.tokens.token(SCOPE_FORMIDLING).await.unwrap())
+            .header("content-type", "application/jwt")
+            .body(receipt.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The receipts `GET /messages/in` lists for `bearer`.
+    async fn incoming(&self, bearer: &str) -> Vec<String> {
+        let r = self
+            .http
+            .get(self.url("/messages/in"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 204 {
+            return Vec::new();
+        }
+        assert_eq!(r.status(), 200);
+        let list: Vec<serde_json::Value> = r.json().await.unwrap();
+        list.iter()
+            .map(|v| v["forretningsmelding"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// A Maskinporten token of `who` for `scope` asked for the API `resource` (its `aud`).
+    async fn token_for_resource(&self, who: &Party, scope: &str, resource: &str) -> String {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = serde_json::json!({
+            "aud": self.issuer,
+            "iss": who.client_id,
+            "scope": scope,
+            "iat": now,
+            "exp": now + 60,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "resource": [resource],
+        });
+        let mut header = serde_json::Map::new();
+        header.insert("x5c".into(), serde_json::json!(who.issued.x5c()));
+        let grant =
+            pki::jose::sign(header, &claims, pki::jose::Alg::RS256, who.issued.key()).unwrap();
+        let r = self
+            .http
+            .post(format!("{}token", self.issuer))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", grant.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
     async fn post(&self, bearer: Option<&str>, jws: &str, cms: &[u8]) -> reqwest::Response {
+        self.post_in("Saksbehandling_1", bearer, jws, cms).await
+    }
+
+    /// `POST /messages/out?kanal=<kanal>`.
+    async fn post_in(
+        &self,
+        kanal: &str,
+        bearer: Option<&str>,
+        jws: &str,
+        cms: &[u8],
+    ) -> reqwest::Response {
         let form = reqwest::multipart::Form::new()
             .part(
                 "forretningsmelding",
@@ -322,7 +505,7 @@ impl Chain {
             );
         let mut req = self
             .http
-            .post(self.url("/messages/out?kanal=Saksbehandling_1"))
+            .post(self.url(&format!("/messages/out?kanal={kanal}")))
             .multipart(form);
         if let Some(t) = bearer {
             req = req.bearer_auth(t);
@@ -391,6 +574,13 @@ impl Chain {
 
 async fn problem(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
+    assert_eq!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "{status}"
+    );
     let body: serde_json::Value = r.json().await.unwrap();
     (status, body["code"].as_str().unwrap_or_default().to_owned())
 }
@@ -912,5 +1102,252 @@ async fn a_databehandlers_receipts_go_to_it_and_not_to_the_avsenders_own_system(
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(list(token).await.is_empty());
+    let _ = c.shutdown.send(true);
+}
+
+/// Two letters of one conversation to two providers, both down: the receipt of one provider
+/// confirms only its own letter; the other letter is delivered once its provider is back, and
+/// its receipt (from the provider of the conversation's second letter) reaches the sender.
+#[tokio::test]
+async fn a_receipt_confirms_only_the_letter_to_its_provider_in_a_shared_conversation() {
+    let c = start(3600).await;
+    c.provider.set_down("digipost", true);
+    c.provider.set_down("eboks", true);
+    let token = c.send_token(&c.kommune).await;
+    let kommune = c.kommune.actor();
+    let conversation = ConversationId::new();
+    let (a, b) = (MessageId::new(), MessageId::new());
+    let (jws_a, cms_a, sent_a) = c.seal_by(
+        &c.kommune,
+        &letter_in(conversation, &kommune, &c.digipost, a),
+        &token,
+        &c.digipost,
+    );
+    let (jws_b, cms_b, sent_b) = c.seal_by(
+        &c.kommune,
+        &letter_in(conversation, &kommune, &c.eboks, b),
+        &token,
+        &c.eboks,
+    );
+    assert_eq!(c.post(Some(&token), &jws_a, &cms_a).await.status(), 201);
+    assert_eq!(c.post(Some(&token), &jws_b, &cms_b).await.status(), 201);
+
+    // Digipost's delivery answer was lost; its receipt arrives while eboks is still down.
+    let receipt_a = c.receipt(&c.digipost, &sent_a);
+    assert_eq!(c.hand_in(&c.digipost, &receipt_a).await.status(), 202);
+    assert_eq!(c.statuses(&token, a).await, ["OPPRETTET", "SENDT"]);
+    assert_eq!(c.statuses(&token, b).await, ["OPPRETTET"]);
+    assert_eq!(c.payloads_kept().await, 1, "eboks's letter is still kept");
+
+    c.provider.set_down("digipost", false);
+    c.provider.set_down("eboks", false);
+    c.wait_status(&token, b, "SENDT").await;
+    {
+        let got = c.provider.received.lock().unwrap();
+        assert_eq!(got.len(), 1, "only eboks's letter is delivered");
+        assert_eq!(got[0], (jws_b, cms_b));
+    }
+    let receipt_b = c.receipt(&c.eboks, &sent_b);
+    assert_eq!(c.hand_in(&c.eboks, &receipt_b).await.status(), 202);
+    assert_eq!(c.incoming(&token).await, [receipt_a, receipt_b]);
+    let _ = c.shutdown.send(true);
+}
+
+/// Three senders reuse one conversation id for letters to one provider — the kommune's own
+/// system, its databehandler and another organization: each gets the receipt of its own
+/// letter and no other.
+#[tokio::test]
+async fn senders_sharing_a_conversation_id_each_get_only_their_own_receipts() {
+    let c = start(3600).await;
+    let conversation = ConversationId::new();
+    let kommune = c.kommune.actor();
+    let own = c.send_token(&c.kommune).await;
+    let delegated = c
+        .databehandler
+        .tokens
+        .on_behalf_of(pki::demo::kommune())
+        .token(dpi::token::SCOPE_SEND)
+        .await
+        .unwrap();
+    let annen = c.send_token(&c.annen).await;
+    let mut sent = Vec::new();
+    for (signer, avsender, token) in [
+        (&c.kommune, kommune, &own),
+        (&c.databehandler, kommune, &delegated),
+        (&c.annen, c.annen.actor(), &annen),
+    ] {
+        let id = MessageId::new();
+        let spec = letter_in(conversation, &avsender, &c.digipost, id);
+        let (jws, cms, letter) = c.seal_by(signer, &spec, token, &c.digipost);
+        let r = c.post(Some(token), &jws, &cms).await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        c.wait_status(token, id, "SENDT").await;
+        sent.push(letter);
+    }
+    let mut receipts = Vec::new();
+    for letter in &sent {
+        let receipt = c.receipt(&c.digipost, letter);
+        assert_eq!(c.hand_in(&c.digipost, &receipt).await.status(), 202);
+        receipts.push(receipt);
+    }
+    assert_eq!(c.incoming(&own).await, [receipts[0].clone()]);
+    assert_eq!(c.incoming(&delegated).await, [receipts[1].clone()]);
+    assert_eq!(c.incoming(&annen).await, [receipts[2].clone()]);
+    let _ = c.shutdown.send(true);
+}
+
+/// One sender with two letters of one conversation to one provider: their receipts cannot be
+/// told apart. On one kanal the receipt goes there; on two it is refused rather than put on
+/// either.
+#[tokio::test]
+async fn a_receipt_matching_letters_with_different_routes_is_refused() {
+    let c = start(3600).await;
+    let token = c.send_token(&c.kommune).await;
+    let kommune = c.kommune.actor();
+    let mut last = None;
+    for (conversation, kanaler) in [
+        (ConversationId::new(), ["kanal_a", "kanal_b"]),
+        (ConversationId::new(), ["kanal_c", "kanal_c"]),
+    ] {
+        for kanal in kanaler {
+            let id = MessageId::new();
+            let spec = letter_in(conversation, &kommune, &c.digipost, id);
+            let (jws, cms, sent) = c.seal_by(&c.kommune, &spec, &token, &c.digipost);
+            assert_eq!(
+                c.post_in(kanal, Some(&token), &jws, &cms).await.status(),
+                201
+            );
+            c.wait_status(&token, id, "SENDT").await;
+            last = Some(sent);
+        }
+        let receipt = c.receipt(&c.digipost, last.as_ref().unwrap());
+        let r = c.hand_in(&c.digipost, &receipt).await;
+        if kanaler[0] == kanaler[1] {
+            assert_eq!(r.status(), 202);
+        } else {
+            assert_eq!(problem(r).await, (409, "ambiguous_receipt".into()));
+        }
+    }
+    // Only the receipt of the one-kanal pair was stored, on that kanal.
+    let r = c
+        .http
+        .get(c.url("/messages/in?kanal=kanal_c"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let list: Vec<serde_json::Value> = r.json().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(c.incoming(&token).await.len(), 1);
+    let _ = c.shutdown.send(true);
+}
+
+/// What axum's extractors refuse is a problem+json too, not axum's text/plain.
+#[tokio::test]
+async fn refused_requests_are_problems() {
+    let c = start(3600).await;
+    let token = c.send_token(&c.kommune).await;
+    let r = c
+        .http
+        .post(c.url("/messages/out"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (400, "invalid_multipart".into()));
+    let r = c
+        .http
+        .get(c.url("/messages/in?kanal=a&kanal=b"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (400, "invalid_query".into()));
+    let r = c
+        .http
+        .get(c.url("/messages/out/%FF/statuses"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (400, "invalid_id".into()));
+    let r = c
+        .http
+        .delete(c.url("/messages/in"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (405, "method_not_allowed".into()));
+    let r = c
+        .http
+        .post(c.url("/dpi/receipts"))
+        .bearer_auth(c.digipost.tokens.token(SCOPE_FORMIDLING).await.unwrap())
+        .header("content-type", "application/jwt")
+        .body(vec![b'a'; 300 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (413, "payload_too_large".into()));
+    let _ = c.shutdown.send(true);
+}
+
+/// §3.4 `aud` == own endpoint, when configured: a token for another API (or for none) is
+/// refused, one for this access point accepted.
+#[tokio::test]
+async fn with_an_audience_only_tokens_for_this_access_point_are_accepted() {
+    let c = start_with(formidler::Config {
+        maskinporten_audience: Some("this access point".into()),
+        ..formidler::Config::default()
+    })
+    .await;
+    let send = dpi::token::SCOPE_SEND;
+    let elsewhere = c
+        .token_for_resource(&c.kommune, send, "https://krr.example.no/")
+        .await;
+    let unspecified = c.send_token(&c.kommune).await;
+    for token in [&elsewhere, &unspecified] {
+        let id = MessageId::new();
+        let (jws, cms) = c.seal(
+            &letter(&c.kommune.actor(), &c.digipost, id),
+            token,
+            &c.digipost,
+        );
+        assert_eq!(
+            problem(c.post(Some(token), &jws, &cms).await).await,
+            (401, "wrong_audience".into())
+        );
+    }
+    let mine = c.token_for_resource(&c.kommune, send, &c.url("")).await;
+    let id = MessageId::new();
+    let (jws, cms) = c.seal(
+        &letter(&c.kommune.actor(), &c.digipost, id),
+        &mine,
+        &c.digipost,
+    );
+    assert_eq!(c.post(Some(&mine), &jws, &cms).await.status(), 201);
+    c.wait_status(&mine, id, "SENDT").await;
+    let _ = c.shutdown.send(true);
+}
+
+/// A delivery deadline beyond the calendar never passes (it overflowed the deadline's
+/// arithmetic, and every letter's POST panicked).
+#[tokio::test]
+async fn a_deadline_beyond_the_calendar_is_no_deadline() {
+    let c = start(u64::MAX).await;
+    let token = c.send_token(&c.kommune).await;
+    let id = MessageId::new();
+    let (jws, cms) = c.seal(
+        &letter(&c.kommune.actor(), &c.digipost, id),
+        &token,
+        &c.digipost,
+    );
+    assert_eq!(c.post(Some(&token), &jws, &cms).await.status(), 201);
+    assert_eq!(
+        c.wait_status(&token, id, "SENDT").await,
+        ["OPPRETTET", "SENDT"]
+    );
     let _ = c.shutdown.send(true);
 }
