@@ -144,11 +144,13 @@ pub fn maskinporten_issuer(cfg: &Config, public_url: &url::Url) -> String {
     })
 }
 
+/// The access point's verifier of incoming Maskinporten tokens (`aud` checked when
+/// `formidler.maskinporten_audience` is set).
 pub fn verifier(cfg: &Config, public_url: &url::Url) -> Arc<dyn web::auth::TokenVerifier> {
     let vc = clients::verify::MaskinportenVerifierConfig {
         issuer: maskinporten_issuer(cfg, public_url),
         jwks_uri: cfg.national.maskinporten_jwks_uri.clone(),
-        audience: None,
+        audience: cfg.formidler.maskinporten_audience.clone(),
     };
     clients::verify::MaskinportenVerifier::new(&vc, reqwest::Client::new()).into_dyn()
 }
