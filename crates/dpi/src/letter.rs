@@ -377,9 +377,23 @@ fn check_token(
     if let Some(Err(e)) = claims.supplier.as_ref().map(|s| s.actor_id()) {
         out.err("token_supplier_invalid", e.to_string());
     }
+    // The claims are read before anyone verified the token: `exp` and `iat` may be any i64.
+    // A time no calendar holds (beyond ±9999 years) is refused as such, and the comparisons
+    // saturate instead of overflowing.
+    for (claim, value) in [("exp", claims.exp), ("iat", claims.iat)] {
+        if let Some(v) = value
+            && OffsetDateTime::from_unix_timestamp(v).is_err()
+        {
+            out.err(
+                "token_claims_invalid",
+                format!("maskinportentoken {claim} {v} is not a valid time"),
+            );
+            return;
+        }
+    }
     let created = sbd.created().0.unix_timestamp();
     if let Some(exp) = claims.exp
-        && created > exp + TOKEN_SKEW_SECS
+        && created > exp.saturating_add(TOKEN_SKEW_SECS)
     {
         out.err(
             "token_expired",
@@ -387,7 +401,7 @@ fn check_token(
         );
     }
     if let Some(iat) = claims.iat
-        && created + TOKEN_SKEW_SECS < iat
+        && created.saturating_add(TOKEN_SKEW_SECS) < iat
     {
         out.err(
             "token_not_yet_valid",

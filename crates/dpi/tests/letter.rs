@@ -316,6 +316,57 @@ fn corner_four_rules_each_have_a_code() {
     );
 }
 
+/// `token` with one claim replaced (the signature no longer fits, which open_letter cannot
+/// tell: the embedded token's claims are read unverified).
+fn with_claim(token: &str, claim: &str, value: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&b64.decode(&parts[1]).unwrap()).unwrap();
+    claims[claim] = value;
+    parts[1] = b64.encode(serde_json::to_vec(&claims).unwrap());
+    parts.join(".")
+}
+
+#[test]
+fn token_times_beyond_any_calendar_are_refused_without_overflow() {
+    let w = world();
+    let spec = digital_spec(AVSENDER, vec![doc("brev.txt", b"x")], "Brev", "ola#1");
+    let good = maskinporten_token(AVSENDER, None, at().unix_timestamp()).unwrap();
+    for (claim, value) in [
+        ("exp", i64::MAX),
+        ("exp", i64::MIN),
+        ("iat", i64::MAX),
+        ("iat", i64::MIN),
+    ] {
+        let token = with_claim(&good, claim, value.into());
+        let (sealed, _) = seal_letter(
+            &spec,
+            &w.pki.chain_for(&w.avsender.0),
+            &w.avsender.1,
+            &w.provider.0,
+            &token,
+        )
+        .unwrap();
+        let o = open(&sealed.jwt, &sealed.cms);
+        assert_eq!(codes(&o), vec!["token_claims_invalid"], "{claim} {value}");
+        assert!(o.errors[0].detail.contains(claim), "{:?}", o.errors);
+    }
+    // The largest representable times are ordinary comparisons.
+    let far = time::macros::datetime!(9999-12-31 23:59:59 UTC).unix_timestamp();
+    let token = with_claim(&good, "exp", far.into());
+    let (sealed, _) = seal_letter(
+        &spec,
+        &w.pki.chain_for(&w.avsender.0),
+        &w.avsender.1,
+        &w.provider.0,
+        &token,
+    )
+    .unwrap();
+    assert!(open(&sealed.jwt, &sealed.cms).valid);
+}
+
 #[test]
 fn utskrift_round_trip() {
     let w = world();
