@@ -188,3 +188,118 @@ fn decrypt_for_checks_the_recipient_identifier() {
         b"x"
     );
 }
+
+/// One DER value at the start of `b`: (header length, total length).
+fn der_tlv(b: &[u8]) -> (usize, usize) {
+    let first = b[1] as usize;
+    if first < 0x80 {
+        return (2, 2 + first);
+    }
+    let n = first & 0x7F;
+    let len = b[2..2 + n].iter().fold(0usize, |a, x| a << 8 | *x as usize);
+    (2 + n, 2 + n + len)
+}
+
+/// The DER values concatenated in `content`.
+fn der_children(mut content: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while !content.is_empty() {
+        let (_, total) = der_tlv(content);
+        out.push(&content[..total]);
+        content = &content[total..];
+    }
+    out
+}
+
+fn der_content(v: &[u8]) -> &[u8] {
+    let (h, total) = der_tlv(v);
+    &v[h..total]
+}
+
+fn der_wrap(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// `cms` (our DER output) with `extra` KeyTransRecipientInfos added to its recipientInfos.
+fn with_more_recipients(cms: &[u8], extra: &[&[u8]]) -> Vec<u8> {
+    let content_info = der_children(der_content(cms));
+    let enveloped = der_content(content_info[1]);
+    let fields = der_children(der_content(enveloped));
+    let mut recipients: Vec<u8> = der_content(fields[1]).to_vec();
+    for r in extra {
+        recipients.extend_from_slice(r);
+    }
+    let mut ed = fields[0].to_vec();
+    ed.extend(der_wrap(0x31, &recipients));
+    ed.extend_from_slice(fields[2]);
+    let mut ci = content_info[0].to_vec();
+    ci.extend(der_wrap(0xA0, &der_wrap(0x30, &ed)));
+    der_wrap(0x30, &ci)
+}
+
+fn recipient_infos(cms: &[u8]) -> Vec<Vec<u8>> {
+    let content_info = der_children(der_content(cms));
+    let fields = der_children(der_content(der_content(content_info[1])));
+    der_children(der_content(fields[1]))
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+#[test]
+fn exactly_one_recipient_info() {
+    let (cert, key) = self_signed("mottaker", 2048);
+    let (other_cert, other_key) = self_signed("annen", 2048);
+    let data = b"brev til en postkasse".to_vec();
+    let ours = cms::encrypt(&data, &cert).unwrap();
+    // The helper rebuilds a CMS that still decrypts when nothing is added.
+    assert_eq!(
+        cms::decrypt(&with_more_recipients(&ours, &[]), &key, &Limits::default()).unwrap(),
+        data
+    );
+    // A second recipient with its own copy of a content key: refused, whichever key opens it
+    // and whether or not the recipient certificate is named.
+    let theirs = cms::encrypt(&data, &other_cert).unwrap();
+    let second = recipient_infos(&theirs).remove(0);
+    let two = with_more_recipients(&ours, &[&second]);
+    for (k, c) in [(&key, &cert), (&other_key, &other_cert)] {
+        assert_eq!(
+            cms::decrypt(&two, k, &Limits::default())
+                .unwrap_err()
+                .code(),
+            "cms_recipient_count"
+        );
+        assert_eq!(
+            cms::decrypt_for(&two, k, c, &Limits::default())
+                .unwrap_err()
+                .code(),
+            "cms_recipient_count"
+        );
+    }
+    // The same recipient twice is two recipientInfos too.
+    let first = recipient_infos(&ours).remove(0);
+    assert_eq!(
+        cms::decrypt(
+            &with_more_recipients(&ours, &[&first]),
+            &key,
+            &Limits::default()
+        )
+        .unwrap_err()
+        .code(),
+        "cms_recipient_count"
+    );
+}

@@ -1,5 +1,5 @@
-//! CMS EnvelopedData (RFC 5652) as the dokumentpakke profile uses it (dpi-spec §5.4): one
-//! KeyTransRecipientInfo with RSAES-OAEP, content AES-CBC.
+//! CMS EnvelopedData (RFC 5652) as the dokumentpakke profile uses it (dpi-spec §5.4): exactly
+//! one KeyTransRecipientInfo with RSAES-OAEP, content AES-CBC.
 //!
 //! Writing emits DER with RSAES-OAEP SHA-256 / MGF1-SHA-256 (explicit parameters, as every real
 //! implementation does) and AES-256-CBC with a fresh key and IV. Reading takes BER with indefinite
@@ -34,9 +34,6 @@ const OID_SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03
 const OID_AES128_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02];
 const OID_AES192_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x16];
 const OID_AES256_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2A];
-
-/// At most this many recipients are tried.
-const MAX_RECIPIENTS: usize = 16;
 
 fn structure(what: impl Into<String>) -> ContainerError {
     ContainerError::CmsStructure(what.into())
@@ -359,9 +356,9 @@ pub fn decrypt(
     decrypt_inner(cms, recipient_key, None, limits)
 }
 
-/// Like [`decrypt`], but only through the recipientInfo that names `recipient_cert` (the
-/// certificate of `recipient_key`); refuses with `cms_recipient_mismatch` when none does. For a
-/// mailbox holding several keys, and so that the recipient identifier is not left unchecked.
+/// Like [`decrypt`], but the recipientInfo must name `recipient_cert` (the certificate of
+/// `recipient_key`); refuses with `cms_recipient_mismatch` when it does not. For a mailbox
+/// holding several keys, and so that the recipient identifier is not left unchecked.
 pub fn decrypt_for(
     cms: &[u8],
     recipient_key: &PKey<Private>,
@@ -427,29 +424,35 @@ fn decrypt_inner(
         }
         _ => return Err(structure("EnvelopedData field count")),
     };
-    let recips = &recips.expect(TAG_SET, true, "recipientInfos")?.children;
-    if recips.is_empty() || recips.len() > MAX_RECIPIENTS {
-        return Err(structure(format!("{} recipientInfos", recips.len())));
-    }
-    // RFC 5652 6.1: version 0 exactly when every recipientInfo is version 0 (no originatorInfo
-    // or unprotectedAttrs, which we refuse anyway); otherwise 2.
-    let mut all_v0 = true;
-    let mut candidates = Vec::new();
-    for r in recips {
-        let (rid, _, _, rv) = ktri_fields(r)?;
-        all_v0 &= rv == 0;
-        if want.is_none_or(|c| rid_matches(rid, c).unwrap_or(false)) {
-            candidates.push(r);
+    // Exactly one KeyTransRecipientInfo (§5.4): a letter is for one mailbox, and a second
+    // recipient would be a copy of the content key for someone else.
+    let recipient = match recips
+        .expect(TAG_SET, true, "recipientInfos")?
+        .children
+        .as_slice()
+    {
+        [one] => one,
+        [] => return Err(structure("no recipientInfo")),
+        more => {
+            return Err(ContainerError::CmsRecipientCount(format!(
+                "{} recipientInfos; the dokumentpakke has exactly one",
+                more.len()
+            )));
         }
-    }
-    if (v == 0) != all_v0 {
+    };
+    // RFC 5652 6.1: version 0 exactly when the recipientInfo is version 0 (no originatorInfo
+    // or unprotectedAttrs, which we refuse anyway); otherwise 2.
+    let (rid, _, _, rv) = ktri_fields(recipient)?;
+    if (v == 0) != (rv == 0) {
         return Err(structure(format!(
-            "EnvelopedData version {v} does not fit its recipientInfos"
+            "EnvelopedData version {v} does not fit its recipientInfo"
         )));
     }
-    if candidates.is_empty() {
+    if let Some(c) = want
+        && !rid_matches(rid, c).unwrap_or(false)
+    {
         return Err(ContainerError::CmsRecipientMismatch(
-            "no recipientInfo names the recipient certificate".into(),
+            "the recipientInfo does not name the recipient certificate".into(),
         ));
     }
 
@@ -475,27 +478,15 @@ fn decrypt_inner(
         )));
     }
 
-    let mut last_err = None;
-    for r in candidates {
-        match unwrap_key(r, recipient_key) {
-            Ok(cek) => {
-                if cek.len() != cipher.key_len() {
-                    return Err(ContainerError::CmsContentDecrypt(format!(
-                        "content key of {} bytes for a {}-byte cipher",
-                        cek.len(),
-                        cipher.key_len()
-                    )));
-                }
-                return openssl::symm::decrypt(cipher, &cek, Some(&iv), &ciphertext).map_err(
-                    |_| {
-                        ContainerError::CmsContentDecrypt(
-                            "AES-CBC decryption or padding failed".into(),
-                        )
-                    },
-                );
-            }
-            Err(e) => last_err = Some(e),
-        }
+    let cek = unwrap_key(recipient, recipient_key)?;
+    if cek.len() != cipher.key_len() {
+        return Err(ContainerError::CmsContentDecrypt(format!(
+            "content key of {} bytes for a {}-byte cipher",
+            cek.len(),
+            cipher.key_len()
+        )));
     }
-    Err(last_err.unwrap_or_else(|| structure("no recipient")))
+    openssl::symm::decrypt(cipher, &cek, Some(&iv), &ciphertext).map_err(|_| {
+        ContainerError::CmsContentDecrypt("AES-CBC decryption or padding failed".into())
+    })
 }

@@ -21,6 +21,9 @@ pub enum ContainerError {
     /// An algorithm we do not accept (key transport other than RSAES-OAEP, cipher other than AES-CBC…).
     #[error("unsupported CMS algorithm: {0}")]
     CmsUnsupportedAlgorithm(String),
+    /// More than one recipientInfo: the profile has exactly one KeyTransRecipientInfo (§5.4).
+    #[error("more than one recipient: {0}")]
+    CmsRecipientCount(String),
     /// No recipientInfo names the given recipient certificate (issuer and serial, or SKI).
     #[error("no recipient matches the certificate: {0}")]
     CmsRecipientMismatch(String),
@@ -169,6 +172,7 @@ impl ContainerError {
             BerLimit(_) => "ber_limit",
             CmsStructure(_) => "cms_structure",
             CmsUnsupportedAlgorithm(_) => "cms_unsupported_algorithm",
+            CmsRecipientCount(_) => "cms_recipient_count",
             CmsRecipientMismatch(_) => "cms_recipient_mismatch",
             CmsKeyDecrypt(_) => "cms_key_decrypt_failed",
             CmsContentDecrypt(_) => "cms_content_decrypt_failed",
@@ -220,6 +224,7 @@ impl ContainerError {
         "ber_limit",
         "cms_structure",
         "cms_unsupported_algorithm",
+        "cms_recipient_count",
         "cms_recipient_mismatch",
         "cms_key_decrypt_failed",
         "cms_content_decrypt_failed",
