@@ -13,6 +13,7 @@
 
 pub mod certcache;
 pub mod container;
+pub mod html_rules;
 pub mod jws;
 pub mod letter;
 pub mod message;
