@@ -5,13 +5,17 @@
 //! - `samspill send status ID [--wait-for STATUS --timeout SECS]` shows status, history and
 //!   receipts.
 //!
-//! Exit status: 0 done, 1 refused by the service or the letter failed, 2 usage, I/O or
-//! connection error. `--json` prints the service's JSON view of the letter.
+//! Exit status: 0 done, 1 refused by the service, the letter failed, or it did not reach the
+//! status waited for, 2 usage, I/O or connection error. `--json` prints the service's JSON
+//! view of the letter.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context, anyhow};
-use avsender::client::{AvsenderClient, ClientError, letter_from_toml};
+use avsender::{
+    client::{AvsenderClient, ClientError, letter_from_toml},
+    status::{Event, Status, next},
+};
 use serde_json::Value;
 
 #[derive(Debug, clap::Args)]
@@ -22,7 +26,8 @@ pub struct SendArgs {
     /// The letter: TOML (documents as files next to it) or JSON, see docs/letter-json.md.
     #[arg(long, value_name = "L.toml")]
     letter: Option<PathBuf>,
-    /// Wait up to SECS for the letter to leave `created` (sent, or failed).
+    /// Wait up to SECS for the letter to leave `created` (sent or further; exit 1 when it
+    /// failed or is still `created`).
     #[arg(long, value_name = "SECS")]
     wait: Option<u64>,
     /// Print the service's JSON view of the letter.
@@ -61,13 +66,63 @@ enum SendCommand {
     Status {
         /// The letter id (UUID).
         id: String,
-        /// Wait until the letter has this status (e.g. delivered).
+        /// Wait until the letter has this status or one after it (e.g. delivered; exit 1
+        /// when it is not reached within the timeout or can no longer be).
         #[arg(long, value_name = "STATUS")]
         wait_for: Option<String>,
         /// How long `--wait-for` waits, in seconds.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+}
+
+/// Where a letter stands relative to the status waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// At that status or past it.
+    Reached,
+    /// Not yet, and it still can get there.
+    Pending,
+    /// Not there, and it never will be (it failed, or took another branch).
+    Never,
+}
+
+const EVENTS: [Event; 7] = [
+    Event::Sent,
+    Event::Mottak,
+    Event::Levering,
+    Event::Aapning,
+    Event::VarslingFeilet,
+    Event::Returpost,
+    Event::Feil,
+];
+
+/// Whether the state machine leads from `from` to `to` (in zero or more steps).
+fn leads_to(from: Status, to: Status) -> bool {
+    let mut seen = vec![from];
+    let mut todo = vec![from];
+    while let Some(s) = todo.pop() {
+        for t in EVENTS.iter().filter_map(|e| next(s, *e).ok()) {
+            if !seen.contains(&t) {
+                seen.push(t);
+                todo.push(t);
+            }
+        }
+    }
+    seen.contains(&to)
+}
+
+/// "At or past": the letter is at `want` or at a status the state machine leads to from
+/// `want` (`delivered` is past `sent` and `received_by_print`, `opened` past `delivered`).
+/// `failed` is past nothing but itself: a letter can fail before it was sent.
+fn progress(current: Status, want: Status) -> Progress {
+    if current == want || (current != Status::Failed && leads_to(want, current)) {
+        Progress::Reached
+    } else if leads_to(current, want) {
+        Progress::Pending
+    } else {
+        Progress::Never
+    }
 }
 
 /// A refusal (exit 1) or a usage/connection failure (exit 2).
@@ -128,23 +183,36 @@ fn api_key(c: &Connection) -> anyhow::Result<String> {
     Ok(key.trim().to_owned())
 }
 
+/// `--wait-for` as a status, or a usage error naming the valid ones.
+fn parse_status(s: &str) -> anyhow::Result<Status> {
+    Status::parse(s.trim()).ok_or_else(|| {
+        let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        anyhow!(
+            "--wait-for {s:?} is not a letter status (one of {})",
+            all.join(", ")
+        )
+    })
+}
+
 async fn run_async(args: SendArgs) -> Result<bool, Failure> {
+    // A misspelled status is a usage error before anything is asked of the service.
+    let want = match &args.cmd {
+        Some(SendCommand::Status {
+            wait_for: Some(w), ..
+        }) => Some(parse_status(w)?),
+        _ => None,
+    };
     let client = AvsenderClient::new(args.conn.url.clone(), api_key(&args.conn)?);
     match (args.cmd, args.letter) {
-        (
-            Some(SendCommand::Status {
-                id,
-                wait_for,
-                timeout,
-            }),
-            _,
-        ) => {
-            let v = match wait_for {
-                None => client.status(&id).await.map_err(client_failure)?,
-                Some(want) => wait(&client, &id, timeout, |s| s == want || s == "failed").await?,
+        (Some(SendCommand::Status { id, timeout, .. }), _) => {
+            let Some(want) = want else {
+                let v = client.status(&id).await.map_err(client_failure)?;
+                emit(&v, args.json);
+                return Ok(v["status"] != "failed");
             };
+            let (v, p) = wait(&client, &id, timeout, want).await?;
             emit(&v, args.json);
-            Ok(v["status"] != "failed")
+            Ok(verdict(&id, &v, want, p, timeout))
         }
         (None, Some(path)) => {
             let letter = if path.extension().is_some_and(|e| e == "json") {
@@ -157,8 +225,11 @@ async fn run_async(args: SendArgs) -> Result<bool, Failure> {
             };
             let submitted = client.submit(&letter).await.map_err(client_failure)?;
             let mut v = submitted.letter;
+            let mut waited = None;
             if let Some(secs) = args.wait {
-                v = wait(&client, &letter.id, secs, |s| s != "created").await?;
+                let (now, p) = wait(&client, &letter.id, secs, Status::Sent).await?;
+                v = now;
+                waited = Some((p, secs));
             }
             if args.json {
                 emit(&v, true);
@@ -177,7 +248,10 @@ async fn run_async(args: SendArgs) -> Result<bool, Failure> {
                     emit(&v, false);
                 }
             }
-            Ok(v["status"] != "failed")
+            Ok(match waited {
+                Some((p, secs)) => verdict(&letter.id, &v, Status::Sent, p, secs),
+                None => v["status"] != "failed",
+            })
         }
         (None, None) => Err(Failure::Fatal(anyhow!(
             "give --letter L.toml to send, or `status ID`"
@@ -185,19 +259,40 @@ async fn run_async(args: SendArgs) -> Result<bool, Failure> {
     }
 }
 
+/// The letter's view once it is at or past `want`, can no longer get there, or `secs` have
+/// passed, with where it stands.
 async fn wait(
     client: &AvsenderClient,
     id: &str,
     secs: u64,
-    done: impl Fn(&str) -> bool,
-) -> Result<Value, Failure> {
+    want: Status,
+) -> Result<(Value, Progress), Failure> {
     let until = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let v = client.status(id).await.map_err(client_failure)?;
-        if done(v["status"].as_str().unwrap_or_default()) || tokio::time::Instant::now() >= until {
-            return Ok(v);
+        // A status this build does not know yet is waited on like one short of `want`.
+        let p = Status::parse(v["status"].as_str().unwrap_or_default())
+            .map_or(Progress::Pending, |s| progress(s, want));
+        if p != Progress::Pending || tokio::time::Instant::now() >= until {
+            return Ok((v, p));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Success when the wait reached `want`; otherwise one line on stderr says why not.
+fn verdict(id: &str, v: &Value, want: Status, p: Progress, secs: u64) -> bool {
+    let status = v["status"].as_str().unwrap_or("?");
+    match p {
+        Progress::Reached => true,
+        Progress::Never => {
+            eprintln!("samspill send: letter {id} is {status} and will not become {want}");
+            false
+        }
+        Progress::Pending => {
+            eprintln!("samspill send: letter {id} is still {status} after {secs} s, not {want}");
+            false
+        }
     }
 }
 
@@ -244,5 +339,68 @@ fn emit(v: &Value, json: bool) {
                 .map(|x| format!(": {x}"))
                 .unwrap_or_default()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_letter_at_or_past_the_status_waited_for_has_reached_it() {
+        use Status as S;
+        for (current, want) in [
+            (S::Sent, S::Sent),
+            (S::Delivered, S::Sent),
+            (S::ReceivedByPrint, S::Sent),
+            (S::Opened, S::Delivered),
+            (S::NotificationFailed, S::Delivered),
+            (S::Returned, S::Delivered),
+            (S::Opened, S::Created),
+            // Past the print stage, whichever way it went.
+            (S::Delivered, S::ReceivedByPrint),
+            (S::Failed, S::Failed),
+        ] {
+            assert_eq!(
+                progress(current, want),
+                Progress::Reached,
+                "{current} for {want}"
+            );
+        }
+        for (current, want) in [
+            (S::Created, S::Sent),
+            (S::Sent, S::Delivered),
+            (S::ReceivedByPrint, S::Delivered),
+            (S::Delivered, S::Opened),
+            (S::Created, S::Failed),
+            (S::Sent, S::Failed),
+        ] {
+            assert_eq!(
+                progress(current, want),
+                Progress::Pending,
+                "{current} for {want}"
+            );
+        }
+        for (current, want) in [
+            (S::Failed, S::Sent),
+            (S::Failed, S::Created),
+            (S::Returned, S::Opened),
+            (S::Opened, S::Returned),
+            (S::Delivered, S::Failed),
+        ] {
+            assert_eq!(
+                progress(current, want),
+                Progress::Never,
+                "{current} for {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_misspelled_status_is_a_usage_error_naming_the_valid_ones() {
+        assert_eq!(parse_status("delivered").unwrap(), Status::Delivered);
+        let e = parse_status("deliverd").unwrap_err().to_string();
+        assert!(e.contains("\"deliverd\"") && e.contains("delivered"), "{e}");
+        assert!(!e.contains('\n'));
     }
 }

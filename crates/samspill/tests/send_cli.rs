@@ -1,7 +1,8 @@
 //! `samspill send` against a running `samspill serve` with the sender's world (Maskinporten
 //! and KRR stand-ins, the access point, the mailbox providers, the avsender role): submit a
 //! TOML letter, wait for it to be sent, follow it to `delivered` with the provider's
-//! verified receipt, and the refusals. Runs on the backend named by
+//! verified receipt, waits that end at once (past the status, never reaching it, a misspelled
+//! status) or time out, and the refusals. Runs on the backend named by
 //! `SAMSPILL_TEST_BACKEND`.
 
 mod common;
@@ -207,6 +208,44 @@ beskrivelse = {{ text = "Svar på tilbudet innen fristen.", lang = "nb" }}
         "{}",
         text(&out.stdout)
     );
+
+    // Waiting for a status the letter is already past ends at once, successfully.
+    let wait_for = |status: &str, timeout: &str| {
+        run(
+            dir.path(),
+            &[
+                "send",
+                "status",
+                &id,
+                "--wait-for",
+                status,
+                "--timeout",
+                timeout,
+                "--url",
+                &url,
+                "--api-key-file",
+                &key_file,
+            ],
+        )
+    };
+    let out = wait_for("sent", "0");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Not reached within the timeout (nobody opens it): 1, with one line saying so.
+    let out = wait_for("opened", "0");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("still delivered"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // A delivered letter will not fail any more: 1 without waiting out the timeout.
+    let out = wait_for("failed", "60");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("will not become failed"));
+    // A misspelled status is a usage error.
+    let out = wait_for("deliverd", "0");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("deliverd"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
     // Refusals: unknown letter (1), wrong key (1), no key at all (2), no server (2).
     let unknown = uuid::Uuid::new_v4().to_string();
