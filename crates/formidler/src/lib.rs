@@ -4,6 +4,12 @@
 //! job queue with retries, and receipts from providers back to their senders. Payloads are kept
 //! only until delivered. The hop contracts are in `docs/CHAIN.md`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 mod api;
 mod deliver;
 mod repo;
