@@ -1,6 +1,8 @@
 //! The JSON end-user API (`/<slug>/api/v1/letters…`), authenticated with the citizen's
-//! ID-porten access token (`pid` = fødselsnummer, `acr` = level of assurance). A thin layer
-//! over [`crate::service::Mailbox`]; errors are problem+json.
+//! ID-porten access token (`pid` = fødselsnummer, `acr` = level of assurance) issued for this
+//! API: header `typ` `at+jwt` and the tenant's `api_audience` in `aud`, which the client
+//! asks ID-porten for as `resource` (RFC 8707). A thin layer over
+//! [`crate::service::Mailbox`]; errors are problem+json.
 
 use axum::{
     Json,
@@ -41,6 +43,28 @@ impl FromRequestParts<TenantState> for Citizen {
                 tracing::info!(code = e.code(), "citizen token refused");
                 e.to_problem()
             })?;
+        // Signed by ID-porten is not enough: an ID token, or an access token for another API,
+        // in the hands of that client or API must not open the citizen's letters here.
+        let typ = pki::jose::decode(token.trim())
+            .ok()
+            .and_then(|d| d.typ().map(str::to_ascii_lowercase));
+        if !matches!(typ.as_deref(), Some("at+jwt" | "application/at+jwt")) {
+            tracing::info!(code = "not_an_access_token", "citizen token refused");
+            return Err(Problem::unauthorized(
+                "not_an_access_token",
+                "the token is not an access token (typ at+jwt)",
+            ));
+        }
+        if !has_audience(&claims, &st.tenant.api_audience) {
+            tracing::info!(code = "wrong_audience", "citizen token refused");
+            return Err(Problem::unauthorized(
+                "wrong_audience",
+                format!(
+                    "the token is not for this API: ask ID-porten with resource={}",
+                    st.tenant.api_audience
+                ),
+            ));
+        }
         let pid = claims
             .get("pid")
             .and_then(serde_json::Value::as_str)
@@ -55,6 +79,15 @@ impl FromRequestParts<TenantState> for Citizen {
             },
             loa,
         })
+    }
+}
+
+/// `aud` is `audience` or an array holding it (RFC 7519 §4.1.3).
+fn has_audience(claims: &serde_json::Map<String, serde_json::Value>, audience: &str) -> bool {
+    match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => a == audience,
+        Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(audience)),
+        _ => false,
     }
 }
 
@@ -299,6 +332,32 @@ pub async fn accept_opening_receipt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audience_is_the_string_or_in_the_array() {
+        let claims = |aud: serde_json::Value| {
+            serde_json::json!({ "aud": aud })
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let api = "https://h/postkasse/digipost/api/v1";
+        assert!(has_audience(&claims(serde_json::json!(api)), api));
+        assert!(has_audience(
+            &claims(serde_json::json!(["https://other/", api])),
+            api
+        ));
+        assert!(!has_audience(
+            &claims(serde_json::json!("https://h/idporten")),
+            api
+        ));
+        assert!(!has_audience(
+            &claims(serde_json::json!(["https://other/"])),
+            api
+        ));
+        assert!(!has_audience(&claims(serde_json::json!(null)), api));
+        assert!(!has_audience(&serde_json::Map::new(), api));
+    }
 
     #[test]
     fn filenames_are_header_safe() {

@@ -14,7 +14,8 @@
 //! - Receipts (worker): each receipt is POSTed to the access point's `/dpi/receipts` (hop 4)
 //!   with the tenant's own Maskinporten token, retried with backoff until it is taken.
 //! - [`service`]: the citizen's mailbox (list, read, documents, folders, opening receipts),
-//!   shared by the JSON end-user API (`/<slug>/api/v1/…`, ID-porten access token) and the
+//!   shared by the JSON end-user API (`/<slug>/api/v1/…`, an ID-porten access token issued
+//!   for that API: `aud` = the tenant's `api_audience`) and the
 //!   citizen web app; and for the web app's notifier, the stored letters with their `varsler`
 //!   and the `varslingfeiletkvittering` of a notification that failed for good.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -77,12 +78,11 @@ pub struct Config {
     /// Required `aud` of incoming Maskinporten tokens; none = not checked.
     pub maskinporten_audience: Option<String>,
     /// ID-porten issuer (no trailing slash) of citizens' access tokens. Default: the
-    /// `idporten` role next to this one.
+    /// `idporten` role next to this one. The `aud` those tokens need is each provider's
+    /// `api_audience`.
     pub idporten_issuer: Option<String>,
     /// ID-porten JWKS; default `{issuer}/jwks.json`.
     pub idporten_jwks_uri: Option<String>,
-    /// Required `aud` of ID-porten access tokens; none = not checked.
-    pub idporten_audience: Option<String>,
     /// Folder of the shared test PKI (tenant certificates, trust anchor). Relative paths are
     /// taken from the role's data folder; default `../pki`.
     pub pki_dir: PathBuf,
@@ -120,12 +120,14 @@ impl Default for Config {
                     orgnr: pki::demo::digipost(),
                     name: pki::demo::DIGIPOST_NAME.into(),
                     maskinporten_client_id: "samspill-digipost".into(),
+                    api_audience: None,
                 },
                 ProviderConfig {
                     slug: "eboks".into(),
                     orgnr: pki::demo::eboks(),
                     name: pki::demo::EBOKS_NAME.into(),
                     maskinporten_client_id: "samspill-eboks".into(),
+                    api_audience: None,
                 },
             ],
             formidler_receipts_url: None,
@@ -136,7 +138,6 @@ impl Default for Config {
             maskinporten_audience: None,
             idporten_issuer: None,
             idporten_jwks_uri: None,
-            idporten_audience: None,
             pki_dir: PathBuf::from("../pki"),
             trust_anchors: Vec::new(),
             seed_citizens: true,
@@ -165,6 +166,12 @@ pub struct ProviderConfig {
     pub name: String,
     /// The provider's Maskinporten client id (its own tokens for the receipt hop).
     pub maskinporten_client_id: String,
+    /// The `aud` a citizen's ID-porten access token must have at this provider's end-user
+    /// API: the resource indicator (RFC 8707 `resource`) its clients ask ID-porten for, so a
+    /// token issued for any other API (or another provider's) is refused. Default: the API's
+    /// base URL, `<public url of the role>/<slug>/api/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_audience: Option<String>,
 }
 
 /// A hosted provider with its keys: the enterprise certificate decrypts letters and signs
@@ -177,6 +184,9 @@ pub struct Tenant {
     pub cert: X509,
     pub key: PKey<Private>,
     pub tokens: Arc<dyn TokenSource>,
+    /// The `aud` citizens' access tokens need at this tenant's end-user API
+    /// ([`ProviderConfig::api_audience`], resolved).
+    pub api_audience: String,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -214,7 +224,8 @@ pub struct Deps {
     /// Verifies Maskinporten tokens: the access point's bearer tokens and the tokens
     /// embedded in letters.
     pub verifier: Arc<dyn TokenVerifier>,
-    /// Verifies citizens' ID-porten access tokens.
+    /// Verifies citizens' ID-porten tokens: signature, issuer and times. The end-user API
+    /// also requires an access token (`typ` `at+jwt`) for its tenant's `api_audience`.
     pub citizen_verifier: JwtVerifier,
     pub tenants: Vec<Tenant>,
     /// Roots that senders' certificates must chain to.
@@ -271,6 +282,13 @@ impl Deps {
                 GrantKey::from_issued(&issued),
                 http.clone(),
             );
+            let api_audience = p.api_audience.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/{}/api/v1",
+                    env.public_url.as_str().trim_end_matches('/'),
+                    p.slug
+                )
+            });
             tenants.push(Tenant {
                 slug: p.slug.clone(),
                 orgnr: p.orgnr,
@@ -278,6 +296,7 @@ impl Deps {
                 cert: issued.cert().clone(),
                 key: issued.key().clone(),
                 tokens: Arc::new(client),
+                api_audience,
             });
         }
         let verifier = MaskinportenVerifier::new(
@@ -296,11 +315,8 @@ impl Deps {
             .idporten_jwks_uri
             .clone()
             .unwrap_or_else(|| format!("{}/jwks.json", idp_issuer.trim_end_matches('/')));
-        let citizen_verifier = JwtVerifier::new(
-            idp_issuer,
-            JwksCache::new(idp_jwks, http),
-            cfg.idporten_audience.clone(),
-        );
+        // The audience differs per tenant; `api::Citizen` checks it.
+        let citizen_verifier = JwtVerifier::new(idp_issuer, JwksCache::new(idp_jwks, http), None);
         let mut anchors = dpi::trust::TrustAnchors::none();
         if cfg.trust_anchors.is_empty() {
             anchors = dpi::trust::TrustAnchors::new(vec![pki.ca_cert().clone()]);

@@ -6,7 +6,9 @@
 //! Letters before their `virkningstidspunkt` do not exist as far as the citizen can tell.
 //! A `sikkerhetsnivaa` 4 letter seen with a substantial login ([`Loa::Substantial`]) is
 //! `locked`: only its non-sensitive title and sender show; its documents, sensitive title and
-//! link stay hidden until the citizen logs in at level high.
+//! link stay hidden until the citizen logs in at level high. A letter whose sender asked for
+//! an opening receipt (`aapningskvittering`) shows no more than that until the citizen has
+//! accepted the receipt (DPI §4.1: accepted before the letter is opened).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -137,7 +139,8 @@ pub struct LetterSummary {
     pub sender_name: Option<String>,
     /// The non-sensitive title; always shown.
     pub ikkesensitivtittel: String,
-    /// The hoveddokument's (possibly sensitive) title; absent while `locked`.
+    /// The hoveddokument's (possibly sensitive) title; absent while `locked` or
+    /// `requires_opening_receipt`.
     pub tittel: Option<String>,
     pub sikkerhetsnivaa: u8,
     /// Needs a login at level high to be opened.
@@ -186,9 +189,9 @@ pub struct LetterDetail {
     pub conversation_id: String,
     pub avsenderidentifikator: Option<String>,
     pub spraak: String,
-    /// "Lenke utenfor brev"; absent while `locked`.
+    /// "Lenke utenfor brev"; absent while `locked` or `requires_opening_receipt`.
     pub lenke: Option<Lenke>,
-    /// Absent (empty) while `locked`.
+    /// Absent (empty) while `locked` or `requires_opening_receipt`.
     pub documents: Vec<DocumentInfo>,
     /// When the provider stored the letter (may be before `received_at`).
     #[serde(with = "time::serde::rfc3339")]
@@ -304,20 +307,26 @@ fn is_locked(sikkerhetsnivaa: i64, loa: Loa) -> bool {
     sikkerhetsnivaa >= 4 && loa < Loa::High
 }
 
+/// The sender asked for an opening receipt the citizen has not accepted yet.
+fn receipt_pending(aapningskvittering: bool, receipt_accepted_at: Option<i64>) -> bool {
+    aapningskvittering && receipt_accepted_at.is_none()
+}
+
 fn summary(row: repo::ListRow, loa: Loa) -> LetterSummary {
     let locked = is_locked(row.sikkerhetsnivaa, loa);
+    let pending = receipt_pending(row.aapningskvittering, row.receipt_accepted_at);
     LetterSummary {
         id: LetterId::parse(&row.id).unwrap_or_default(),
         sender_orgnr: row.sender_orgnr,
         sender_name: row.sender_name,
         ikkesensitivtittel: row.ikkesensitivtittel,
-        tittel: if locked { None } else { row.tittel },
+        tittel: if locked || pending { None } else { row.tittel },
         sikkerhetsnivaa: u8::try_from(row.sikkerhetsnivaa).unwrap_or(4),
         locked,
         received_at: time_of(row.visible_from),
         unread: row.opened_at.is_none(),
         folder: Folder::parse(&row.folder).unwrap_or_default(),
-        requires_opening_receipt: row.aapningskvittering && row.receipt_accepted_at.is_none(),
+        requires_opening_receipt: pending,
         attachments: u32::try_from(row.attachments).unwrap_or_default(),
     }
 }
@@ -432,7 +441,8 @@ impl Mailbox {
         })
     }
 
-    /// One letter with its documents and parsed extensions.
+    /// One letter with its documents and parsed extensions; of a letter the citizen may not
+    /// open yet (locked, or an opening receipt to accept first), only what the list shows.
     pub async fn get_letter(
         &self,
         who: &CitizenRef,
@@ -441,8 +451,8 @@ impl Mailbox {
     ) -> ServiceResult<LetterDetail> {
         let citizen = self.citizen_id(who).await?;
         let row = self.letter(&citizen, id, OffsetDateTime::now_utc()).await?;
-        let locked = is_locked(row.list.sikkerhetsnivaa, loa);
-        let documents = if locked {
+        let closed = Self::may_open(&row, loa).is_err();
+        let documents = if closed {
             Vec::new()
         } else {
             repo::documents(&self.db, &citizen, &row.list.id)
@@ -463,7 +473,7 @@ impl Mailbox {
                 })
                 .collect()
         };
-        let lenke = if locked {
+        let lenke = if closed {
             None
         } else {
             row.lenke
@@ -491,7 +501,7 @@ impl Mailbox {
         if is_locked(row.list.sikkerhetsnivaa, loa) {
             return Err(ServiceError::Locked);
         }
-        if row.list.aapningskvittering && row.list.receipt_accepted_at.is_none() {
+        if receipt_pending(row.list.aapningskvittering, row.list.receipt_accepted_at) {
             return Err(ServiceError::OpeningReceiptRequired);
         }
         Ok(())

@@ -533,7 +533,18 @@ async fn a_citizen_can_never_reach_another_citizens_letters() {
     deliver(&c, &LetterOpts::to(tenant, &c.kari_address(), "Til Kari")).await;
     let kari = c.citizen_token(&c.pids.digipost, "idporten-loa-high").await;
     let sigrid = c.citizen_token(&c.pids.stale, "idporten-loa-high").await;
-    let ola = c.citizen_token(&c.pids.eboks, "idporten-loa-high").await;
+    // Tokens for both providers' APIs, to show that each provider keeps to its own citizens.
+    let (digipost_api, eboks_api) = (c.api_resource("digipost"), c.api_resource("eboks"));
+    let both = [digipost_api.as_str(), eboks_api.as_str()];
+    let access = |v: Value| v["access_token"].as_str().unwrap().to_owned();
+    let ola = access(
+        c.citizen_tokens(&c.pids.eboks, "idporten-loa-high", &both)
+            .await,
+    );
+    let kari_both = access(
+        c.citizen_tokens(&c.pids.digipost, "idporten-loa-high", &both)
+            .await,
+    );
 
     let r = c.api_get("digipost", "/letters", &kari).await;
     assert_eq!(r.status(), 200);
@@ -606,9 +617,15 @@ async fn a_citizen_can_never_reach_another_citizens_letters() {
     assert_eq!(r.status(), 404);
     // Kari at e-Boks: not a user there.
     let r = c
-        .api_get("eboks", &format!("/letters/{id}/documents/0"), &kari)
+        .api_get("eboks", &format!("/letters/{id}/documents/0"), &kari_both)
         .await;
     assert_eq!(r.status(), 403);
+    // Her token for Digipost's API is no token at e-Boks's.
+    let r = c
+        .api_get("eboks", &format!("/letters/{id}/documents/0"), &kari)
+        .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "wrong_audience");
     // No token, a forged token.
     assert_eq!(
         c.http
@@ -636,6 +653,120 @@ async fn a_citizen_can_never_reach_another_citizens_letters() {
     // A Maskinporten token is not a citizen's token.
     let mp = c.send_token().await;
     assert_eq!(c.api_get("digipost", "/letters", &mp).await.status(), 401);
+    c.stop().await;
+}
+
+/// 401 problem+json with `code`.
+async fn refused(r: reqwest::Response, code: &str) {
+    assert_eq!(r.status(), 401, "{code}");
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], code);
+}
+
+#[tokio::test]
+async fn only_access_tokens_issued_for_this_api_open_the_citizens_letters() {
+    let c = start().await;
+    let tenant = pki::demo::digipost();
+    deliver(&c, &LetterOpts::to(tenant, &c.kari_address(), "Til Kari")).await;
+    let kari = c.pids.digipost.clone();
+    let api = c.api_resource("digipost");
+
+    // The login of some other service of Kari's: its ID token (aud = that client) and an
+    // access token for another API, or for none.
+    let other = c
+        .citizen_tokens(
+            &kari,
+            "idporten-loa-high",
+            &["https://skatt.samspill.invalid/api"],
+        )
+        .await;
+    refused(
+        c.api_get("digipost", "/letters", other["id_token"].as_str().unwrap())
+            .await,
+        "not_an_access_token",
+    )
+    .await;
+    refused(
+        c.api_get(
+            "digipost",
+            "/letters",
+            other["access_token"].as_str().unwrap(),
+        )
+        .await,
+        "wrong_audience",
+    )
+    .await;
+    let none = c.citizen_tokens(&kari, "idporten-loa-high", &[]).await;
+    refused(
+        c.api_get(
+            "digipost",
+            "/letters",
+            none["access_token"].as_str().unwrap(),
+        )
+        .await,
+        "wrong_audience",
+    )
+    .await;
+    // Another provider's API.
+    let eboks = c
+        .citizen_tokens(&kari, "idporten-loa-high", &[&c.api_resource("eboks")])
+        .await;
+    refused(
+        c.api_get(
+            "digipost",
+            "/letters",
+            eboks["access_token"].as_str().unwrap(),
+        )
+        .await,
+        "wrong_audience",
+    )
+    .await;
+
+    // Even the ID token of a login that asked for this API is not its access token.
+    let ours = c.citizen_tokens(&kari, "idporten-loa-high", &[&api]).await;
+    let id_token = ours["id_token"].as_str().unwrap();
+    refused(
+        c.api_get("digipost", "/letters", id_token).await,
+        "not_an_access_token",
+    )
+    .await;
+    let r = c
+        .api_get(
+            "digipost",
+            "/letters",
+            ours["access_token"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(page["letters"][0]["ikkesensitivtittel"], "Til Kari");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_configured_api_audience_replaces_the_default() {
+    const AUD: &str = "https://api.digipost.samspill.invalid/postkasse";
+    let c = start_with(|cfg| cfg.providers[0].api_audience = Some(AUD.into()), true).await;
+    assert_eq!(c.postkasse.tenants()[0].slug, "digipost");
+    let kari = c.pids.digipost.clone();
+    let configured = c.citizen_tokens(&kari, "idporten-loa-high", &[AUD]).await;
+    let r = c
+        .api_get(
+            "digipost",
+            "/letters",
+            configured["access_token"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let default = c.citizen_token(&kari, "idporten-loa-high").await;
+    refused(
+        c.api_get("digipost", "/letters", &default).await,
+        "wrong_audience",
+    )
+    .await;
     c.stop().await;
 }
 
@@ -745,7 +876,24 @@ async fn opening_receipt_is_asked_for_then_sent_to_the_sender() {
         .unwrap();
     let l = &page["letters"][0];
     assert_eq!(l["requires_opening_receipt"], true);
+    assert!(l["tittel"].is_null(), "{l}");
     let id = l["id"].as_str().unwrap().to_owned();
+    // Before the receipt is accepted the letter shows what the consent step needs and
+    // nothing of its content: no sensitive title, no link, no documents or extensions.
+    let detail: Value = c
+        .api_get("digipost", &format!("/letters/{id}"), &kari)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["requires_opening_receipt"], true);
+    assert_eq!(detail["ikkesensitivtittel"], "Med åpningskvittering");
+    assert_eq!(detail["sender_orgnr"], pki::demo::kommune().to_string());
+    assert!(detail["received_at"].is_string());
+    assert!(detail["tittel"].is_null(), "{detail}");
+    assert!(detail["lenke"].is_null(), "{detail}");
+    assert_eq!(detail["documents"], serde_json::json!([]));
+    assert!(!detail.to_string().contains("minside.samspill.invalid"));
     let r = c
         .api_get("digipost", &format!("/letters/{id}/documents/0"), &kari)
         .await;
@@ -777,6 +925,20 @@ async fn opening_receipt_is_asked_for_then_sent_to_the_sender() {
     assert_eq!(again["queued"], false, "one receipt per letter");
     let receipt = c.wait_receipt(&sent).await;
     assert_eq!(receipt.message_type(), MessageType::Aapningskvittering);
+    let detail: Value = c
+        .api_get("digipost", &format!("/letters/{id}"), &kari)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["requires_opening_receipt"], false);
+    assert_eq!(detail["tittel"], "Med åpningskvittering (sensitiv)");
+    assert_eq!(
+        detail["lenke"]["url"],
+        "https://minside.samspill.invalid/barnehage/svar"
+    );
+    assert_eq!(detail["documents"].as_array().unwrap().len(), 2);
+    assert!(detail["documents"][0]["extension"].is_object(), "{detail}");
     assert_eq!(
         c.api_get("digipost", &format!("/letters/{id}/documents/0"), &kari)
             .await

@@ -560,8 +560,30 @@ impl Chain {
         panic!("no receipt for conversation {conversation} within 30 s");
     }
 
-    /// An ID-porten access token for `pid` at `acr`, through the real login flow.
+    /// The resource indicator of a tenant's end-user API: the `aud` its tokens need (the
+    /// default `api_audience`).
+    pub fn api_resource(&self, slug: &str) -> String {
+        self.url(&format!("/postkasse/{slug}/api/v1"))
+    }
+
+    /// An ID-porten access token for `pid` at `acr` for Digipost's end-user API, through the
+    /// real login flow.
     pub async fn citizen_token(&self, pid: &str, acr: &str) -> String {
+        let api = self.api_resource("digipost");
+        self.citizen_tokens(pid, acr, &[api.as_str()]).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The token response (access and ID token) of a login by `pid` at `acr` whose client
+    /// asks for access to `resources` (RFC 8707; none: an access token for no API).
+    pub async fn citizen_tokens(
+        &self,
+        pid: &str,
+        acr: &str,
+        resources: &[&str],
+    ) -> serde_json::Value {
         let browser = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -574,19 +596,21 @@ impl Chain {
                 .encode(sha2::Sha256::digest(verifier.as_bytes()))
         };
         let redirect = self.url("/cb");
+        let mut query = vec![
+            ("response_type", "code"),
+            ("client_id", IDP_CLIENT),
+            ("redirect_uri", redirect.as_str()),
+            ("scope", "openid profile"),
+            ("state", "st"),
+            ("nonce", "no"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("acr_values", acr),
+        ];
+        query.extend(resources.iter().map(|r| ("resource", *r)));
         let r = browser
             .get(self.url("/idporten/authorize"))
-            .query(&[
-                ("response_type", "code"),
-                ("client_id", IDP_CLIENT),
-                ("redirect_uri", redirect.as_str()),
-                ("scope", "openid profile"),
-                ("state", "st"),
-                ("nonce", "no"),
-                ("code_challenge", challenge.as_str()),
-                ("code_challenge_method", "S256"),
-                ("acr_values", acr),
-            ])
+            .query(&query)
             .send()
             .await
             .unwrap();
@@ -632,8 +656,7 @@ impl Chain {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "token exchange");
-        let v: serde_json::Value = r.json().await.unwrap();
-        v["access_token"].as_str().unwrap().to_owned()
+        r.json().await.unwrap()
     }
 
     /// `GET` on the postkasse API of `slug` as the holder of `token`.
