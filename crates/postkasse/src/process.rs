@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use domain::MessageId;
 use dpi::{
-    container::{DocumentRole, Limits},
-    letter::{OpenedLetter, open_letter},
+    container::{DocumentRole, Dokumentpakke, Limits},
+    letter::{OpenedLetter, open_letter_as},
     message::{Body, Feiltype, Sbd, Timestamp},
     receipt::{ReceiptKind, build_receipt, sign_sbd},
 };
@@ -222,10 +222,27 @@ pub(crate) async fn decide(
     now: OffsetDateTime,
 ) -> Result<Option<Decided>, ProcessError> {
     let key = tenant.key.clone();
+    let cert = tenant.cert.clone();
     let anchors = state.0.deps.anchors.clone();
     let owned_jws = jws.to_owned();
-    let opened = tokio::task::spawn_blocking(move || {
-        open_letter(&owned_jws, &cms, &key, &anchors, now, &Limits::default())
+    let (opened, html) = tokio::task::spawn_blocking(move || {
+        // The CMS must name this tenant's certificate, not only decrypt with its key (§5.4).
+        let opened = open_letter_as(
+            &owned_jws,
+            &cms,
+            &key,
+            &cert,
+            &anchors,
+            now,
+            &Limits::default(),
+        );
+        // Parsing HTML documents is CPU work like decryption: here, off the async threads.
+        let html = opened
+            .package
+            .as_ref()
+            .filter(|_| opened.valid)
+            .and_then(html_violation);
+        (opened, html)
     })
     .await
     .map_err(|e| ProcessError::Retry(format!("open_letter: {e}")))?;
@@ -238,7 +255,7 @@ pub(crate) async fn decide(
         return Ok(None);
     };
 
-    let verdict = judge(state, tenant, &opened, &sbd, now).await?;
+    let verdict = judge(state, tenant, &opened, html.as_deref(), &sbd, now).await?;
     let verdict = match verdict {
         Verdict::Accept(letter) => match store_documents(state, &opened, *letter).await? {
             Ok(letter) => Verdict::Accept(Box::new(letter)),
@@ -366,12 +383,28 @@ impl From<ProcessError> for crate::service::ServiceError {
     }
 }
 
-/// The corner-4 decision beyond `open_letter`: letter type, receiver, the embedded token
-/// verified with Maskinporten's keys, the effective time, and the recipient.
+/// The first `text/html` document breaking the DPI HTML rules (§5.2), as a refusal reason
+/// `<code>: <href>: <detail>`.
+fn html_violation(package: &Dokumentpakke) -> Option<String> {
+    package
+        .documents
+        .iter()
+        .filter(|d| d.mime.eq_ignore_ascii_case("text/html"))
+        .find_map(|d| {
+            dpi::html_rules::check(&d.bytes)
+                .err()
+                .map(|v| format!("{}: {}: {v}", v.code, d.href))
+        })
+}
+
+/// The corner-4 decision beyond `open_letter`: letter type, receiver, the HTML rules (`html`:
+/// the first violation, see [`html_violation`]), the embedded token verified with
+/// Maskinporten's keys, the effective time, and the recipient.
 async fn judge(
     state: &AppState,
     tenant: &Tenant,
     opened: &OpenedLetter,
+    html: Option<&str>,
     sbd: &Sbd,
     now: OffsetDateTime,
 ) -> Result<Verdict, ProcessError> {
@@ -404,6 +437,10 @@ async fn judge(
         Ok(a) => a,
         Err(e) => return Ok(Verdict::Reject(format!("invalid_avsender: {e}"))),
     };
+    // Invalid HTML is the sender's to fix (§7.1), whatever the token turns out to be.
+    if let Some(reason) = html {
+        return Ok(Verdict::Reject(reason.to_owned()));
+    }
     // The embedded token: signature and issuer against Maskinporten's keys. Its lifetime
     // against the message's creation time was checked by open_letter; a letter that waited
     // at the access point longer than the token lives is still good.
