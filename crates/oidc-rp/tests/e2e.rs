@@ -215,7 +215,11 @@ async fn log_out(http: &Client, url: String) -> (String, reqwest::Response) {
         .unwrap();
     assert_eq!(r.status(), 303, "logout");
     let loc = r.headers()["location"].to_str().unwrap();
-    let next = url::Url::parse(&url).unwrap().join(loc).unwrap().to_string();
+    let next = url::Url::parse(&url)
+        .unwrap()
+        .join(loc)
+        .unwrap()
+        .to_string();
     walk(http, next).await
 }
 

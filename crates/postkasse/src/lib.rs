@@ -106,6 +106,10 @@ pub struct Config {
     pub max_retry_delay_secs: u64,
     /// A `virkningstidspunkt` further ahead than this many days is refused (`feil` KLIENT).
     pub max_virkning_ahead_days: i64,
+    /// Refuse (feil KLIENT) letters whose HTML documents break the DPI HTML rules (§5.2).
+    /// Off, such letters are stored, and the citizen's app shows them only sanitized, as it
+    /// does every HTML document.
+    pub refuse_invalid_html: bool,
     /// Letters that have lain in a citizen's bin this many days are deleted for good (the bin
     /// page says so); 0 keeps them until the citizen deletes them.
     pub bin_retention_days: u32,
@@ -148,6 +152,7 @@ impl Default for Config {
             receipt_timeout_secs: 30,
             max_retry_delay_secs: 60,
             max_virkning_ahead_days: 366,
+            refuse_invalid_html: true,
             bin_retention_days: 30,
         }
     }

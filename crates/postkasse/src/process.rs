@@ -225,6 +225,7 @@ pub(crate) async fn decide(
     let cert = tenant.cert.clone();
     let anchors = state.0.deps.anchors.clone();
     let owned_jws = jws.to_owned();
+    let check_html = state.0.cfg.refuse_invalid_html;
     let (opened, html) = tokio::task::spawn_blocking(move || {
         // The CMS must name this tenant's certificate, not only decrypt with its key (§5.4).
         let opened = open_letter_as(
@@ -240,7 +241,7 @@ pub(crate) async fn decide(
         let html = opened
             .package
             .as_ref()
-            .filter(|_| opened.valid)
+            .filter(|_| opened.valid && check_html)
             .and_then(html_violation);
         (opened, html)
     })

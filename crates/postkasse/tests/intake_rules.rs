@@ -135,6 +135,19 @@ async fn an_html_letter_breaking_the_dpi_rules_gets_feil_klient_and_is_not_store
     c.stop().await;
 }
 
+#[tokio::test]
+async fn with_the_html_check_off_such_a_letter_is_stored() {
+    let c = start_with(|cfg| cfg.refuse_invalid_html = false, false).await;
+    let tenant = pki::demo::digipost();
+    let cert = c.tenant_cert(&tenant);
+    let bad = html_letter(&c, "Med skript", "<p>Hei</p><script>alert(1)</script>");
+    let (sealed, sbd) = c.seal(&bad, &cert).await;
+    assert_eq!(deliver(&c, &sealed).await, 202);
+    assert_eq!(only_receipt(&c, &sbd).await.0, "leveringskvittering");
+    assert_eq!(c.postkasse.letter_count(&tenant).await.unwrap(), 1);
+    c.stop().await;
+}
+
 /// A certificate other than the tenant's (another issuer name and serial) for the tenant's
 /// own key: a CMS naming it still decrypts with the tenant's key.
 fn another_certificate_for_the_same_key(tenant_cert: &X509) -> X509 {

@@ -217,6 +217,10 @@ pub async fn start_with(addr: &str, tweak: impl FnOnce(&mut innboks::Config)) ->
     let p_env = role_env(dir.path(), &origin, "postkasse");
     let p_cfg = postkasse::Config {
         max_retry_delay_secs: 1,
+        // The app must show hostile HTML harmlessly however it got stored (a provider that
+        // accepts it, letters from before the intake's check), so these tests store it; the
+        // intake's refusal is tested in postkasse's intake_rules.
+        refuse_invalid_html: false,
         ..Default::default()
     };
     let postkasse_blobs = store::BlobStore::memory();
