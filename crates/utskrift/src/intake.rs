@@ -45,10 +45,6 @@ enum IntakeError {
     Store(#[from] store::StoreError),
 }
 
-/// Attempts before a token signed with an unknown key is refused: the JWKS cache refetches at
-/// most every few seconds, and the backoff between attempts outgrows that.
-const UNKNOWN_KEY_ATTEMPTS: u32 = 5;
-
 /// Examinations of one letter before it is refused as a poison pill.
 const MAX_EXAMINATIONS: i64 = 3;
 
@@ -189,10 +185,10 @@ fn issues(errors: &[dpi::Issue]) -> String {
 
 /// Why an embedded token did not verify.
 enum TokenCheck {
+    /// Not Maskinporten's: a bad signature or issuer, or a key missing from a key set
+    /// fetched after the check began (the JWKS cache fetches again for an unknown key, so a
+    /// freshly rotated key is found, and no retry is needed to see it).
     Invalid(String),
-    /// Signed with a key Maskinporten does not publish (yet): forged, or a key rotation
-    /// this side has not seen; retried a few times before it counts as invalid.
-    UnknownKey(String),
     /// Maskinporten's keys could not be fetched: try again later.
     Unavailable(String),
 }
@@ -212,7 +208,7 @@ async fn verify_embedded(
     let key = match v.jwt_verifier().jwks().key(kid).await {
         Ok(k) => k,
         Err(e @ clients::jwks::JwksError::UnknownKid(_)) => {
-            return Err(TokenCheck::UnknownKey(format!("maskinportentoken: {e}")));
+            return Err(TokenCheck::Invalid(format!("maskinportentoken: {e}")));
         }
         Err(e) => return Err(TokenCheck::Unavailable(e.to_string())),
     };
@@ -268,10 +264,7 @@ async fn process(state: AppState, job: Job) -> Result<(), IntakeError> {
     let now = OffsetDateTime::now_utc();
     let outcome = match check_token_first(&state, &letter.forretningsmelding).await {
         Err(TokenCheck::Unavailable(e)) => return Err(IntakeError::Retry(e)),
-        Err(TokenCheck::UnknownKey(e)) if job.attempts < UNKNOWN_KEY_ATTEMPTS => {
-            return Err(IntakeError::Retry(e));
-        }
-        Err(TokenCheck::Invalid(reason) | TokenCheck::UnknownKey(reason)) => Err(reason),
+        Err(TokenCheck::Invalid(reason)) => Err(reason),
         Ok(()) => {
             // A letter whose examination keeps killing the process (say, a PDF that overflows
             // the parser's stack) would otherwise be taken over and retried forever.
