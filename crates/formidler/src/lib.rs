@@ -167,14 +167,6 @@ pub fn router(state: AppState) -> Router {
             "/dpi/receipts",
             post(api::receive_receipt).layer(DefaultBodyLimit::max(256 * 1024)),
         )
-        // After the routes: it applies to those already added. axum's own 405 has no body.
-        .method_not_allowed_fallback(|| async {
-            web::Problem::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "Method not allowed",
-            )
-        })
         .with_state(state)
 }
 

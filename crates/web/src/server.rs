@@ -70,6 +70,7 @@ pub fn app(roles: Vec<(String, Router)>, options: AppOptions) -> Router {
         .route("/metrics", get(metrics_endpoint))
         .fallback(|| async { Problem::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(options.default_body_limit))
+        .layer(middleware::from_fn(problem_for_bare_405))
         .layer(middleware::from_fn(record_metrics))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -90,6 +91,28 @@ pub fn app(roles: Vec<(String, Router)>, options: AppOptions) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// axum answers a known path with the wrong method by an empty 405 (`fallback` does not
+/// cover it, and `method_not_allowed_fallback` only covers the routes of the router it is set
+/// on): give every role the problem+json every other error has, keeping the `Allow` header.
+async fn problem_for_bare_405(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED
+        || res.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return res;
+    }
+    let mut problem = Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed",
+    )
+    .into_response();
+    if let Some(allow) = res.headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    problem
 }
 
 async fn readyz(State(checks): State<Arc<Vec<(String, ReadinessCheck)>>>) -> Response {

@@ -100,6 +100,14 @@ async fn roles_are_nested_and_errors_are_problem_json() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["code"], "not_found");
 
+    // A known path with the wrong method: problem+json too, with the methods it takes.
+    let r = c.delete(format!("{base}/demo/echo")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "method_not_allowed");
+
     let r = c.get(format!("{base}/demo/panic")).send().await.unwrap();
     assert_eq!(r.status(), 500);
     let body: serde_json::Value = r.json().await.unwrap();
