@@ -123,13 +123,13 @@ impl JwtVerifier {
             .get("exp")
             .and_then(Value::as_i64)
             .ok_or(VerifyError::Claim("exp"))?;
-        if exp + self.leeway_secs <= now {
+        if exp.saturating_add(self.leeway_secs) <= now {
             return Err(VerifyError::Expired);
         }
         for name in ["nbf", "iat"] {
             if let Some(t) = claims.get(name) {
                 let t = t.as_i64().ok_or(VerifyError::Claim(name))?;
-                if t - self.leeway_secs > now {
+                if t.saturating_sub(self.leeway_secs) > now {
                     return Err(VerifyError::NotYetValid);
                 }
             }

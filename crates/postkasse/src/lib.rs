@@ -4,7 +4,8 @@
 //!
 //! - Intake (`POST /<slug>/dpi/inbound`, docs/CHAIN.md hop 3): the access point's multipart
 //!   letter is processed in the request — corner-4 validation (§3.6 a–e via
-//!   [`dpi::letter::open_letter`], the embedded Maskinporten token verified with the
+//!   [`dpi::letter::open_letter_as`], the CMS naming the tenant's certificate; the embedded
+//!   Maskinporten token verified with the
 //!   [`TokenVerifier`]), decryption, the documents stored — and the letter for the citizen
 //!   behind `postkasseadresse` and a signed `leveringskvittering` or `feil` (KLIENT) with its
 //!   delivery job are recorded in one transaction before `202`; a crash before the commit
