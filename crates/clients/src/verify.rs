@@ -31,6 +31,8 @@ pub enum VerifyError {
     Issuer,
     #[error("token is for another audience")]
     Audience,
+    #[error("token is not an access token (typ at+jwt)")]
+    NotAccessToken,
     #[error("token has expired")]
     Expired,
     #[error("token is not valid yet")]
@@ -52,6 +54,7 @@ impl VerifyError {
             VerifyError::Signature => "invalid_signature",
             VerifyError::Issuer => "wrong_issuer",
             VerifyError::Audience => "wrong_audience",
+            VerifyError::NotAccessToken => "not_an_access_token",
             VerifyError::Expired => "token_expired",
             VerifyError::NotYetValid => "token_not_yet_valid",
             VerifyError::Claim(_) => "missing_claim",
@@ -79,6 +82,7 @@ impl VerifyError {
 pub struct JwtVerifier {
     issuer: String,
     audience: Option<String>,
+    access_tokens_only: bool,
     jwks: JwksCache,
     /// Allowed clock skew in seconds for `exp`, `nbf` and `iat`.
     pub leeway_secs: i64,
@@ -91,9 +95,18 @@ impl JwtVerifier {
         Self {
             issuer: issuer.into(),
             audience,
+            access_tokens_only: false,
             jwks,
             leeway_secs: 5,
         }
+    }
+
+    /// Accept only access tokens (header `typ` `at+jwt`, RFC 9068 §2.1): an ID token or other
+    /// JWT of the same issuer is refused as [`VerifyError::NotAccessToken`], checked before
+    /// the audience.
+    pub fn access_tokens_only(mut self) -> Self {
+        self.access_tokens_only = true;
+        self
     }
 
     pub fn issuer(&self) -> &str {
@@ -114,6 +127,10 @@ impl JwtVerifier {
         if !d.verify(&key).unwrap_or(false) {
             return Err(VerifyError::Signature);
         }
+        let access_token = matches!(
+            d.typ().map(str::to_ascii_lowercase).as_deref(),
+            Some("at+jwt" | "application/at+jwt")
+        );
         let claims = d.claims;
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(VerifyError::Issuer);
@@ -133,6 +150,9 @@ impl JwtVerifier {
                     return Err(VerifyError::NotYetValid);
                 }
             }
+        }
+        if self.access_tokens_only && !access_token {
+            return Err(VerifyError::NotAccessToken);
         }
         if let Some(aud) = &self.audience {
             let ok = match claims.get("aud") {
