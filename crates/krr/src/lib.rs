@@ -4,15 +4,18 @@
 //!   token; answers in request order, fields filtered by the token's scopes, reservation
 //!   always returned.
 //! - `GET /rest/v2/printsertifikat`: the print provider's orgnr and certificate.
-//! - `GET /rest/v1/person`: the logged-in citizen's own entry, ID-porten access token; with
-//!   `Accept: application/jose` the answer is a compact JWS (RS256, `x5c` of KRR's
+//! - `GET /rest/v1/person`: the logged-in citizen's own entry, with an ID-porten access token
+//!   issued for this API (header `typ` `at+jwt`, `aud` = [`Config::idporten_audience`], by
+//!   default `<public url>/rest/v1`, which the client asks ID-porten for as `resource`,
+//!   RFC 8707); with `Accept: application/jose` the answer is a compact JWS (RS256, `x5c` of KRR's
 //!   enterprise certificate, Digdir's orgnr) over the same JSON.
 //!
 //! Errors are problem+json with stable codes: `unsupported_media_type` (415),
 //! `payload_too_large` (413), `invalid_request` (400, body not the documented JSON),
 //! `invalid_batch_size` (400, 0 or more than 1000 ids), `invalid_personidentifikator`
 //! (400, with the index), `missing_token`/`malformed_token`/`invalid_signature`/
-//! `wrong_issuer`/`token_expired`/... (401), `insufficient_scope` (403).
+//! `wrong_issuer`/`token_expired`/`not_an_access_token`/`wrong_audience`/... (401),
+//! `insufficient_scope` (403).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
     test,
@@ -77,7 +80,9 @@ pub struct Config {
     pub idporten_issuer: Option<String>,
     /// ID-porten JWKS; default `{issuer}/jwks.json`.
     pub idporten_jwks_uri: Option<String>,
-    /// Required `aud` of ID-porten access tokens; none = not checked.
+    /// Required `aud` of citizens' ID-porten access tokens at `GET /rest/v1/person`: the
+    /// `resource` (RFC 8707) their clients ask ID-porten for, so an ID token's or another
+    /// API's token is refused. Default: the API's base URL, `<public url of the role>/rest/v1`.
     pub idporten_audience: Option<String>,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
@@ -112,6 +117,12 @@ fn sibling(public_url: &url::Url, role: &str) -> String {
         segs.pop_if_empty().pop().push(role);
     }
     u.as_str().trim_end_matches('/').to_owned()
+}
+
+/// Base URL of the citizen API (`GET /rest/v1/person`), the default `aud` of its tokens:
+/// `http://h/x/krr` → `http://h/x/krr/rest/v1`.
+fn citizen_api_base(public_url: &url::Url) -> String {
+    format!("{}/rest/v1", public_url.as_str().trim_end_matches('/'))
 }
 
 struct AppState {
@@ -162,11 +173,18 @@ pub async fn router(cfg: &Config, env: &web::RoleEnv) -> anyhow::Result<Router> 
         .idporten_jwks_uri
         .clone()
         .unwrap_or_else(|| format!("{}/jwks.json", idp_issuer.trim_end_matches('/')));
+    // Signed by ID-porten is not enough: an ID token, or an access token issued for another
+    // API, in the hands of that client or API must not read the citizen's entry here.
+    let idp_audience = cfg
+        .idporten_audience
+        .clone()
+        .unwrap_or_else(|| citizen_api_base(&env.public_url));
     let idporten = JwtVerifier::new(
         idp_issuer,
         JwksCache::new(idp_jwks, http),
-        cfg.idporten_audience.clone(),
-    );
+        Some(idp_audience),
+    )
+    .access_tokens_only();
     let signer = pki.issue_enterprise(&pki::demo::digdir(), pki::demo::DIGDIR_NAME)?;
     let state = AppState {
         signer,
@@ -410,7 +428,8 @@ async fn print_certificate(State(st): State<Arc<AppState>>, parts: Parts) -> Res
     }
 }
 
-/// The citizen's own entry, with an ID-porten access token carrying `pid` and `krr:user/…`.
+/// The citizen's own entry, with an ID-porten access token for this API carrying `pid` and
+/// `krr:user/…`.
 async fn own_person(State(st): State<Arc<AppState>>, parts: Parts) -> Response {
     let inner = async {
         let token = web::auth::bearer_token(&parts)?;
@@ -478,5 +497,18 @@ mod tests {
             "https://x.example/a/b/idporten"
         );
         assert_eq!(sibling(&u("http://h/"), "idporten"), "http://h/idporten");
+    }
+
+    #[test]
+    fn citizen_api_base_is_under_the_public_url() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert_eq!(
+            citizen_api_base(&u("http://127.0.0.1:8080/krr")),
+            "http://127.0.0.1:8080/krr/rest/v1"
+        );
+        assert_eq!(
+            citizen_api_base(&u("https://x.example/a/krr/")),
+            "https://x.example/a/krr/rest/v1"
+        );
     }
 }

@@ -18,12 +18,18 @@ struct Stand {
     pki: pki::TestPki,
     idporten_key: pki::SigningKey,
     idporten_issuer: String,
+    /// The `aud` citizens' tokens need at `/rest/v1/person` by default.
+    citizen_api: String,
     mp: MaskinportenClient,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
 async fn start() -> Stand {
+    start_with(|_| {}).await
+}
+
+async fn start_with(tweak: impl FnOnce(&mut krr::Config)) -> Stand {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -44,10 +50,11 @@ async fn start() -> Stand {
         pki_dir: pki_dir.clone(),
         ..Default::default()
     };
-    let krr_cfg = krr::Config {
+    let mut krr_cfg = krr::Config {
         pki_dir: pki_dir.clone(),
         ..Default::default()
     };
+    tweak(&mut krr_cfg);
     let mp_router = maskinporten::router(&mp_cfg, &env("maskinporten"))
         .await
         .unwrap();
@@ -82,6 +89,7 @@ async fn start() -> Stand {
     );
     Stand {
         idporten_issuer: format!("{base}/idporten"),
+        citizen_api: format!("{base}/krr/rest/v1"),
         base: format!("{base}/krr"),
         pki,
         idporten_key,
@@ -356,7 +364,8 @@ async fn citizen_reads_own_entry_with_idporten_token() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
-    let good = json!({"iss": s.idporten_issuer, "pid": p.eboks, "scope": "openid krr:user/kontaktinformasjon.read",
+    let good = json!({"iss": s.idporten_issuer, "aud": s.citizen_api, "pid": p.eboks,
+                      "scope": "openid krr:user/kontaktinformasjon.read",
                       "iat": now, "exp": now + 120, "acr": "idporten-loa-substantial"});
     let (status, body) = get(token(good.clone())).await;
     assert_eq!(status, 200, "{body}");
@@ -407,6 +416,98 @@ async fn citizen_reads_own_entry_with_idporten_token() {
     // A Maskinporten token is not an ID-porten token.
     let mp = s.token(KONTAKT).await;
     assert_eq!(get(mp).await.0, 401);
+}
+
+/// Signed by ID-porten is not enough: only an access token (`typ` `at+jwt`) issued for this
+/// API (`aud` = `<public url>/rest/v1` unless configured) reads the citizen's entry.
+#[tokio::test]
+async fn citizen_entry_needs_an_access_token_for_this_api() {
+    let s = start().await;
+    let p = krr::default_pids();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let get = |t: String| {
+        let http = s.http.clone();
+        let url = format!("{}/rest/v1/person", s.base);
+        async move {
+            let r = http.get(url).bearer_auth(t).send().await.unwrap();
+            let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+            (r.status().as_u16(), ct, r.json::<Value>().await.unwrap())
+        }
+    };
+    let refused = |res: (u16, String, Value), code: &str| {
+        assert_eq!(res.0, 401, "{res:?}");
+        assert_eq!(res.1, "application/problem+json", "{res:?}");
+        assert_eq!(res.2["code"], code, "{res:?}");
+    };
+    let good = json!({"iss": s.idporten_issuer, "aud": s.citizen_api, "pid": p.eboks,
+                      "scope": "openid krr:user/kontaktinformasjon.read",
+                      "iat": now, "exp": now + 120, "acr": "idporten-loa-substantial"});
+    let sign = |claims: &Value, typ: Option<&str>| s.idporten_key.sign_jwt(claims, typ).unwrap();
+
+    let (status, _, body) = get(sign(&good, Some("at+jwt"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["personidentifikator"], p.eboks);
+    // The media-type form of the header (RFC 9068 §4) and `aud` as an array holding ours.
+    assert_eq!(get(sign(&good, Some("application/at+jwt"))).await.0, 200);
+    let mut several = good.clone();
+    several["aud"] = json!(["https://other.example/api", s.citizen_api]);
+    assert_eq!(get(sign(&several, Some("at+jwt"))).await.0, 200);
+
+    // An ID token (typ JWT, or none), even with our audience and KRR scope.
+    refused(get(sign(&good, Some("JWT"))).await, "not_an_access_token");
+    refused(get(sign(&good, None)).await, "not_an_access_token");
+    // Access tokens for another API, for ID-porten itself (no `resource` asked), for the
+    // role's bare URL, or with no `aud` at all.
+    for aud in [
+        json!("https://postkasse.example/postkasse/digipost/api/v1"),
+        json!(s.idporten_issuer),
+        json!(s.base),
+        json!(["https://other.example/api"]),
+        Value::Null,
+    ] {
+        let mut c = good.clone();
+        if aud.is_null() {
+            c.as_object_mut().unwrap().remove("aud");
+        } else {
+            c["aud"] = aud;
+        }
+        refused(get(sign(&c, Some("at+jwt"))).await, "wrong_audience");
+    }
+}
+
+#[tokio::test]
+async fn configured_idporten_audience_replaces_the_default() {
+    let aud = "https://krr.example.no/citizen";
+    let s = start_with(|c| c.idporten_audience = Some(aud.into())).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token_typ = |aud: &str, typ: Option<&str>| {
+        let claims = json!({"iss": s.idporten_issuer, "aud": aud, "pid": krr::default_pids().eboks,
+                            "scope": "krr:user/kontaktinformasjon.read", "iat": now, "exp": now + 120});
+        s.idporten_key.sign_jwt(&claims, typ).unwrap()
+    };
+    let token = |aud: &str| token_typ(aud, Some("at+jwt"));
+    let get = |t: String| {
+        let http = s.http.clone();
+        let url = format!("{}/rest/v1/person", s.base);
+        async move {
+            let r = http.get(url).bearer_auth(t).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(get(token(aud)).await.0, 200);
+    let (status, body) = get(token(&s.citizen_api)).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "wrong_audience");
+    // A configured audience still takes only access tokens.
+    let (status, body) = get(token_typ(aud, Some("JWT"))).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "not_an_access_token");
 }
 
 #[tokio::test]

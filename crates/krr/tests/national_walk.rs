@@ -1,7 +1,8 @@
 //! All three stand-ins on one loopback listener with their generated default fixtures, as
 //! `samspill serve --roles idporten,maskinporten,krr` runs them: a citizen logs in through
-//! ID-porten and reads their own KRR entry; an organization gets a Maskinporten token and
-//! looks the same citizen up.
+//! ID-porten and reads their own KRR entry with an access token asked for KRR (RFC 8707
+//! `resource`), which an ID token or an access token for another API cannot; an organization
+//! gets a Maskinporten token and looks the same citizen up.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use clients::maskinporten::{GrantKey, MaskinportenClient, MaskinportenConfig};
@@ -62,6 +63,9 @@ async fn citizen_and_organization_read_krr_through_the_stand_ins() {
     let verifier = URL_SAFE_NO_PAD.encode(v);
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let redirect_uri = format!("{origin}/minside/auth/callback");
+    // The KRR role's default audience for citizens' tokens, and another API this client uses.
+    let krr_api = format!("{origin}/krr/rest/v1");
+    let other_api = format!("{origin}/postkasse/digipost/api/v1");
     let r = browser
         .get(format!("{origin}/idporten/authorize"))
         .query(&[
@@ -74,6 +78,8 @@ async fn citizen_and_organization_read_krr_through_the_stand_ins() {
             ("code_challenge", &challenge),
             ("code_challenge_method", "S256"),
             ("acr_values", "idporten-loa-substantial"),
+            ("resource", &krr_api),
+            ("resource", &other_api),
         ])
         .send()
         .await
@@ -113,6 +119,7 @@ async fn citizen_and_organization_read_krr_through_the_stand_ins() {
             ("code", code.as_str()),
             ("redirect_uri", redirect_uri.as_str()),
             ("code_verifier", verifier.as_str()),
+            ("resource", krr_api.as_str()),
         ])
         .send()
         .await
@@ -139,15 +146,43 @@ async fn citizen_and_organization_read_krr_through_the_stand_ins() {
         me.get("digital_post").is_none(),
         "scope krr:user/digitalpost.read was not granted"
     );
-    // The ID token is not accepted where an access token with KRR scope is needed.
-    let id_token = tok["id_token"].as_str().unwrap();
-    let r = api
-        .get(format!("{origin}/krr/rest/v1/person"))
-        .bearer_auth(id_token)
+    // Neither the ID token nor the same grant's access token for the other API reads it.
+    let refused = |token: String, code: &'static str| {
+        let api = api.clone();
+        let url = format!("{origin}/krr/rest/v1/person");
+        async move {
+            let r = api.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(r.status(), 401);
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["code"], code, "{body}");
+        }
+    };
+    refused(
+        tok["id_token"].as_str().unwrap().into(),
+        "not_an_access_token",
+    )
+    .await;
+    let other: Value = api
+        .post(format!("{origin}/idporten/token"))
+        .basic_auth(
+            "samspill-minside",
+            Some("samspill-minside-secret-change-me"),
+        )
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tok["refresh_token"].as_str().unwrap()),
+            ("resource", other_api.as_str()),
+        ])
         .send()
         .await
+        .unwrap()
+        .json()
+        .await
         .unwrap();
-    assert_eq!(r.status(), 403);
+    let other_at = other["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{other}"));
+    refused(other_at.into(), "wrong_audience").await;
 
     // Organization: Maskinporten token with the default kommune client, then a lookup.
     let pki = pki::TestPki::load_or_init(dir.path().join("pki")).unwrap();
