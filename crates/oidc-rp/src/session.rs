@@ -25,7 +25,9 @@ pub struct Session {
     pub name: Option<String>,
     /// Kept for `id_token_hint` at logout.
     pub id_token: String,
-    /// The latest access token for calling APIs as the citizen (e.g. KRR's `/rest/v1/person`).
+    /// The latest access token for calling APIs as the citizen. Without a `resource` in the
+    /// request its `aud` is ID-porten's default, which APIs that check their own audience
+    /// (KRR's `/rest/v1/person`, the mailbox API) refuse.
     #[serde(default)]
     pub access_token: Option<String>,
     #[serde(default)]

@@ -322,7 +322,8 @@ impl Deps {
             .clone()
             .unwrap_or_else(|| format!("{}/jwks.json", idp_issuer.trim_end_matches('/')));
         // The audience differs per tenant; `api::Citizen` checks it.
-        let citizen_verifier = JwtVerifier::new(idp_issuer, JwksCache::new(idp_jwks, http), None);
+        let citizen_verifier =
+            JwtVerifier::new(idp_issuer, JwksCache::new(idp_jwks, http), None).access_tokens_only();
         let mut anchors = dpi::trust::TrustAnchors::none();
         if cfg.trust_anchors.is_empty() {
             anchors = dpi::trust::TrustAnchors::new(vec![pki.ca_cert().clone()]);
