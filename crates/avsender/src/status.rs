@@ -86,6 +86,16 @@ pub enum Event {
 }
 
 impl Event {
+    pub const ALL: [Event; 7] = [
+        Event::Sent,
+        Event::Mottak,
+        Event::Levering,
+        Event::Aapning,
+        Event::VarslingFeilet,
+        Event::Returpost,
+        Event::Feil,
+    ];
+
     /// The event a receipt type stands for.
     pub fn of_receipt(t: dpi::message::MessageType) -> Option<Event> {
         use dpi::message::MessageType as M;
@@ -135,6 +145,21 @@ pub fn path(from: Status, event: Event) -> Result<Vec<Status>, Impossible> {
     Ok(vec![next(from, event)?])
 }
 
+/// Whether some sequence of events (none included) takes a letter from `from` to `to`.
+pub fn leads_to(from: Status, to: Status) -> bool {
+    let mut seen = vec![from];
+    let mut todo = vec![from];
+    while let Some(s) = todo.pop() {
+        for t in Event::ALL.iter().filter_map(|e| next(s, *e).ok()) {
+            if !seen.contains(&t) {
+                seen.push(t);
+                todo.push(t);
+            }
+        }
+    }
+    seen.contains(&to)
+}
+
 /// Whether the letter will not change any more.
 pub fn is_final(s: Status) -> bool {
     matches!(s, Status::Opened | Status::Returned | Status::Failed)
@@ -180,18 +205,23 @@ mod tests {
         assert!(next(Status::Sent, Event::Sent).is_err());
         // Every final status refuses every event.
         for s in Status::ALL.into_iter().filter(|s| is_final(*s)) {
-            for e in [
-                Event::Sent,
-                Event::Mottak,
-                Event::Levering,
-                Event::Aapning,
-                Event::VarslingFeilet,
-                Event::Returpost,
-                Event::Feil,
-            ] {
+            for e in Event::ALL {
                 assert!(next(s, e).is_err(), "{s} took {e:?}");
             }
         }
+    }
+
+    #[test]
+    fn reachability_follows_the_transitions() {
+        assert!(leads_to(Status::Created, Status::Opened));
+        assert!(leads_to(Status::Sent, Status::Returned));
+        assert!(
+            leads_to(Status::Delivered, Status::Delivered),
+            "in zero steps"
+        );
+        assert!(!leads_to(Status::Delivered, Status::ReceivedByPrint));
+        assert!(!leads_to(Status::Delivered, Status::Failed));
+        assert!(!leads_to(Status::Failed, Status::Sent));
     }
 
     #[test]

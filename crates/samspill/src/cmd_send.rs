@@ -14,7 +14,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::{Context, anyhow};
 use avsender::{
     client::{AvsenderClient, ClientError, letter_from_toml},
-    status::{Event, Status, next},
+    status::{Status, leads_to},
 };
 use serde_json::Value;
 
@@ -85,31 +85,6 @@ enum Progress {
     Pending,
     /// Not there, and it never will be (it failed, or took another branch).
     Never,
-}
-
-const EVENTS: [Event; 7] = [
-    Event::Sent,
-    Event::Mottak,
-    Event::Levering,
-    Event::Aapning,
-    Event::VarslingFeilet,
-    Event::Returpost,
-    Event::Feil,
-];
-
-/// Whether the state machine leads from `from` to `to` (in zero or more steps).
-fn leads_to(from: Status, to: Status) -> bool {
-    let mut seen = vec![from];
-    let mut todo = vec![from];
-    while let Some(s) = todo.pop() {
-        for t in EVENTS.iter().filter_map(|e| next(s, *e).ok()) {
-            if !seen.contains(&t) {
-                seen.push(t);
-                todo.push(t);
-            }
-        }
-    }
-    seen.contains(&to)
 }
 
 /// "At or past": the letter is at `want` or at a status the state machine leads to from
