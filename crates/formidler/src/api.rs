@@ -215,12 +215,7 @@ pub async fn post_message(
             .await
             .map_err(Problem::internal)?;
         if existing.is_none_or(|m| !m.is_same_message(&jws)) {
-            return Err(Problem::new(
-                StatusCode::CONFLICT,
-                "duplicate_message_id",
-                "Message id already used",
-            )
-            .with_detail(format!("the message id {message_id} has been used before")));
+            return Err(Problem::duplicate_message_id(&message_id));
         }
         // A row written by a version that queued the job separately may lack it; the dedup
         // key makes this a no-op otherwise.

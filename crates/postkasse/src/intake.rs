@@ -148,12 +148,5 @@ fn repeat(
         tracing::info!(message_id, "letter delivered again; acknowledged");
         return Ok(StatusCode::OK.into_response());
     }
-    Err(Problem::new(
-        StatusCode::CONFLICT,
-        "duplicate_message_id",
-        "Message id already used",
-    )
-    .with_detail(format!(
-        "another letter with the message id {message_id} was received before"
-    )))
+    Err(Problem::duplicate_message_id(message_id))
 }

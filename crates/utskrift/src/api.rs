@@ -134,12 +134,5 @@ fn repeat(
         message_id,
         "another letter under a used message id; refused"
     );
-    Err(Problem::new(
-        StatusCode::CONFLICT,
-        "duplicate_message_id",
-        "Message id already used",
-    )
-    .with_detail(format!(
-        "another letter with the message id {message_id} was received before"
-    )))
+    Err(Problem::duplicate_message_id(message_id))
 }

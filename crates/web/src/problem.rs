@@ -96,6 +96,19 @@ impl Problem {
         Self::new(StatusCode::FORBIDDEN, code, "Forbidden").with_detail(detail)
     }
 
+    /// Every hop's answer to another letter under a message id it has seen (409), as
+    /// docs/CHAIN.md gives it; the same letter again is acknowledged instead.
+    pub fn duplicate_message_id(message_id: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "duplicate_message_id",
+            "Message id already used",
+        )
+        .with_detail(format!(
+            "another letter with the message id {message_id} was received before"
+        ))
+    }
+
     /// An internal error: the cause is logged, never shown to the client.
     pub fn internal(err: impl fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");
