@@ -3,7 +3,7 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{FromRequest, Multipart, Path, Request, State, multipart::MultipartError},
+    extract::{FromRequest, Multipart, Path, Request, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -11,7 +11,7 @@ use base64::Engine as _;
 use domain::{ConversationId, MessageId};
 use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-use web::Problem;
+use web::{Problem, letter_parts::multipart_problem};
 
 use crate::{
     AppState,
@@ -148,17 +148,6 @@ async fn read_json(state: &AppState, req: Request) -> Result<(LetterRequest, Vec
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((letter, contents))
-}
-
-/// A multipart body that could not be read: 413 when it outgrew the body limit (which may
-/// happen in the middle of a part), 400 otherwise.
-fn multipart_problem(e: MultipartError) -> Problem {
-    let status = e.status();
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        Problem::new(status, "payload_too_large", "Request body too large")
-    } else {
-        Problem::bad_request("invalid_multipart", e.body_text())
-    }
 }
 
 /// Generic over the state only so that tests can call it without a whole service.
