@@ -124,14 +124,9 @@ fn parse_json(bytes: &[u8]) -> Result<LetterRequest, Problem> {
 }
 
 async fn read_json(state: &AppState, req: Request) -> Result<(LetterRequest, Vec<Bytes>), Problem> {
-    let body = Bytes::from_request(req, state).await.map_err(|e| {
-        let status = e.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(status, "payload_too_large", "Request body too large")
-        } else {
-            Problem::bad_request("invalid_body", e.body_text())
-        }
-    })?;
+    let body = Bytes::from_request(req, state)
+        .await
+        .map_err(|e| Problem::from_rejection(e.status(), "invalid_body", e.body_text()))?;
     let letter = parse_json(&body)?;
     let contents = letter
         .documents
@@ -157,7 +152,7 @@ async fn read_multipart<S: Send + Sync>(
 ) -> Result<(LetterRequest, Vec<Bytes>), Problem> {
     let mut mp = Multipart::from_request(req, state)
         .await
-        .map_err(|e| Problem::bad_request("invalid_multipart", e.body_text()))?;
+        .map_err(|e| Problem::from_rejection(e.status(), "invalid_multipart", e.body_text()))?;
     let mut letter = None;
     let mut files: Vec<(String, Bytes)> = Vec::new();
     while let Some(field) = mp.next_field().await.map_err(multipart_problem)? {

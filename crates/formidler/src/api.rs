@@ -38,28 +38,15 @@ fn parse_kanal(k: Option<&str>) -> Result<Option<String>, Problem> {
     }
 }
 
-/// An extractor's rejection as a problem (axum's own answers are text/plain): 413 for a body
-/// over the limit, `code` for what the client sent wrong, 500 for our own faults.
-fn rejected(status: StatusCode, code: &'static str, text: String) -> Problem {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        Problem::new(status, "payload_too_large", "Request body too large").with_detail(text)
-    } else if status.is_server_error() {
-        Problem::internal(text)
-    } else if status == StatusCode::BAD_REQUEST {
-        Problem::bad_request(code, text)
-    } else {
-        Problem::new(status, code, status.canonical_reason().unwrap_or("Refused")).with_detail(text)
-    }
-}
-
 fn query_or_problem<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
     q.map(|Query(q)| q)
-        .map_err(|e| rejected(e.status(), "invalid_query", e.body_text()))
+        .map_err(|e| Problem::from_rejection(e.status(), "invalid_query", e.body_text()))
 }
 
 /// A path id as a message id (`invalid_id` for anything else, also a path axum cannot decode).
 fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
-    let Path(id) = id.map_err(|e| rejected(e.status(), "invalid_id", e.body_text()))?;
+    let Path(id) =
+        id.map_err(|e| Problem::from_rejection(e.status(), "invalid_id", e.body_text()))?;
     Ok(parse_id(&id)?.to_string())
 }
 
@@ -105,8 +92,8 @@ pub async fn post_message(
     principal.require_scope(SCOPE_SEND)?;
     let q = query_or_problem(q)?;
     let kanal = parse_kanal(q.kanal.as_deref())?;
-    let multipart =
-        multipart.map_err(|e| rejected(e.status(), "invalid_multipart", e.body_text()))?;
+    let multipart = multipart
+        .map_err(|e| Problem::from_rejection(e.status(), "invalid_multipart", e.body_text()))?;
     let (jws, cms) = web::letter_parts::read_letter_parts(
         multipart,
         dpi::message::MAX_SBD_BYTES * 2,
@@ -415,7 +402,8 @@ pub async fn receive_receipt(
             "Expected application/jwt",
         ));
     }
-    let body = body.map_err(|e| rejected(e.status(), "invalid_body", e.body_text()))?;
+    let body =
+        body.map_err(|e| Problem::from_rejection(e.status(), "invalid_body", e.body_text()))?;
     let jws = std::str::from_utf8(&body)
         .map_err(|_| Problem::bad_request("invalid_receipt", "not UTF-8"))?
         .trim()

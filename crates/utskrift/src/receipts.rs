@@ -103,8 +103,9 @@ async fn send(state: AppState, job: Job) -> Result<(), SendError> {
     // the later ones up. Waiting in the queue rather than here keeps the worker free.
     let waits_for = predecessors(&row.kind);
     if !waits_for.is_empty() {
-        let pending = repo::pending_receipt_kinds(db, &row.message_id).await?;
-        if let Some(earlier) = waits_for.iter().find(|k| pending.iter().any(|p| p == *k)) {
+        let receipts = repo::receipts_of(db, &row.message_id).await?;
+        let pending = |kind: &str| receipts.iter().any(|(k, st)| k == kind && st == "pending");
+        if let Some(earlier) = waits_for.iter().find(|k| pending(k)) {
             return Err(SendError::Retry(format!(
                 "waiting for the {earlier} of the letter to reach the access point first"
             )));

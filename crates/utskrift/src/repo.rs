@@ -425,16 +425,6 @@ pub async fn receipts_of(db: &Db, message_id: &str) -> StoreResult<Vec<(String, 
         .collect()
 }
 
-/// Kinds of the receipts of a letter not yet handed to the access point (nor refused).
-pub async fn pending_receipt_kinds(db: &Db, message_id: &str) -> StoreResult<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT kind FROM utskrift_receipts WHERE message_id = $1 AND status = 'pending'",
-    )
-    .bind(message_id)
-    .fetch_all(db.pool())
-    .await?)
-}
-
 /// Final state of a receipt: `sent`, or `refused` with the access point's answer.
 pub async fn finish_receipt(
     db: &Db,

@@ -72,10 +72,5 @@ pub async fn read_letter_parts(
 /// A multipart body that could not be read: 413 when it outgrew the body limit (which may
 /// happen in the middle of a part), 400 otherwise.
 pub fn multipart_problem(e: MultipartError) -> Problem {
-    let status = e.status();
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        Problem::new(status, "payload_too_large", "Request body too large")
-    } else {
-        Problem::bad_request("invalid_multipart", e.body_text())
-    }
+    Problem::from_rejection(e.status(), "invalid_multipart", e.body_text())
 }

@@ -96,6 +96,22 @@ impl Problem {
         Self::new(StatusCode::FORBIDDEN, code, "Forbidden").with_detail(detail)
     }
 
+    /// An axum extractor's rejection (or a body it could not read) as a problem, since axum's
+    /// own answers are text/plain: 413 `payload_too_large` for a body over the limit, `code`
+    /// for what the client sent wrong, 500 for our own faults.
+    pub fn from_rejection(status: StatusCode, code: &'static str, text: String) -> Self {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(status, "payload_too_large", "Request body too large").with_detail(text)
+        } else if status.is_server_error() {
+            Self::internal(text)
+        } else if status == StatusCode::BAD_REQUEST {
+            Self::bad_request(code, text)
+        } else {
+            Self::new(status, code, status.canonical_reason().unwrap_or("Refused"))
+                .with_detail(text)
+        }
+    }
+
     /// Every hop's answer to another letter under a message id it has seen (409), as
     /// docs/CHAIN.md gives it; the same letter again is acknowledged instead.
     pub fn duplicate_message_id(message_id: &str) -> Self {
