@@ -154,17 +154,21 @@ impl JwtVerifier {
         if self.access_tokens_only && !access_token {
             return Err(VerifyError::NotAccessToken);
         }
-        if let Some(aud) = &self.audience {
-            let ok = match claims.get("aud") {
-                Some(Value::String(s)) => s == aud,
-                Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(aud.as_str())),
-                _ => false,
-            };
-            if !ok {
-                return Err(VerifyError::Audience);
-            }
+        if let Some(aud) = &self.audience
+            && !has_audience(&claims, aud)
+        {
+            return Err(VerifyError::Audience);
         }
         Ok(claims)
+    }
+}
+
+/// Whether `aud` is `audience` or an array holding it (RFC 7519 §4.1.3).
+pub fn has_audience(claims: &Map<String, Value>, audience: &str) -> bool {
+    match claims.get("aud") {
+        Some(Value::String(a)) => a == audience,
+        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(audience)),
+        _ => false,
     }
 }
 
@@ -260,5 +264,36 @@ impl TokenVerifier for MaskinportenVerifier {
                 e.to_problem()
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audience_is_the_string_or_in_the_array() {
+        let claims = |aud: serde_json::Value| {
+            serde_json::json!({ "aud": aud })
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let api = "https://h/postkasse/digipost/api/v1";
+        assert!(has_audience(&claims(serde_json::json!(api)), api));
+        assert!(has_audience(
+            &claims(serde_json::json!(["https://other/", api])),
+            api
+        ));
+        assert!(!has_audience(
+            &claims(serde_json::json!("https://h/idporten")),
+            api
+        ));
+        assert!(!has_audience(
+            &claims(serde_json::json!(["https://other/"])),
+            api
+        ));
+        assert!(!has_audience(&claims(serde_json::json!(null)), api));
+        assert!(!has_audience(&serde_json::Map::new(), api));
     }
 }

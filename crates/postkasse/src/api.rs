@@ -45,7 +45,7 @@ impl FromRequestParts<TenantState> for Citizen {
             })?;
         // Signed by ID-porten is not enough: an ID token (refused by the verifier, built for
         // access tokens only) or an access token for another API must not open letters here.
-        if !has_audience(&claims, &st.tenant.api_audience) {
+        if !clients::verify::has_audience(&claims, &st.tenant.api_audience) {
             tracing::info!(code = "wrong_audience", "citizen token refused");
             return Err(Problem::unauthorized(
                 "wrong_audience",
@@ -69,15 +69,6 @@ impl FromRequestParts<TenantState> for Citizen {
             },
             loa,
         })
-    }
-}
-
-/// `aud` is `audience` or an array holding it (RFC 7519 §4.1.3).
-fn has_audience(claims: &serde_json::Map<String, serde_json::Value>, audience: &str) -> bool {
-    match claims.get("aud") {
-        Some(serde_json::Value::String(a)) => a == audience,
-        Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(audience)),
-        _ => false,
     }
 }
 
@@ -322,32 +313,6 @@ pub async fn accept_opening_receipt(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn audience_is_the_string_or_in_the_array() {
-        let claims = |aud: serde_json::Value| {
-            serde_json::json!({ "aud": aud })
-                .as_object()
-                .unwrap()
-                .clone()
-        };
-        let api = "https://h/postkasse/digipost/api/v1";
-        assert!(has_audience(&claims(serde_json::json!(api)), api));
-        assert!(has_audience(
-            &claims(serde_json::json!(["https://other/", api])),
-            api
-        ));
-        assert!(!has_audience(
-            &claims(serde_json::json!("https://h/idporten")),
-            api
-        ));
-        assert!(!has_audience(
-            &claims(serde_json::json!(["https://other/"])),
-            api
-        ));
-        assert!(!has_audience(&claims(serde_json::json!(null)), api));
-        assert!(!has_audience(&serde_json::Map::new(), api));
-    }
 
     #[test]
     fn filenames_are_header_safe() {
