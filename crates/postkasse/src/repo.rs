@@ -2,7 +2,10 @@
 //! flags as 0/1 integers). Letter queries always carry the citizen's id in the `WHERE` clause.
 
 use store::blob_release::{self, ReleaseTables};
-use store::{BlobRef, Db, Jobs, NewJob, StoreResult, sqlx, sqlx::Row, sqlx::any::AnyRow};
+use store::{
+    BlobRef, Db, Jobs, NativeReads, NewJob, StoreResult, rusqlite, sqlx, sqlx::Row,
+    sqlx::any::AnyRow,
+};
 use time::OffsetDateTime;
 
 use crate::receipts::RECEIPT_QUEUE;
@@ -763,8 +766,8 @@ const LIST_COLUMNS: &str = "id, sender_orgnr, sender_name, ikkesensitivtittel, t
     sikkerhetsnivaa, aapningskvittering, folder, visible_from, opened_at, receipt_accepted_at, \
     attachments";
 
-/// Decodes through whichever driver read the row (the letter reads run on
-/// [`Db::native_reads`]): every column is TEXT or BIGINT on both backends.
+/// Decodes a row of the letter reads through sqlx's own driver ([`Db::native_reads`] on
+/// PostgreSQL; `list_row_sqlite` is the same for SQLite): every column is TEXT or BIGINT.
 ///
 /// By position in [`LIST_COLUMNS`] (a test holds the two in step): looking each column up by
 /// name was a quarter of decoding an inbox page's rows.
@@ -910,16 +913,68 @@ pub async fn list_letters(
         vals.len()
     ));
     // The inbox page's one query: through the native driver (see `Db::native_reads`).
-    store::on_native_reads!(db, |pool| {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for v in vals {
-            q = match v {
-                Val::S(s) => q.bind(s),
-                Val::I(i) => q.bind(i),
-            };
+    match db.native_reads() {
+        NativeReads::Postgres(pool) => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for v in vals {
+                q = match v {
+                    Val::S(s) => q.bind(s),
+                    Val::I(i) => q.bind(i),
+                };
+            }
+            let rows = q.fetch_all(pool).await?;
+            rows.iter().map(list_row).collect()
         }
-        let rows = q.fetch_all(pool).await?;
-        rows.iter().map(list_row).collect()
+        NativeReads::Sqlite(reads) => {
+            let read = |c: &rusqlite::Connection| {
+                let mut st = c.prepare_cached(&sql)?;
+                bind_all(&mut st, &vals)?;
+                let mut rows = st.raw_query();
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    out.push(list_row_sqlite(r)?);
+                }
+                Ok(out)
+            };
+            // A search walks the citizen's letters; a page is an index seek.
+            if f.search.is_some() {
+                reads.read_blocking(read)
+            } else {
+                reads.read(read)
+            }
+        }
+    }
+}
+
+/// Binds `vals` to `$1, $2, …` (by name: a number may repeat in the statement).
+fn bind_all(st: &mut rusqlite::CachedStatement<'_>, vals: &[Val]) -> rusqlite::Result<()> {
+    for (n, v) in vals.iter().enumerate() {
+        let Some(i) = st.parameter_index(&format!("${}", n + 1))? else {
+            continue;
+        };
+        match v {
+            Val::S(s) => st.raw_bind_parameter(i, s)?,
+            Val::I(x) => st.raw_bind_parameter(i, x)?,
+        }
+    }
+    Ok(())
+}
+
+/// [`list_row`] for a row read by `rusqlite` (same positions).
+fn list_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListRow> {
+    Ok(ListRow {
+        id: r.get(0)?,
+        sender_orgnr: r.get(1)?,
+        sender_name: r.get(2)?,
+        ikkesensitivtittel: r.get(3)?,
+        tittel: r.get(4)?,
+        sikkerhetsnivaa: r.get(5)?,
+        aapningskvittering: r.get::<_, i64>(6)? != 0,
+        folder: r.get(7)?,
+        visible_from: r.get(8)?,
+        opened_at: r.get(9)?,
+        receipt_accepted_at: r.get(10)?,
+        attachments: r.get(11)?,
     })
 }
 
@@ -934,15 +989,35 @@ pub async fn get_letter(
         "SELECT {LETTER_COLUMNS} FROM postkasse_letters \
          WHERE id = $1 AND citizen_id = $2 AND visible_from <= $3"
     );
-    store::on_native_reads!(db, |pool| {
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(letter_id)
-            .bind(citizen_id)
-            .bind(ms(now))
-            .fetch_optional(pool)
-            .await?;
-        row.as_ref().map(letter_row).transpose()
-    })
+    match db.native_reads() {
+        NativeReads::Postgres(pool) => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(letter_id)
+                .bind(citizen_id)
+                .bind(ms(now))
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(letter_row).transpose()
+        }
+        NativeReads::Sqlite(reads) => reads.read(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let mut rows = st.query((letter_id, citizen_id, ms(now)))?;
+            let Some(r) = rows.next()? else {
+                return Ok(None);
+            };
+            // By position in LETTER_COLUMNS, which starts with LIST_COLUMNS (a test says so).
+            Ok(Some(LetterRow {
+                list: list_row_sqlite(r)?,
+                message_id: r.get(12)?,
+                conversation_id: r.get(13)?,
+                avsenderidentifikator: r.get(14)?,
+                spraak: r.get(15)?,
+                lenke: r.get(16)?,
+                received_at: r.get(17)?,
+                binned_at: r.get(18)?,
+            }))
+        }),
+    }
 }
 
 /// A stored letter as the notification scanner needs it.
@@ -1145,8 +1220,9 @@ pub async fn accept_opening_receipt(
 
 #[cfg(test)]
 mod tests {
-    /// `list_row` reads by position: a column added, dropped or moved in `LIST_COLUMNS` must
-    /// be moved in `list_row` too (and here).
+    /// `list_row` and `list_row_sqlite` read by position, and the SQLite read of a letter
+    /// reads `LETTER_COLUMNS`' tail by position: a column added, dropped or moved must be
+    /// moved in those too (and here).
     #[test]
     fn list_columns_are_in_the_order_list_row_reads_them() {
         let columns: Vec<&str> = super::LIST_COLUMNS.split(',').map(str::trim).collect();
@@ -1168,6 +1244,21 @@ mod tests {
             ]
         );
         assert!(super::LETTER_COLUMNS.starts_with(super::LIST_COLUMNS));
+        let tail: Vec<&str> = super::LETTER_COLUMNS.split(',').map(str::trim).collect();
+        assert_eq!(
+            tail.get(12..),
+            Some(
+                &[
+                    "message_id",
+                    "conversation_id",
+                    "avsenderidentifikator",
+                    "spraak",
+                    "lenke",
+                    "received_at",
+                    "binned_at",
+                ][..]
+            )
+        );
     }
 
     /// The inbox page reads only what `postkasse_letters_box` holds (migration

@@ -10,13 +10,13 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor, Postgres, Sqlite};
+use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor, Postgres};
 
 use crate::config::{Backend, DatabaseConfig, sqlite_path};
 use crate::error::StoreResult;
 use crate::pool::Pool;
 use crate::sql::{self, JobSql};
+use crate::sqlite_reads::SqliteReads;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -46,29 +46,17 @@ pub struct Db {
 
 #[derive(Clone)]
 enum NativePool {
-    Sqlite(Arc<Pool<Sqlite>>),
+    Sqlite(Arc<SqliteReads>),
     Postgres(Arc<Pool<Postgres>>),
 }
 
-/// The native-driver pool of [`Db::native_reads`], typed by backend. Match on it (or use
-/// [`crate::on_native_reads!`]) to run one statement through each driver.
+/// The native-driver pool of [`Db::native_reads`], typed by backend: match on it and run the
+/// statement through each driver.
 pub enum NativeReads<'a> {
-    Sqlite(&'a Pool<Sqlite>),
+    /// `rusqlite` on the calling thread.
+    Sqlite(&'a SqliteReads),
+    /// sqlx's own PostgreSQL driver.
     Postgres(&'a Pool<Postgres>),
-}
-
-/// Runs `$body` with `$pool` bound to [`Db::native_reads`]'s pool, the body compiled once per
-/// backend: write the statement and its row decoding once, and each copy is typed by its own
-/// driver. The body's errors must convert into the caller's error type (`sqlx::Error` does
-/// into [`crate::StoreError`]).
-#[macro_export]
-macro_rules! on_native_reads {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db.native_reads() {
-            $crate::NativeReads::Sqlite($pool) => $body,
-            $crate::NativeReads::Postgres($pool) => $body,
-        }
-    };
 }
 
 impl std::fmt::Debug for Db {
@@ -252,14 +240,14 @@ impl Db {
         &self.job_pool
     }
 
-    /// Read-only connections through the backend's own sqlx driver, for the few hot reads
+    /// Read-only connections through the backend's own driver, for the few hot reads
     /// where `Any` costs measurable CPU: it turns every value of a result into an owned
-    /// `AnyValue` and decodes it again. For the inbox page that was 3–5% of the whole
-    /// machine's CPU per page (`scripts/bench-inbox`, both backends); the rest of the
-    /// query's cost is the driver's own. Everything else stays on [`Db::pool`], written once.
-    /// Writes fail here (`query_only` on SQLite, `default_transaction_read_only` on
-    /// PostgreSQL). Connections open on first use; at most `max_connections`, like the main
-    /// pool.
+    /// `AnyValue` and decodes it again (for the inbox page 3–5% of the whole machine's CPU
+    /// per page, `scripts/bench-inbox`, both backends). On PostgreSQL that is sqlx's own
+    /// driver; on SQLite `rusqlite` on the calling thread ([`SqliteReads`] says why).
+    /// Everything else stays on [`Db::pool`], written once. Writes fail here (`query_only`
+    /// on SQLite, `default_transaction_read_only` on PostgreSQL). Connections open on first
+    /// use; at most `max_connections` are kept, like the main pool.
     pub fn native_reads(&self) -> NativeReads<'_> {
         match &self.native {
             NativePool::Sqlite(p) => NativeReads::Sqlite(p),
@@ -287,7 +275,7 @@ impl Db {
         self.pool.close().await;
         self.job_pool.close().await;
         match &self.native {
-            NativePool::Sqlite(p) => p.close().await,
+            NativePool::Sqlite(p) => p.close(),
             NativePool::Postgres(p) => p.close().await,
         }
     }
@@ -320,21 +308,11 @@ fn native_pool(config: &DatabaseConfig, backend: Backend, url: &str) -> StoreRes
     let acquire = Duration::from_millis(config.acquire_timeout_ms);
     let keep = max as usize;
     Ok(match backend {
-        Backend::Sqlite => {
-            let options: SqliteConnectOptions = url.parse()?;
-            let options = options
-                .busy_timeout(Duration::from_millis(config.busy_timeout_ms))
-                .foreign_keys(true)
-                .synchronous(SqliteSynchronous::Normal)
-                .pragma("query_only", "ON");
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max)
-                .min_connections(0)
-                .acquire_timeout(acquire)
-                .test_before_acquire(false)
-                .connect_lazy_with(options);
-            NativePool::Sqlite(Arc::new(Pool::new(pool, keep)))
-        }
+        Backend::Sqlite => NativePool::Sqlite(Arc::new(SqliteReads::new(
+            sqlite_path(url),
+            Duration::from_millis(config.busy_timeout_ms),
+            keep,
+        ))),
         Backend::Postgres => {
             let options: PgConnectOptions = url.parse()?;
             // Sent with the start-up message, so they cost no round trip; the plan setting

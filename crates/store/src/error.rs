@@ -20,6 +20,9 @@ pub enum StoreError {
     /// An error from the database driver.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An error from a read on SQLite's own driver ([`crate::Db::native_reads`]).
+    #[error("database error: {0}")]
+    SqliteRead(rusqlite::Error),
     /// Applying the embedded migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -71,7 +74,7 @@ impl StoreError {
         match self {
             StoreError::Config { .. } => "config_invalid",
             StoreError::UnsupportedUrl(_) => "database_url_unsupported",
-            StoreError::Database(_) => "database_error",
+            StoreError::Database(_) | StoreError::SqliteRead(_) => "database_error",
             StoreError::Migrate(_) => "migration_failed",
             StoreError::InvalidRow { .. } => "database_row_invalid",
             StoreError::Io(_) => "io_error",

@@ -13,7 +13,8 @@
 //! bool), which the portable column rules below live within anyway; the few statements that
 //! must differ are picked per [`Backend`]. `Any` also copies every value of a result once
 //! more; the few reads hot enough for that to matter (the inbox page) run on
-//! [`Db::native_reads`], still one statement, compiled per driver by [`on_native_reads!`].
+//! [`Db::native_reads`]: sqlx's PostgreSQL driver, or `rusqlite` on the calling thread
+//! ([`SqliteReads`]), one statement decoded per driver.
 //!
 //! Portable SQL rules for every crate:
 //! - `$1, $2, …` placeholders (SQLite reads them as numbered parameters; a number may repeat);
@@ -66,6 +67,7 @@ pub mod error;
 pub mod jobs;
 pub mod pool;
 mod sql;
+pub mod sqlite_reads;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod wakeup;
@@ -79,6 +81,9 @@ pub use jobs::{
     Enqueued, FailOutcome, Job, JobState, Jobs, NewJob, RetryPolicy, StateCounts, from_ms, to_ms,
 };
 pub use pool::{Pool, Tx};
+/// The driver of [`SqliteReads`], for callers that read through it.
+pub use rusqlite;
+pub use sqlite_reads::SqliteReads;
 pub use worker::{WorkerOptions, WorkerStats, run_batches_once, run_worker, spawn_workers};
 
 /// Re-exported so other crates use the same `sqlx` (the `Any` driver, `query`, `Row`).
