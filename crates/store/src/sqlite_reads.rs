@@ -12,7 +12,8 @@
 //! thread is busy meanwhile. [`SqliteReads::read_blocking`] is for reads that may scan (a
 //! search), which leave the async thread first. Connections are read-only (`query_only`
 //! and opened read-only), see every committed write of the main pool (WAL), and are kept
-//! for the next read.
+//! for the next read. In WAL mode a reader does not wait for writers or checkpoints; it can
+//! wait (up to `busy_timeout`) only while a connection recovers the WAL after a crash.
 
 use std::sync::Mutex;
 use std::time::Duration;
