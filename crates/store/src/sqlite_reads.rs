@@ -10,8 +10,8 @@
 //!
 //! Only for reads that are short and bounded (an indexed page of rows): the caller's async
 //! thread is busy meanwhile. [`SqliteReads::read_blocking`] is for reads that may scan (a
-//! search), which leave the async thread first. Connections are read-only (`query_only`
-//! and opened read-only), see every committed write of the main pool (WAL), and are kept
+//! search), which leave the async thread first. Connections are read-only (opened read-only
+//! and `query_only`), see every committed write of the main pool (WAL), and are kept
 //! for the next read. In WAL mode a reader does not wait for writers or checkpoints; it can
 //! wait (up to `busy_timeout`) only while a connection recovers the WAL after a crash.
 
@@ -66,6 +66,8 @@ impl SqliteReads {
     }
 
     fn open(&self) -> StoreResult<Connection> {
+        // Read-only twice over (the open and `query_only`); without create, so a wrong path
+        // is an error and not a new empty database.
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -113,5 +115,47 @@ impl SqliteReads {
     /// Drops the kept connections.
     pub(crate) fn close(&self) {
         self.idle().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A WAL database whose last connection closed has no `-wal`/`-shm` files until the
+    /// next connection makes them: the reader must be able to, and still refuse writes.
+    #[test]
+    fn reads_a_wal_database_nobody_else_has_open_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            let mode: String = c
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+            c.execute_batch("CREATE TABLE t (id TEXT); INSERT INTO t VALUES ('a'), ('b');")
+                .unwrap();
+        }
+        assert!(!dir.path().join("db.sqlite-shm").exists());
+        let reads = SqliteReads::new(path.to_str().unwrap(), Duration::from_secs(1), 2);
+        let n: i64 = reads
+            .read(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(n, 2);
+        assert!(reads.read(|c| c.execute("DELETE FROM t", [])).is_err());
+        assert_eq!(reads.kept(), 1);
+        // A missing file is an error, not a new empty database.
+        let missing = SqliteReads::new(
+            dir.path().join("nope.sqlite").to_str().unwrap(),
+            Duration::from_secs(1),
+            2,
+        );
+        assert!(
+            missing
+                .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+                .is_err()
+        );
+        assert!(!dir.path().join("nope.sqlite").exists());
     }
 }
