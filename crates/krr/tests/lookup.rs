@@ -137,6 +137,18 @@ impl Stand {
         assert_eq!(status, 200, "{body}");
         serde_json::from_value(body["personer"].clone()).unwrap()
     }
+    /// `GET /rest/v1/person` with `token`: status, content type and body.
+    async fn person(&self, token: String) -> (u16, String, Value) {
+        let r = self
+            .http
+            .get(format!("{}/rest/v1/person", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        (r.status().as_u16(), ct, r.json().await.unwrap())
+    }
     fn krr_client(&self) -> KrrClient {
         KrrClient::new(
             KrrConfig::new(self.base.clone()),
@@ -305,6 +317,13 @@ async fn every_fixture_case_answers_in_request_order() {
         .unwrap();
 }
 
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 fn many_ids(n: usize) -> Vec<String> {
     let mut out = Vec::new();
     'outer: for year in 0..100u8 {
@@ -351,18 +370,11 @@ async fn client_batches_large_lookups_in_order() {
 async fn citizen_reads_own_entry_with_idporten_token() {
     let s = start().await;
     let p = krr::default_pids();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = now_secs();
     let token = |claims: Value| s.idporten_key.sign_jwt(&claims, Some("at+jwt")).unwrap();
-    let get = |t: String| {
-        let http = s.http.clone();
-        let url = format!("{}/rest/v1/person", s.base);
-        async move {
-            let r = http.get(url).bearer_auth(t).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
+    let get = |t: String| async {
+        let (status, _, body) = s.person(t).await;
+        (status, body)
     };
     let good = json!({"iss": s.idporten_issuer, "aud": s.citizen_api, "pid": p.eboks,
                       "scope": "openid krr:user/kontaktinformasjon.read",
@@ -424,19 +436,8 @@ async fn citizen_reads_own_entry_with_idporten_token() {
 async fn citizen_entry_needs_an_access_token_for_this_api() {
     let s = start().await;
     let p = krr::default_pids();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let get = |t: String| {
-        let http = s.http.clone();
-        let url = format!("{}/rest/v1/person", s.base);
-        async move {
-            let r = http.get(url).bearer_auth(t).send().await.unwrap();
-            let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
-            (r.status().as_u16(), ct, r.json::<Value>().await.unwrap())
-        }
-    };
+    let now = now_secs();
+    let get = |t: String| s.person(t);
     let refused = |res: (u16, String, Value), code: &str| {
         assert_eq!(res.0, 401, "{res:?}");
         assert_eq!(res.1, "application/problem+json", "{res:?}");
@@ -482,23 +483,16 @@ async fn citizen_entry_needs_an_access_token_for_this_api() {
 async fn configured_idporten_audience_replaces_the_default() {
     let aud = "https://krr.example.no/citizen";
     let s = start_with(|c| c.idporten_audience = Some(aud.into())).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = now_secs();
     let token_typ = |aud: &str, typ: Option<&str>| {
         let claims = json!({"iss": s.idporten_issuer, "aud": aud, "pid": krr::default_pids().eboks,
                             "scope": "krr:user/kontaktinformasjon.read", "iat": now, "exp": now + 120});
         s.idporten_key.sign_jwt(&claims, typ).unwrap()
     };
     let token = |aud: &str| token_typ(aud, Some("at+jwt"));
-    let get = |t: String| {
-        let http = s.http.clone();
-        let url = format!("{}/rest/v1/person", s.base);
-        async move {
-            let r = http.get(url).bearer_auth(t).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
+    let get = |t: String| async {
+        let (status, _, body) = s.person(t).await;
+        (status, body)
     };
     assert_eq!(get(token(aud)).await.0, 200);
     let (status, body) = get(token(&s.citizen_api)).await;
@@ -548,10 +542,7 @@ async fn hostile_input_gets_problem_json_never_500() {
     );
     // Expired and future tokens signed with Maskinporten's own key.
     let mp_key = s.pki.signing_key("maskinporten").unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = now_secs();
     let mp_claims = |iat: i64, exp: i64| {
         json!({"iss": format!("{}/", s.base.replace("/krr", "/maskinporten")), "iat": iat, "exp": exp, "scope": KONTAKT,
                "consumer": {"authority": "iso6523-actorid-upis", "ID": format!("0192:{}", defaults::kommune())}})
